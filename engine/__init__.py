@@ -1,0 +1,1 @@
+"""Model loading and all tensor work. Importable without Django (except engine.tasks)."""

@@ -1,0 +1,98 @@
+"""Celery tasks: the one engine module that may import Django, Celery and Channels.
+
+A worker process owns one ModelRegistry, created on the first task (never at import time).
+In the embedded default the same tasks run in a worker thread of the web process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+
+from celery import shared_task
+
+from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
+from engine.tokenization import tokenize
+from engine.types import EngineError
+
+_registry: ModelRegistry | None = None
+_registry_lock = threading.Lock()
+LOADED_KEY = "tokenlens:loaded:{key}"
+LOADED_TTL_SECONDS = 600
+
+
+def _publish_loaded(loaded: LoadedModel) -> None:
+    """Tell the web processes (through the shared cache) that a worker holds this model."""
+    from django.core.cache import cache
+
+    # The cache is advisory: never fail a task because it is unreachable.
+    with contextlib.suppress(Exception):
+        cache.set(
+            LOADED_KEY.format(key=loaded.spec.key),
+            {"info": loaded.info.to_dict(), "worker": f"{socket.gethostname()}:{os.getpid()}"},
+            timeout=LOADED_TTL_SECONDS,
+        )
+
+
+def registry() -> ModelRegistry:
+    """This process's models, created on first use from the Django settings."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                from django.conf import settings
+
+                _registry = ModelRegistry(
+                    build_catalog(settings.TOKENLENS_EXTRA_MODELS),
+                    settings.TOKENLENS_MODEL_CACHE,
+                    settings.TOKENLENS_DEVICE,
+                    on_loaded=_publish_loaded,
+                )
+    return _registry
+
+
+def loaded_model(key: str, progress: Progress | None = None) -> LoadedModel:
+    loaded = registry().get(key, progress)
+    _publish_loaded(loaded)
+    return loaded
+
+
+def compute_tokenization(params: dict, progress: Progress | None = None) -> dict:
+    """Tokenize params["text"] with params["model"]; returns Tokenization.to_dict()."""
+    loaded = loaded_model(params["model"], progress)
+    result = tokenize(
+        loaded.tokenizer,
+        params["text"],
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        system_prompt=params.get("system_prompt") or None,
+        use_chat_template=bool(params.get("use_chat_template")),
+    )
+    return result.to_dict()
+
+
+COMPUTATIONS = {"tokenize": compute_tokenization}
+
+
+def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:
+    """Run one computation; returns {"result": ...} or {"error": {"field", "message"}}."""
+    try:
+        return {"result": COMPUTATIONS[kind](params, progress)}
+    except EngineError as exc:
+        return {"error": exc.to_dict()}
+
+
+@shared_task(name="tokenlens.compute")
+def compute_task(kind: str, params: dict) -> dict:
+    """Synchronous API calls: the web process waits for this result."""
+    return compute(kind, params)
+
+
+@shared_task(name="tokenlens.run_job")
+def run_job_task(job_id: str) -> None:
+    """Page work: progress and the result are written to the Job row and pushed to the page."""
+    from inspector.jobs import run_job
+
+    run_job(job_id)

@@ -1,0 +1,133 @@
+"""Tokenize text the way the model reads it, with the exact bytes of every token.
+
+Byte-level BPE (GPT-2, Llama 3, SmolLM2) spells bytes as printable stand-in characters, and
+SentencePiece with byte fallback (Gemma) spells them as <0xNN>; both are mapped back to raw bytes
+so a character split over several tokens is shown as its bytes, never as a replacement character.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from functools import lru_cache
+
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+from engine.types import InputError, Tokenization, TokenPiece
+
+_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+_UNICODE_TO_BYTE = {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+def _decoder_types(tokenizer) -> frozenset[str]:
+    """The decoder stages of a fast tokenizer ("ByteLevel", "ByteFallback", "Replace", ...)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return frozenset()
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "type" in node:
+                found.add(node["type"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(backend.to_str()).get("decoder"))
+    return frozenset(found)
+
+
+@lru_cache(maxsize=8)
+def _special_ids(tokenizer) -> frozenset[int]:
+    ids = set(tokenizer.all_special_ids)
+    for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(added, "special", False):
+            ids.add(int(token_id))
+    return frozenset(ids)
+
+
+def piece_bytes(tokenizer, piece: str, decoders: frozenset[str]) -> bytes:
+    """The raw bytes a vocabulary piece stands for."""
+    match = _BYTE_FALLBACK.match(piece)
+    if match and "ByteFallback" in decoders:
+        return bytes([int(match.group(1), 16)])
+    if "ByteLevel" in decoders and all(char in _UNICODE_TO_BYTE for char in piece):
+        return bytes(_UNICODE_TO_BYTE[char] for char in piece)
+    if "Replace" in decoders or "Metaspace" in decoders:
+        return piece.replace("\u2581", " ").encode("utf-8")
+    return tokenizer.convert_tokens_to_string([piece]).encode("utf-8")
+
+
+def _escape_bytes(error: UnicodeDecodeError) -> tuple[str, int]:
+    stray = error.object[error.start : error.end]
+    return "".join(f"<0x{byte:02X}>" for byte in stray), error.end
+
+
+codecs.register_error("tokenlens_bytes", _escape_bytes)
+
+
+def describe_bytes(raw: bytes) -> tuple[str, bool]:
+    """(text, partial): the decoded text, with <0xNN> escapes for bytes of a split character."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="tokenlens_bytes"), True
+
+
+def render_chat(tokenizer, text: str, system_prompt: str | None) -> str:
+    """The text the model really reads in chat mode: system + user turn + generation prompt."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(
+            "This model has no chat template (it is a base model); turn the chat template off",
+            field="use_chat_template",
+        )
+    messages = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    messages.append({"role": "user", "content": text})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def tokenize(
+    tokenizer,
+    text: str,
+    *,
+    model_key: str,
+    context_length: int,
+    system_prompt: str | None = None,
+    use_chat_template: bool = False,
+) -> Tokenization:
+    """Cut `text` into the model's tokens (with the chat template when asked).
+
+    Raises InputError for empty text, a missing chat template, or more tokens than the
+    model's context window (`context_length`).
+    """
+    if not text or not text.strip():
+        raise InputError("Type some text to tokenize", field="text")
+    source = render_chat(tokenizer, text, system_prompt) if use_chat_template else text
+    encoded = tokenizer(
+        source, return_offsets_mapping=True, add_special_tokens=not use_chat_template
+    )
+    ids: list[int] = encoded["input_ids"]
+    if context_length and len(ids) > context_length:
+        raise InputError(
+            f"The text is {len(ids):,} tokens long; this model reads at most "
+            f"{context_length:,} tokens",
+            field="text",
+        )
+    decoders = _decoder_types(tokenizer)
+    specials = _special_ids(tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    tokens = []
+    for token_id, piece, (start, end) in zip(ids, pieces, encoded["offset_mapping"], strict=True):
+        if token_id in specials:
+            tokens.append(TokenPiece(token_id, piece, start, end, True, False, ()))
+            continue
+        raw = piece_bytes(tokenizer, piece, decoders)
+        decoded, partial = describe_bytes(raw)
+        tokens.append(TokenPiece(token_id, decoded, start, end, False, partial, tuple(raw)))
+    return Tokenization(model_key, source, use_chat_template, tuple(tokens))

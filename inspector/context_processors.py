@@ -1,0 +1,6 @@
+from inspector import services
+
+
+def service_status(request):
+    """Lets base.html show a banner when the configured Redis is down."""
+    return {"redis_status": services.redis_status()}

@@ -1,0 +1,37 @@
+"""Running a Job in the worker: claim it, report progress, store the outcome, tell the page."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import close_old_connections
+
+from engine.tasks import compute
+from inspector import broadcast
+from inspector.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(job_id: str) -> None:
+    close_old_connections()
+    try:
+        job = Job.objects.get(pk=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Job %s vanished before a worker took it", job_id)
+        return
+    if not job.claim():
+        return
+
+    def progress(stage: str) -> None:
+        job.set_stage(stage)
+        broadcast.job_updated(job.page_id, job.pk)
+
+    try:
+        outcome = compute(job.kind, job.params, progress)
+    except Exception as exc:  # a page must never wait on a crashed job
+        logger.exception("Job %s crashed", job_id)
+        outcome = {"error": {"field": "", "message": f"The computation failed: {exc}"}}
+    job.finish(outcome)
+    broadcast.job_updated(job.page_id, job.pk)
+    close_old_connections()

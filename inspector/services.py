@@ -1,0 +1,172 @@
+"""Use-cases shared by the pages, the API and the websocket consumer.
+
+Work that needs a model goes to a worker: a Celery worker when TOKENLENS_REDIS_URL is set, else
+a single worker thread of this process (the embedded default), which, like a solo Celery worker,
+runs one computation at a time and keeps the models it loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import lru_cache
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from kombu.exceptions import OperationalError
+
+from engine.loading import build_catalog, inspect_prepared, is_prepared
+from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
+from engine.types import ModelSpec
+from inspector import broadcast
+from inspector.models import Job
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """A request that cannot be served; `field` and `message` are shown to the person."""
+
+    def __init__(self, message: str, field: str = "non_field_errors", status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@lru_cache(maxsize=1)
+def _in_process_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenlens-worker")
+
+
+def catalog() -> dict[str, ModelSpec]:
+    return build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(key, spec.label) for key, spec in catalog().items()]
+
+
+def _loaded_state(key: str) -> dict | None:
+    try:
+        return cache.get(LOADED_KEY.format(key=key))
+    except Exception:  # Redis down: "loaded" is unknown, the page still works
+        return None
+
+
+@lru_cache(maxsize=16)
+def _prepared_info(spec: ModelSpec, cache_root: str) -> dict | None:
+    info = inspect_prepared(spec, cache_root)
+    return info.to_dict() if info else None
+
+
+def catalog_entries() -> list[dict]:
+    """Every catalog model with what is known about it without loading it here."""
+    entries = []
+    for key, spec in catalog().items():
+        loaded = _loaded_state(key)
+        prepared = is_prepared(spec, settings.TOKENLENS_MODEL_CACHE)
+        info = (loaded or {}).get("info") or (
+            _prepared_info(spec, str(settings.TOKENLENS_MODEL_CACHE)) if prepared else None
+        )
+        entries.append(
+            {
+                "key": key,
+                "label": spec.label,
+                "source": spec.source,
+                "location": spec.location,
+                "description": spec.description,
+                "prepared": prepared,
+                "loaded": loaded is not None,
+                **{name: value for name, value in (info or {}).items() if name not in ("key",)},
+            }
+        )
+    return entries
+
+
+def _send(task, args: list) -> None:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        task.apply(args=args)
+    elif settings.TOKENLENS_TASKS_IN_PROCESS:
+        _in_process_executor().submit(task.apply, args=args)
+    else:
+        task.apply_async(args=args, retry=False)
+
+
+def _dispatch_job(job: Job) -> None:
+    try:
+        _send(run_job_task, [str(job.pk)])
+    except Exception as exc:  # broker down: say so instead of spinning forever
+        logger.warning("Could not queue job %s: %s", job.pk, exc)
+        job.fail(
+            "The task queue (Redis) is unreachable, so no worker can compute this. "
+            "Start Redis and a worker (`make worker`), then try again."
+        )
+        broadcast.job_updated(job.page_id, job.pk)
+
+
+def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -> Job:
+    """Save a Job and queue it once the row is committed; the page follows its progress."""
+    job = Job.objects.create(
+        kind=kind,
+        model_key=params.get("model", ""),
+        params=params,
+        page_id=page_id,
+        session_key=session_key or "",
+        stage="Waiting for a worker",
+    )
+    transaction.on_commit(lambda: _dispatch_job(job))
+    return job
+
+
+def compute_now(kind: str, params: dict) -> dict:
+    """Run a computation in the worker and wait for it (the synchronous API)."""
+    timeout = settings.TOKENLENS_TASK_TIMEOUT
+    try:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            outcome = compute(kind, params)
+        elif settings.TOKENLENS_TASKS_IN_PROCESS:
+            outcome = _in_process_executor().submit(compute, kind, params).result(timeout)
+        else:
+            outcome = compute_task.apply_async(args=[kind, params], retry=False).get(
+                timeout=timeout
+            )
+    except (FutureTimeout, CeleryTimeout) as exc:
+        raise ServiceError(
+            f"No worker answered within {timeout} s; is a worker running (`make worker`)?",
+            status=503,
+        ) from exc
+    except OperationalError as exc:
+        raise ServiceError(f"The task queue (Redis) is unreachable: {exc}", status=503) from exc
+    if "error" in outcome:
+        raise ServiceError(outcome["error"]["message"], field=outcome["error"]["field"])
+    return outcome["result"]
+
+
+_redis_status_cache: dict[str, tuple[float, str]] = {}
+
+
+def redis_status() -> str:
+    """ "off" (embedded default), "ok", or "down"; checked at most every 3 seconds."""
+    url = settings.TOKENLENS_REDIS_URL
+    if not url:
+        return "off"
+    checked_at, status = _redis_status_cache.get(url, (0.0, ""))
+    if time.monotonic() - checked_at < 3:
+        return status
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+        status = "ok"
+    except redis.RedisError:
+        status = "down"
+    _redis_status_cache[url] = (time.monotonic(), status)
+    return status

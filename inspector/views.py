@@ -1,0 +1,84 @@
+import uuid
+
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from inspector import services
+from inspector.forms import TokenizeForm
+from inspector.models import Job
+
+HOME = "inspector/home.html"
+
+
+def _session_key(request: HttpRequest) -> str:
+    if not request.session.session_key:
+        request.session.save()
+    return request.session.session_key
+
+
+def _get_job_for_session(request: HttpRequest, job_id) -> Job:
+    try:
+        return Job.objects.get(pk=job_id, session_key=_session_key(request))
+    except Job.DoesNotExist:
+        raise Http404("No such job in this browser session") from None
+
+
+def _page(request: HttpRequest, form: TokenizeForm, job: Job | None = None, status: int = 200):
+    page_id = form["page_id"].value() or uuid.uuid4()
+    context = {
+        "form": form,
+        "job": job,
+        "page_id": page_id,
+        "models": services.catalog_entries(),
+    }
+    return render(request, HOME, context, status=status)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    _session_key(request)
+    return _page(request, TokenizeForm(initial={"page_id": uuid.uuid4()}))
+
+
+@require_POST
+def tokenize(request: HttpRequest) -> HttpResponse:
+    form = TokenizeForm(request.POST)
+    if not form.is_valid():
+        if request.htmx:
+            return render(request, f"{HOME}#tokenize-form", {"form": form}, status=422)
+        return _page(request, form, status=400)
+    job = services.start_job(
+        "tokenize",
+        form.job_params(),
+        page_id=form.cleaned_data["page_id"],
+        session_key=_session_key(request),
+    )
+    if request.htmx:
+        return render(request, f"{HOME}#job-status", {"job": job})
+    return redirect("job", job_id=job.pk)
+
+
+@require_GET
+def job_detail(request: HttpRequest, job_id) -> HttpResponse:
+    job = _get_job_for_session(request, job_id)
+    if request.htmx:
+        return render(request, f"{HOME}#job-status", {"job": job})
+    form = TokenizeForm(initial={**job.params, "page_id": uuid.uuid4()})
+    return _page(request, form, job=job)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    try:
+        connection.ensure_connection()
+        database = "ok"
+    except Exception:
+        database = "down"
+    redis = services.redis_status()
+    healthy = database == "ok" and redis != "down"
+    return JsonResponse(
+        {"database": database, "redis": redis, "status": "ok" if healthy else "degraded"},
+        status=200 if healthy else 503,
+    )
