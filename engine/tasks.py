@@ -39,17 +39,18 @@ def _publish_loaded(loaded: LoadedModel) -> None:
 def registry() -> ModelRegistry:
     """This process's models, created on first use from the Django settings."""
     global _registry
-    if _registry is None:
-        with _registry_lock:
-            if _registry is None:
-                from django.conf import settings
+    from django.conf import settings
 
-                _registry = ModelRegistry(
-                    build_catalog(settings.TOKENLENS_EXTRA_MODELS),
-                    settings.TOKENLENS_MODEL_CACHE,
-                    settings.TOKENLENS_DEVICE,
-                    on_loaded=_publish_loaded,
-                )
+    catalog = build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+    with _registry_lock:
+        if _registry is None:
+            _registry = ModelRegistry(
+                catalog,
+                settings.TOKENLENS_MODEL_CACHE,
+                settings.TOKENLENS_DEVICE,
+                on_loaded=_publish_loaded,
+            )
+        _registry.catalog = catalog  # models added to the catalog since start-up
     return _registry
 
 

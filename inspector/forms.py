@@ -6,7 +6,7 @@ from inspector import services
 
 class TokenizeForm(forms.Form):
     model = forms.ChoiceField(
-        error_messages={"invalid_choice": "Unknown model %(value)s: choose one from the list"}
+        error_messages={"invalid_choice": "Unknown model %(value)r: choose one from the list"}
     )
     text = forms.CharField(
         strip=False,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import close_old_connections
-
 from engine.tasks import compute
 from inspector import broadcast
 from inspector.models import Job
@@ -14,7 +12,6 @@ logger = logging.getLogger(__name__)
 
 
 def run_job(job_id: str) -> None:
-    close_old_connections()
     try:
         job = Job.objects.get(pk=job_id)
     except Job.DoesNotExist:
@@ -34,4 +31,3 @@ def run_job(job_id: str) -> None:
         outcome = {"error": {"field": "", "message": f"The computation failed: {exc}"}}
     job.finish(outcome)
     broadcast.job_updated(job.page_id, job.pk)
-    close_old_connections()

@@ -15,6 +15,10 @@ class TokenizeRequestSerializer(serializers.Serializer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = services.model_choices()
+        known = ", ".join(key for key, _label in services.model_choices())
+        self.fields["model"].error_messages["invalid_choice"] = (
+            f"Unknown model {{input!r}}; choose one of: {known}"
+        )
         self.fields["text"].max_length = settings.TOKENLENS_MAX_TEXT_CHARS
 
     def validate_text(self, text: str) -> str:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError
 
 from engine.loading import build_catalog, inspect_prepared, is_prepared
@@ -91,11 +91,20 @@ def catalog_entries() -> list[dict]:
     return entries
 
 
+def _apply_in_thread(task, args: list) -> None:
+    """Run a task in the worker thread, with a fresh database connection each time."""
+    close_old_connections()
+    try:
+        task.apply(args=args)
+    finally:
+        connections.close_all()
+
+
 def _send(task, args: list) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         task.apply(args=args)
     elif settings.TOKENLENS_TASKS_IN_PROCESS:
-        _in_process_executor().submit(task.apply, args=args)
+        _in_process_executor().submit(_apply_in_thread, task, args)
     else:
         task.apply_async(args=args, retry=False)
 

@@ -1,0 +1,86 @@
+"""Shared fixtures: real packaged models (read-only, once per session), a tiny random model,
+and the rule that a test needing a real service fails under CI instead of skipping."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from engine.loading import PACKAGED_MODELS, build_catalog, load, pick_device
+
+PACKAGED_KEYS = [spec.key for spec in PACKAGED_MODELS]
+
+
+def pytest_configure(config):
+    # Connections opened by async consumers' worker threads must not outlive a test, or the
+    # PostgreSQL test database cannot be dropped at the end.
+    django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+def require_env(name: str) -> str:
+    """The value of a service URL variable; skip without it locally, fail without it in CI."""
+    value = os.environ.get(name, "")
+    if not value:
+        message = f"{name} is not set: this test needs the real service"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return value
+
+
+@pytest.fixture(autouse=True)
+def _tasks_run_inline(settings):
+    """Unit tests run tasks inline; the e2e tests start real workers of their own."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+_loaded_models: dict = {}
+
+
+def packaged_model(key: str):
+    """A real packaged model from the cache (prepared by `make models`); shared, read-only."""
+    if key not in _loaded_models:
+        spec = build_catalog()[key]
+        _loaded_models[key] = load(spec, django_settings.TOKENLENS_MODEL_CACHE, pick_device())
+    return _loaded_models[key]
+
+
+@pytest.fixture(scope="session", params=PACKAGED_KEYS)
+def any_packaged_model(request):
+    return packaged_model(request.param)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    return packaged_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    return packaged_model("gemma-3-270m")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2) -> Path:
+    """A tiny random Llama (2 layers) with SmolLM2's tokenizer, saved as a local model folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=len(smollm2.tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    smollm2.tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,103 @@
+import pytest
+from kombu.exceptions import OperationalError
+from rest_framework.test import APIClient
+
+from engine import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def test_models_lists_the_catalog_with_facts(api):
+    response = api.get("/api/v1/models/")
+    assert response.status_code == 200
+    models = {m["key"]: m for m in response.json()["models"]}
+    assert {"smollm2-135m-instruct", "gemma-3-270m"} <= set(models)
+    smol = models["smollm2-135m-instruct"]
+    assert smol["n_layers"] == 30 and smol["n_kv_heads"] == 3 and smol["has_chat_template"]
+    assert smol["prepared"] is True and isinstance(smol["loaded"], bool)
+
+
+def test_tokenize_returns_the_contract(api, smollm2):
+    response = api.post(
+        "/api/v1/tokenize/", {"model": "smollm2-135m-instruct", "text": "Hello world"}, "json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["count"] == 2
+    assert [t["id"] for t in body["tokens"]] == smollm2.tokenizer("Hello world").input_ids
+    assert set(body["tokens"][0]) >= {"id", "text", "start", "end", "special"}
+    assert body["tokens"][1]["text"] == " world"
+
+
+def test_tokenize_with_the_chat_template(api):
+    response = api.post(
+        "/api/v1/tokenize/",
+        {
+            "model": "smollm2-135m-instruct",
+            "text": "Hi",
+            "system_prompt": "Be brief",
+            "use_chat_template": True,
+        },
+        "json",
+    )
+    assert response.status_code == 200
+    assert any(t["special"] for t in response.json()["tokens"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        ({"model": "nope", "text": "hi"}, "model", "Unknown model 'nope'"),
+        ({"model": "smollm2-135m-instruct", "text": ""}, "text", "blank"),
+        ({"model": "smollm2-135m-instruct", "text": "   "}, "text", "whitespace"),
+        ({"model": "smollm2-135m-instruct"}, "text", "required"),
+        ({"model": "smollm2-135m-instruct", "text": "word " * 9000}, "text", "8,192 tokens"),
+        (
+            {"model": "gemma-3-270m", "text": "hi", "use_chat_template": True},
+            "use_chat_template",
+            "no chat template",
+        ),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(api, payload, field, fragment):
+    response = api.post("/api/v1/tokenize/", payload, "json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert fragment in error["message"]
+
+
+def test_malformed_json_is_a_400(api):
+    response = api.post("/api/v1/tokenize/", "{oops", content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["error"]["message"]
+
+
+def test_a_model_that_fails_to_load_is_a_400(api, settings, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    settings.TOKENLENS_EXTRA_MODELS = [str(tmp_path)]
+    key = [m["key"] for m in api.get("/api/v1/models/").json()["models"]][-1]
+    response = api.post("/api/v1/tokenize/", {"model": key, "text": "hi"}, "json")
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "model"
+    assert "Could not load" in response.json()["error"]["message"]
+
+
+def test_an_unreachable_broker_is_a_503(api, settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.TOKENLENS_TASKS_IN_PROCESS = False
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.compute_task, "apply_async", refuse)
+    response = api.post(
+        "/api/v1/tokenize/", {"model": "smollm2-135m-instruct", "text": "hi"}, "json"
+    )
+    assert response.status_code == 503
+    assert "unreachable" in response.json()["error"]["message"]

@@ -1,0 +1,61 @@
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from inspector import broadcast
+from inspector.models import Job
+from tokenlens_site.asgi import application
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def _done_job(page_id):
+    return Job.objects.create(
+        kind="tokenize",
+        model_key="smollm2-135m-instruct",
+        page_id=page_id,
+        status=Job.Status.DONE,
+        result={
+            "count": 1,
+            "used_chat_template": False,
+            "tokens": [{"id": 1, "text": "hi", "start": 0, "end": 2, "special": False}],
+        },
+    )
+
+
+async def _connect(page_id):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/pages/{page_id}/", headers=[(b"origin", b"http://127.0.0.1")]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def test_a_job_update_arrives_as_html_for_that_page_only():
+    page_id, other_page = uuid.uuid4(), uuid.uuid4()
+    mine, theirs = await _connect(page_id), await _connect(other_page)
+    job = await database_sync_to_async(_done_job)(page_id)
+    await database_sync_to_async(broadcast.job_updated)(page_id, job.pk)
+    html = await mine.receive_from(timeout=5)
+    assert f'id="job-{job.pk}"' in html and "1 token" in html
+    assert await theirs.receive_nothing(timeout=0.3)
+    await mine.disconnect()
+    await theirs.disconnect()
+
+
+async def test_messages_from_the_page_get_a_notice_not_an_error():
+    communicator = await _connect(uuid.uuid4())
+    await communicator.send_to(text_data="{not json")
+    assert "only delivers updates" in await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+
+async def test_a_foreign_origin_is_refused():
+    communicator = WebsocketCommunicator(
+        application, f"/ws/pages/{uuid.uuid4()}/", headers=[(b"origin", b"http://evil.test")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
