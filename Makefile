@@ -14,6 +14,7 @@ run: install models migrate ## start the app at http://127.0.0.1:8000 (embedded 
 	$(BIN)/daphne -b $(HOST) -p $(PORT) tokenlens_site.asgi:application
 
 test: install browser models ## run the whole test suite
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -119,7 +119,7 @@ def tokenize(
             f"{context_length:,} tokens",
             field="text",
         )
-    decoders = _decoder_types(tokenizer)
+    decoders = _decoder_types_cached(tokenizer)
     specials = _special_ids(tokenizer)
     pieces = tokenizer.convert_ids_to_tokens(ids)
     tokens = []
@@ -131,3 +131,17 @@ def tokenize(
         decoded, partial = describe_bytes(raw)
         tokens.append(TokenPiece(token_id, decoded, start, end, False, partial, tuple(raw)))
     return Tokenization(model_key, source, use_chat_template, tuple(tokens))
+
+
+def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
+    """(text, special, partial) of one vocabulary entry, decoded as tokenize() shows it."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if int(token_id) in _special_ids(tokenizer):
+        return piece, True, False
+    text, partial = describe_bytes(piece_bytes(tokenizer, piece, _decoder_types_cached(tokenizer)))
+    return text, False, partial
+
+
+@lru_cache(maxsize=8)
+def _decoder_types_cached(tokenizer) -> frozenset[str]:
+    return _decoder_types(tokenizer)

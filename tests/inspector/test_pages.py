@@ -126,3 +126,24 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
         browser.post("/tokenize/", _form(), **HTMX)
     job = Job.objects.get()
     assert job.status == Job.Status.FAILED and "Redis" in job.error_message
+
+
+def test_model_loading_progress_reaches_the_page(
+    browser, monkeypatch, tiny_model_dir, settings, django_capture_on_commit_callbacks
+):
+    from engine import tasks
+    from inspector import broadcast
+
+    settings.TOKENLENS_EXTRA_MODELS = [str(tiny_model_dir)]
+    monkeypatch.setattr(tasks, "_registry", None)  # a worker that has loaded nothing yet
+    seen = []
+
+    def record(page_id, job_id):
+        seen.append(Job.objects.values_list("status", "stage").get(pk=job_id))
+
+    monkeypatch.setattr(broadcast, "job_updated", record)
+    key = f"local-{tiny_model_dir.name.lower().replace('_', '-')}"
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post("/tokenize/", _form(model=key), **HTMX)
+    assert ("running", f"Loading {tiny_model_dir.name} weights") in seen
+    assert seen[-1] == ("done", "")

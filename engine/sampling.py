@@ -1,0 +1,248 @@
+"""The sampling pipeline, stage by stage, on one row of next-token logits.
+
+Order (fixed, and the order the page shows): repetition penalty → presence/frequency penalties →
+constraint mask → temperature → top-k → top-p → min-p. Each stage matches its reference:
+repetition penalty, temperature, top-k, top-p and min-p as transformers' logits processors do
+it, presence/frequency penalties as OpenAI defines them (over the completion so far).
+An excluded token's logit becomes -inf; the first stage that excluded it is recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from engine.types import InputError
+
+STAGES = (
+    "repetition_penalty",
+    "presence_frequency",
+    "constraint",
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+)
+GREEDY_STAGE = "temperature"  # temperature 0 (or greedy) keeps only the argmax
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding parameters. top_k 0, top_p 1 and min_p 0 mean off; temperature 0 means greedy."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    greedy: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = {
+            "temperature": 0.0 <= self.temperature <= 100.0,
+            "top_k": isinstance(self.top_k, int) and self.top_k >= 0,
+            "top_p": 0.0 < self.top_p <= 1.0,
+            "min_p": 0.0 <= self.min_p <= 1.0,
+            "repetition_penalty": 0.0 < self.repetition_penalty <= 100.0,
+            "presence_penalty": -2.0 <= self.presence_penalty <= 2.0,
+            "frequency_penalty": -2.0 <= self.frequency_penalty <= 2.0,
+            "seed": isinstance(self.seed, int) and 0 <= self.seed < 2**63,
+        }
+        ranges = {
+            "temperature": "between 0 and 100 (0 means greedy)",
+            "top_k": "a whole number ≥ 0 (0 means off)",
+            "top_p": "above 0 and at most 1 (1 means off)",
+            "min_p": "between 0 and 1 (0 means off)",
+            "repetition_penalty": "above 0 and at most 100 (1 means off)",
+            "presence_penalty": "between -2 and 2",
+            "frequency_penalty": "between -2 and 2",
+            "seed": "a whole number between 0 and 2**63 - 1",
+        }
+        for name, ok in checks.items():
+            value = getattr(self, name)
+            if not ok or (isinstance(value, float) and math.isnan(value)):
+                raise InputError(f"{name} must be {ranges[name]}, got {value!r}", field=name)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.greedy or self.temperature == 0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> SamplingParams:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data or {}) - known
+        if unknown:
+            raise InputError(f"Unknown parameter {sorted(unknown)[0]!r}", field="params")
+        return cls(**(data or {}))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, SamplingParams] = {
+    "greedy": SamplingParams(temperature=0.0, greedy=True),
+    "reliable": SamplingParams(temperature=0.3, top_k=20, top_p=0.9, repetition_penalty=1.1),
+    "balanced": SamplingParams(temperature=0.7, top_p=0.9, repetition_penalty=1.05),
+    "creative": SamplingParams(temperature=1.1, top_p=0.98, min_p=0.02),
+}
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """The pipeline on one row of logits (all tensors of shape (vocab,), float32 on CPU).
+
+    logits: the raw logits. scores: after every stage (-inf where excluded).
+    p_base: softmax of the raw logits. p_final: the distribution sampled from (0 where excluded).
+    removed_by: index into STAGES of the stage that excluded the token, -1 if kept.
+    valid: False where the constraint forbids the token.
+    """
+
+    logits: torch.Tensor
+    scores: torch.Tensor
+    p_base: torch.Tensor
+    p_final: torch.Tensor
+    removed_by: torch.Tensor
+    valid: torch.Tensor
+
+    @property
+    def kept(self) -> torch.Tensor:
+        return self.removed_by < 0
+
+
+def _exclude(scores: torch.Tensor, removed_by: torch.Tensor, mask: torch.Tensor, stage: str):
+    """Set scores to -inf where mask, recording `stage` for tokens not excluded before."""
+    newly = mask & (removed_by < 0)
+    removed_by[newly] = STAGES.index(stage)
+    scores[mask] = -math.inf
+
+
+def apply_repetition_penalty(scores: torch.Tensor, context_ids: torch.Tensor, penalty: float):
+    """transformers' RepetitionPenaltyLogitsProcessor: every token id in the context is divided
+    by the penalty where its logit is positive and multiplied by it where negative."""
+    if penalty == 1.0 or context_ids.numel() == 0:
+        return scores
+    seen = scores.gather(0, context_ids)
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return scores.scatter(0, context_ids, seen)
+
+
+def apply_presence_frequency(
+    scores: torch.Tensor, completion_ids: torch.Tensor, presence: float, frequency: float
+):
+    """OpenAI's definition: logit[j] -= count[j] * frequency + (count[j] > 0) * presence,
+    counting the tokens generated so far (not the prompt)."""
+    if (presence == 0 and frequency == 0) or completion_ids.numel() == 0:
+        return scores
+    counts = torch.bincount(completion_ids, minlength=scores.shape[0]).to(scores.dtype)
+    return scores - counts * frequency - (counts > 0).to(scores.dtype) * presence
+
+
+def _top_k_mask(scores: torch.Tensor, top_k: int) -> torch.Tensor:
+    """transformers' TopKLogitsWarper: remove scores below the k-th largest (ties are kept)."""
+    top_k = min(top_k, scores.shape[0])
+    threshold = torch.topk(scores, top_k).values[-1]
+    return scores < threshold
+
+
+def _top_p_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """transformers' TopPLogitsWarper: keep the smallest set of most likely tokens whose mass
+    reaches top_p (always at least one)."""
+    sorted_scores, order = torch.sort(scores, descending=False)
+    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+    remove_sorted = cumulative <= (1 - top_p)
+    remove_sorted[-1] = False
+    return remove_sorted.scatter(0, order, remove_sorted)
+
+
+def _min_p_mask(scores: torch.Tensor, min_p: float) -> torch.Tensor:
+    """transformers' MinPLogitsWarper: remove tokens less likely than min_p × the top token."""
+    probs = scores.softmax(dim=-1)
+    remove = probs < min_p * probs.max()
+    remove[probs.argmax()] = False
+    return remove
+
+
+def run_pipeline(
+    logits: torch.Tensor,
+    params: SamplingParams,
+    *,
+    context_ids: torch.Tensor | None = None,
+    completion_ids: torch.Tensor | None = None,
+    valid_mask: torch.Tensor | None = None,
+) -> PipelineResult:
+    """Run every stage on `logits` (vocab,).
+
+    context_ids: every token the model has read (prompt + completion), for the repetition penalty.
+    completion_ids: the generated tokens only, for presence/frequency penalties.
+    valid_mask: bool (vocab,), False where a constraint forbids the token; None = no constraint.
+    """
+    (vocab,) = logits.shape
+    logits = logits.detach().to(device="cpu", dtype=torch.float32)
+    empty = torch.zeros(0, dtype=torch.long)
+    context_ids = (context_ids if context_ids is not None else empty).to("cpu", torch.long)
+    completion_ids = (completion_ids if completion_ids is not None else empty).to("cpu", torch.long)
+    removed_by = torch.full((vocab,), -1, dtype=torch.int8)
+
+    scores = apply_repetition_penalty(logits.clone(), context_ids, params.repetition_penalty)
+    scores = apply_presence_frequency(
+        scores, completion_ids, params.presence_penalty, params.frequency_penalty
+    )
+    valid = torch.ones(vocab, dtype=torch.bool) if valid_mask is None else valid_mask.cpu()
+    if not valid.any():
+        raise InputError("The constraint allows no token at this point", field="constraint")
+    _exclude(scores, removed_by, ~valid, "constraint")
+    if params.is_greedy:
+        not_argmax = torch.ones(vocab, dtype=torch.bool)
+        not_argmax[scores.argmax()] = False
+        _exclude(scores, removed_by, not_argmax, GREEDY_STAGE)
+    else:
+        scores = scores / params.temperature
+        if params.top_k > 0:
+            _exclude(scores, removed_by, _top_k_mask(scores, params.top_k), "top_k")
+        if params.top_p < 1.0:
+            _exclude(scores, removed_by, _top_p_mask(scores, params.top_p), "top_p")
+        if params.min_p > 0.0:
+            _exclude(scores, removed_by, _min_p_mask(scores, params.min_p), "min_p")
+    return PipelineResult(
+        logits=logits,
+        scores=scores,
+        p_base=logits.softmax(dim=-1),
+        p_final=scores.softmax(dim=-1),
+        removed_by=removed_by,
+        valid=valid,
+    )
+
+
+def draw_seed(seed: int, step: int) -> int:
+    """A 63-bit generator seed that depends only on (seed, step): replays agree everywhere."""
+    digest = hashlib.sha256(f"tokenlens:{seed}:{step}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def choose(result: PipelineResult, params: SamplingParams, step: int) -> int:
+    """The token id to emit: the argmax when greedy, else a draw from p_final.
+
+    The draw is u ~ U[0, 1) from a CPU generator seeded by draw_seed(seed, step), mapped through
+    the cumulative p_final of the kept tokens (float64, in token-id order): the same on every
+    device and every replay.
+    """
+    if params.is_greedy:
+        return int(result.p_final.argmax())
+    generator = torch.Generator(device="cpu").manual_seed(draw_seed(params.seed, step))
+    u = torch.rand((), generator=generator, dtype=torch.float64)
+    kept_ids = torch.nonzero(result.kept).flatten()
+    cumulative = result.p_final[kept_ids].to(torch.float64).cumsum(0)
+    index = torch.searchsorted(cumulative, u * cumulative[-1], right=True)
+    return int(kept_ids[index.clamp(max=len(kept_ids) - 1)])
+
+
+def entropy(probs: torch.Tensor) -> float:
+    """Shannon entropy in bits, with 0 · log 0 = 0."""
+    positive = probs[probs > 0].to(torch.float64)
+    return float(-(positive * positive.log2()).sum())
