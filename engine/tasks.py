@@ -13,7 +13,9 @@ import threading
 
 from celery import shared_task
 
+from engine.distribution import distribution_for
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
+from engine.sampling import SamplingParams
 from engine.tokenization import tokenize
 from engine.types import EngineError
 
@@ -74,7 +76,22 @@ def compute_tokenization(params: dict, progress: Progress | None = None) -> dict
     return result.to_dict()
 
 
-COMPUTATIONS = {"tokenize": compute_tokenization}
+def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
+    """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far."""
+    loaded = loaded_model(params["model"], progress)
+    result = distribution_for(
+        loaded,
+        params["prompt"],
+        params=SamplingParams.from_dict(params.get("params")),
+        system_prompt=params.get("system_prompt") or None,
+        use_chat_template=bool(params.get("use_chat_template")),
+        completion_ids=params.get("completion_ids") or [],
+        top_n=int(params.get("top_n") or 20),
+    )
+    return result.to_dict()
+
+
+COMPUTATIONS = {"tokenize": compute_tokenization, "distribution": compute_distribution}
 
 
 def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:

@@ -9,17 +9,17 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from inspector import services
-from inspector.serializers import TokenizeRequestSerializer
+from inspector.serializers import DistributionRequestSerializer, TokenizeRequestSerializer
 
 
-def _first_error(detail, field: str = "non_field_errors") -> tuple[str, str]:
-    """The first (field, message) of a DRF error tree."""
+def _first_error(detail, path: tuple[str, ...] = ()) -> tuple[str, str]:
+    """The first (dotted field path, message) of a DRF error tree: ("params.top_p", "...")."""
     if isinstance(detail, dict):
         name, value = next(iter(detail.items()))
-        return _first_error(value, field if name == "non_field_errors" else name)
+        return _first_error(value, path if name == "non_field_errors" else (*path, str(name)))
     if isinstance(detail, list) and detail:
-        return _first_error(detail[0], field)
-    return field, str(detail)
+        return _first_error(detail[0], path)
+    return ".".join(path) or "non_field_errors", str(detail)
 
 
 def exception_handler(exc, context):
@@ -46,4 +46,12 @@ def tokenize(request):
     serializer = TokenizeRequestSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     result = services.compute_now("tokenize", dict(serializer.validated_data))
+    return Response(result, status=status.HTTP_200_OK)
+
+
+@api_view(["POST"])
+def distribution(request):
+    serializer = DistributionRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    result = services.compute_now("distribution", dict(serializer.validated_data))
     return Response(result, status=status.HTTP_200_OK)

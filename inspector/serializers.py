@@ -1,11 +1,28 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from engine.distribution import MAX_TOP_N
+from engine.sampling import SamplingParams
+from engine.types import InputError
 from inspector import services
 
 
-class TokenizeRequestSerializer(serializers.Serializer):
+class ModelRequestSerializer(serializers.Serializer):
+    """A request about one catalog model; unknown keys get a message listing the known ones."""
+
     model = serializers.ChoiceField(choices=[])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = services.model_choices()
+        self.fields["model"].choices = choices
+        known = ", ".join(key for key, _label in choices)
+        self.fields["model"].error_messages["invalid_choice"] = (
+            f"Unknown model {{input!r}}; choose one of: {known}"
+        )
+
+
+class TokenizeRequestSerializer(ModelRequestSerializer):
     text = serializers.CharField(trim_whitespace=False)
     system_prompt = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, trim_whitespace=False
@@ -14,11 +31,6 @@ class TokenizeRequestSerializer(serializers.Serializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = services.model_choices()
-        known = ", ".join(key for key, _label in services.model_choices())
-        self.fields["model"].error_messages["invalid_choice"] = (
-            f"Unknown model {{input!r}}; choose one of: {known}"
-        )
         self.fields["text"].max_length = settings.TOKENLENS_MAX_TEXT_CHARS
 
     def validate_text(self, text: str) -> str:
@@ -29,3 +41,51 @@ class TokenizeRequestSerializer(serializers.Serializer):
                 f"The text is too long: at most {settings.TOKENLENS_MAX_TEXT_CHARS:,} characters"
             )
         return text
+
+
+class SamplingParamsSerializer(serializers.Serializer):
+    """Decoding parameters; omitted ones take engine.sampling.SamplingParams' defaults."""
+
+    temperature = serializers.FloatField(required=False)
+    top_k = serializers.IntegerField(required=False)
+    top_p = serializers.FloatField(required=False)
+    min_p = serializers.FloatField(required=False)
+    repetition_penalty = serializers.FloatField(required=False)
+    presence_penalty = serializers.FloatField(required=False)
+    frequency_penalty = serializers.FloatField(required=False)
+    greedy = serializers.BooleanField(required=False)
+    seed = serializers.IntegerField(required=False)
+
+    def validate(self, data):
+        try:
+            SamplingParams(**data)
+        except InputError as exc:
+            raise serializers.ValidationError({exc.field: exc.message}) from exc
+        return dict(data)
+
+
+class DistributionRequestSerializer(ModelRequestSerializer):
+    prompt = serializers.CharField(trim_whitespace=False)
+    system_prompt = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, trim_whitespace=False
+    )
+    use_chat_template = serializers.BooleanField(required=False, default=False)
+    completion_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, default=list
+    )
+    params = SamplingParamsSerializer(required=False, default=dict)
+    constraint = serializers.JSONField(required=False, allow_null=True)
+    top_n = serializers.IntegerField(required=False, default=20, min_value=1, max_value=MAX_TOP_N)
+
+    def validate_prompt(self, prompt: str) -> str:
+        if not prompt.strip():
+            raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
+        return prompt
+
+    def validate_constraint(self, constraint):
+        if constraint:
+            raise serializers.ValidationError(
+                "Constraints (choice, regex, cfg, json_schema) are not supported by this "
+                "server yet; send the request without one"
+            )
+        return None
