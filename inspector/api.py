@@ -41,17 +41,19 @@ def models_list(request):
     return Response({"models": services.catalog_entries()})
 
 
+def _compute(request, serializer_class, kind: str) -> Response:
+    """Validate the request, run the computation in a worker and wait for its result."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    result = services.compute_now(kind, dict(serializer.validated_data))
+    return Response(result, status=status.HTTP_200_OK)
+
+
 @api_view(["POST"])
 def tokenize(request):
-    serializer = TokenizeRequestSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    result = services.compute_now("tokenize", dict(serializer.validated_data))
-    return Response(result, status=status.HTTP_200_OK)
+    return _compute(request, TokenizeRequestSerializer, "tokenize")
 
 
 @api_view(["POST"])
 def distribution(request):
-    serializer = DistributionRequestSerializer(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    result = services.compute_now("distribution", dict(serializer.validated_data))
-    return Response(result, status=status.HTTP_200_OK)
+    return _compute(request, DistributionRequestSerializer, "distribution")
