@@ -51,7 +51,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install models ## speed and memory benchmarks (markdown tables)
-	@for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	@for script in bench/*.py; do echo "## $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) var/static
