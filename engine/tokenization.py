@@ -20,6 +20,7 @@ _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _UNICODE_TO_BYTE = {char: byte for byte, char in bytes_to_unicode().items()}
 
 
+@lru_cache(maxsize=8)
 def _decoder_types(tokenizer) -> frozenset[str]:
     """The decoder stages of a fast tokenizer ("ByteLevel", "ByteFallback", "Replace", ...)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -119,7 +120,7 @@ def tokenize(
             f"{context_length:,} tokens",
             field="text",
         )
-    decoders = _decoder_types_cached(tokenizer)
+    decoders = _decoder_types(tokenizer)
     specials = _special_ids(tokenizer)
     pieces = tokenizer.convert_ids_to_tokens(ids)
     tokens = []
@@ -138,10 +139,5 @@ def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
     piece = tokenizer.convert_ids_to_tokens(int(token_id))
     if int(token_id) in _special_ids(tokenizer):
         return piece, True, False
-    text, partial = describe_bytes(piece_bytes(tokenizer, piece, _decoder_types_cached(tokenizer)))
+    text, partial = describe_bytes(piece_bytes(tokenizer, piece, _decoder_types(tokenizer)))
     return text, False, partial
-
-
-@lru_cache(maxsize=8)
-def _decoder_types_cached(tokenizer) -> frozenset[str]:
-    return _decoder_types(tokenizer)
