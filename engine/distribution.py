@@ -64,21 +64,37 @@ class Distribution:
         }
 
 
-def _candidate(tokenizer, result: PipelineResult, token_id: int) -> Candidate:
+def _ranks(logits: torch.Tensor, token_ids: list[int]) -> dict[int, int]:
+    """1-based rank by raw logit (1 + how many logits are strictly larger) of each token.
+
+    Tokens among the top len(token_ids) logits are ranked from one topk; only the others
+    (rare: excluded tokens shown by p_base) pay a pass over the vocabulary."""
+    top = torch.topk(logits, min(len(token_ids) + 1, logits.shape[0])).values  # descending
+    threshold = top[-1]
+    ranks = {}
+    for token_id in token_ids:
+        logit = logits[token_id]
+        if logit > threshold:
+            ranks[token_id] = int((top > logit).sum()) + 1
+        else:
+            ranks[token_id] = int((logits > logit).sum()) + 1
+    return ranks
+
+
+def _candidate(tokenizer, result: PipelineResult, token_id: int, rank: int) -> Candidate:
     text, special, partial = token_text(tokenizer, token_id)
-    logit = result.logits[token_id]
     stage = int(result.removed_by[token_id])
     return Candidate(
         id=token_id,
         text=text,
         special=special,
         partial=partial,
-        logit=float(logit),
+        logit=float(result.logits[token_id]),
         p_base=float(result.p_base[token_id]),
         p_final=float(result.p_final[token_id]),
         kept=stage < 0,
         valid=bool(result.valid[token_id]),
-        rank=int((result.logits > logit).sum()) + 1,
+        rank=rank,
         removed_by=None if stage < 0 else STAGES[stage],
     )
 
@@ -93,14 +109,19 @@ def summarize(
     # Kept tokens rank above every excluded one (p ≤ 1 < 2 + p).
     order_key = torch.where(kept, 2 + result.p_final, result.p_base)
     top_ids = torch.topk(order_key, min(top_n, order_key.shape[0])).indices.tolist()
+    ranks = _ranks(result.logits, top_ids + ([chosen_id] if chosen_id is not None else []))
     return Distribution(
-        candidates=tuple(_candidate(tokenizer, result, token_id) for token_id in top_ids),
+        candidates=tuple(_candidate(tokenizer, result, i, ranks[i]) for i in top_ids),
         entropy=entropy(result.p_final),
         entropy_base=entropy(result.p_base),
-        kept_mass=float(result.p_base[kept].sum()),
+        kept_mass=float(torch.where(kept, result.p_base, 0.0).sum()),
         n_kept=int(kept.sum()),
         vocab_size=int(result.logits.shape[0]),
-        chosen=_candidate(tokenizer, result, chosen_id) if chosen_id is not None else None,
+        chosen=(
+            _candidate(tokenizer, result, chosen_id, ranks[chosen_id])
+            if chosen_id is not None
+            else None
+        ),
     )
 
 

@@ -152,12 +152,25 @@ def _top_k_mask(scores: torch.Tensor, top_k: int) -> torch.Tensor:
 
 def _top_p_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """transformers' TopPLogitsWarper: keep the smallest set of most likely tokens whose mass
-    reaches top_p (always at least one)."""
-    sorted_scores, order = torch.sort(scores, descending=False)
+    reaches top_p (always at least one).
+
+    Like transformers, this sorts ascending and sums in float32, so boundary tokens in a flat
+    tail fall on the same side. Tokens already excluded add exactly 0 to that sum, so when an
+    earlier stage (top-k, a constraint) left few tokens, only those are sorted."""
+    alive = torch.nonzero(scores > -math.inf).flatten()
+    remove = torch.ones_like(scores, dtype=torch.bool)
+    if alive.numel() * 2 > scores.shape[0]:
+        alive = None  # most tokens remain: one full sort
+    candidates = scores if alive is None else scores[alive]
+    sorted_scores, order = torch.sort(candidates, descending=False)
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     remove_sorted = cumulative <= (1 - top_p)
     remove_sorted[-1] = False
-    return remove_sorted.scatter(0, order, remove_sorted)
+    removed = remove_sorted.scatter(0, order, remove_sorted)
+    if alive is None:
+        return removed
+    remove[alive] = removed
+    return remove
 
 
 def _min_p_mask(scores: torch.Tensor, min_p: float) -> torch.Tensor:
@@ -244,5 +257,4 @@ def choose(result: PipelineResult, params: SamplingParams, step: int) -> int:
 
 def entropy(probs: torch.Tensor) -> float:
     """Shannon entropy in bits, with 0 · log 0 = 0."""
-    positive = probs[probs > 0].to(torch.float64)
-    return float(-(positive * positive.log2()).sum())
+    return float(torch.special.entr(probs).sum(dtype=torch.float64) / math.log(2))

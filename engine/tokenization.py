@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from engine.types import InputError, Tokenization, TokenPiece
+from engine.types import GeneratedPiece, InputError, Tokenization, TokenPiece
 
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 _UNICODE_TO_BYTE = {char: byte for byte, char in bytes_to_unicode().items()}
@@ -141,3 +141,48 @@ def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
         return piece, True, False
     text, partial = describe_bytes(piece_bytes(tokenizer, piece, _decoder_types(tokenizer)))
     return text, False, partial
+
+
+def token_bytes(tokenizer, token_id: int) -> bytes | None:
+    """The raw bytes of a vocabulary entry; None for a special token."""
+    if int(token_id) in _special_ids(tokenizer):
+        return None
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    return piece_bytes(tokenizer, piece, _decoder_types(tokenizer))
+
+
+class TextJoiner:
+    """Turns generated tokens into text one token at a time, holding back the bytes of a
+    character split across tokens until it is complete (never a replacement character)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="tokenlens_bytes")
+        self._pending_tokens = 0  # tokens whose bytes sit in the decoder's buffer
+        self.text = ""  # every complete character so far (special tokens excluded)
+
+    def add(self, token_id: int) -> GeneratedPiece:
+        raw = token_bytes(self.tokenizer, token_id)
+        if raw is None:
+            self._decoder.reset()
+            self._pending_tokens = 0
+            name = self.tokenizer.convert_ids_to_tokens(int(token_id))
+            return GeneratedPiece(int(token_id), name, True, False, 0, ())
+        waiting_before = self._pending_tokens
+        complete = self._decoder.decode(raw)
+        still_pending = self._decoder.getstate()[0]
+        self.text += complete
+        joins = waiting_before if complete and waiting_before else 0
+        # Once something decoded, what still waits can only be this token's own last bytes.
+        own_pending = still_pending if complete else raw
+        self._pending_tokens = (1 if complete else waiting_before + 1) if still_pending else 0
+        escapes = "".join(f"<0x{byte:02X}>" for byte in own_pending)
+        return GeneratedPiece(
+            int(token_id), complete + escapes, False, bool(still_pending), joins, tuple(raw)
+        )
+
+
+def join_generated(tokenizer, token_ids) -> tuple[GeneratedPiece, ...]:
+    """The pieces of a generated token sequence (see TextJoiner)."""
+    joiner = TextJoiner(tokenizer)
+    return tuple(joiner.add(token_id) for token_id in token_ids)

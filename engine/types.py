@@ -126,3 +126,33 @@ class Tokenization:
             "tokens": [token.to_dict() for token in self.tokens],
             "count": self.count,
         }
+
+
+@dataclass(frozen=True)
+class GeneratedPiece:
+    """One generated token as the reader sees it, with split characters joined.
+
+    text: the characters this token completes, followed by any of its own bytes that still wait
+      for the rest of their character, written as <0xNN>; for a special token, its name.
+    pending: some of this token's bytes belong to a character not finished yet.
+    joins: how many earlier tokens hold bytes of the first character in `text` (0 for most;
+      2 when this token finishes a character whose first bytes came two tokens before).
+    byte_values: the raw bytes of the token (empty for special tokens).
+    """
+
+    id: int
+    text: str
+    special: bool
+    pending: bool
+    joins: int
+    byte_values: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "special": self.special,
+            "pending": self.pending,
+            "joins": self.joins,
+            "bytes": bytes(self.byte_values).hex(" ") if self.byte_values else "",
+        }

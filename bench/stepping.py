@@ -1,0 +1,170 @@
+"""Stepping speed: our cached stepping against bare `generate`, the naive recomputation, and
+batched branches against the same steps one by one.
+
+Run: `make bench` (or .venv/bin/python bench/stepping.py [model-key ...]). Prints a markdown
+table per model; the machine is noisy, so read the ratios (each measured in the same run).
+Targets: stepping ≥ 0.95× bare generate; ≥ 8× the naive approach at 512 tokens of context;
+batched ≥ 5× one by one at 8 branches.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import torch  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from engine.distribution import next_token_logits, prompt_ids, summarize  # noqa: E402
+from engine.loading import PACKAGED_MODELS, load, pick_device  # noqa: E402
+from engine.sampling import SamplingParams, run_pipeline  # noqa: E402
+from engine.stepping import Stepper, StepRequest  # noqa: E402
+
+NEW_TOKENS = 128
+LONG_CONTEXT = 512
+LONG_NEW_TOKENS = 32
+NAIVE_STEPS = 6
+BATCH_STEPS = 8
+GREEDY = SamplingParams(temperature=0.0)
+STORY = (
+    "The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his "
+    "father had taught him, and wrote the weather in a book that nobody ever read. "
+)
+PROMPTS = [
+    "Once upon a time",
+    "The recipe for bread is simple:",
+    "In 1905, a young clerk in Bern",
+    "Dear diary, today I",
+    "The three laws of motion",
+    "Rain fell on the city of",
+    "To install the package, first",
+    "My favourite animal is the octopus because",
+]
+
+
+def rate(tokens: int, seconds: float) -> float:
+    return tokens / seconds
+
+
+def timed(function) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - start
+
+
+def ours(stepper: Stepper, ids: tuple[int, ...], new_tokens: int, branch: str) -> int:
+    request = StepRequest(branch, ids, params=GREEDY, top_n=20, max_new_tokens=new_tokens)
+    results = stepper.generate(request)
+    return sum(len(result.tokens) for result in results)
+
+
+def bare_generate(loaded, ids: tuple[int, ...], new_tokens: int) -> None:
+    with torch.inference_mode():
+        loaded.model.generate(
+            torch.tensor([ids], device=loaded.device),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+        )
+
+
+def naive(loaded, ids: tuple[int, ...], steps: int) -> None:
+    """A full forward pass over the whole prefix every step, recording the same top-20."""
+    context = list(ids)
+    for _ in range(steps):
+        result = run_pipeline(next_token_logits(loaded, context), GREEDY)
+        token = int(result.p_final.argmax())
+        summarize(result, loaded.tokenizer, 20, token)
+        context.append(token)
+
+
+def branch_requests(loaded, count: int, tag: str) -> list[StepRequest]:
+    requests = []
+    for index in range(count):
+        prompt = PROMPTS[index % len(PROMPTS)] + " " * (index // len(PROMPTS))
+        params = SamplingParams(temperature=0.6 + 0.05 * (index % 8), top_p=0.95, seed=index)
+        ids = tuple(prompt_ids(loaded, prompt, None, False))
+        requests.append(StepRequest(f"{tag}-{index}", ids, params=params, top_n=20))
+    return requests
+
+
+def run_branches(stepper: Stepper, requests: list[StepRequest], batched: bool) -> int:
+    completions = {request.branch: () for request in requests}
+    for _ in range(BATCH_STEPS):
+        current = [
+            StepRequest(**{**request.__dict__, "completion_ids": completions[request.branch]})
+            for request in requests
+        ]
+        results = stepper.step_many(current) if batched else [stepper.step(r) for r in current]
+        for result in results:
+            completions[result.branch] += tuple(token.id for token in result.tokens)
+    return BATCH_STEPS * len(requests)
+
+
+def bench_model(spec) -> list[tuple[str, str, str]]:
+    loaded = load(spec, settings.TOKENLENS_MODEL_CACHE, pick_device())
+    stepper = Stepper(loaded, 4 << 30)
+    short = tuple(prompt_ids(loaded, PROMPTS[0], None, False))
+    long_text = STORY * 40
+    long_ids = tuple(prompt_ids(loaded, long_text, None, False))[:LONG_CONTEXT]
+    bare_generate(loaded, short, 4)  # warm-up
+    ours(stepper, short, 4, "warm")
+
+    produced, ours_s = timed(lambda: ours(stepper, short, NEW_TOKENS, "short"))
+    _, bare_s = timed(lambda: bare_generate(loaded, short, produced))
+    long_produced, long_s = timed(lambda: ours(stepper, long_ids, LONG_NEW_TOKENS, "long"))
+    _, naive_s = timed(lambda: naive(loaded, long_ids, NAIVE_STEPS))
+    bare_rate, ours_rate = rate(produced, bare_s), rate(produced, ours_s)
+    long_rate, naive_rate = rate(long_produced, long_s), rate(NAIVE_STEPS, naive_s)
+    rows = [
+        ("bare generate, greedy", f"{bare_rate:.1f}", "1.00× (reference)"),
+        (
+            "our stepping, greedy + top-20 recorded",
+            f"{ours_rate:.1f}",
+            f"{ours_rate / bare_rate:.2f}× bare generate",
+        ),
+        (f"our stepping at {LONG_CONTEXT} tokens of context", f"{long_rate:.1f}", ""),
+        (
+            f"naive (full forward every step) at {LONG_CONTEXT}",
+            f"{naive_rate:.2f}",
+            f"ours is {long_rate / naive_rate:.1f}× faster",
+        ),
+    ]
+    for count in (8, 32):
+        requests = branch_requests(loaded, count, f"b{count}")
+        run_branches(stepper, requests, batched=True)  # warm the caches' prompts alike
+        stepper.cache.clear()
+        tokens, one_s = timed(lambda r=requests: run_branches(stepper, r, batched=False))
+        stepper.cache.clear()
+        _, batch_s = timed(lambda r=requests: run_branches(stepper, r, batched=True))
+        one_rate, batch_rate = rate(tokens, one_s), rate(tokens, batch_s)
+        rows.append((f"{count} branches one by one", f"{one_rate:.1f}", ""))
+        rows.append(
+            (f"{count} branches batched", f"{batch_rate:.1f}", f"{batch_rate / one_rate:.1f}×")
+        )
+    return rows
+
+
+def main(keys: list[str]) -> None:
+    torch.set_grad_enabled(False)
+    specs = [spec for spec in PACKAGED_MODELS if not keys or spec.key in keys]
+    print(f"Greedy runs: {NEW_TOKENS} new tokens (fewer if the model ends first, both sides alike).")
+    print()
+    print("| model | measure | tokens/s | ratio |")
+    print("| --- | --- | ---: | ---: |")
+    for spec in specs:
+        for measure, tokens_per_s, ratio in bench_model(spec):
+            print(f"| {spec.key} | {measure} | {tokens_per_s} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,185 @@
+"""Constrained generation with llguidance: choice, regex, Lark grammar (cfg) and JSON schema.
+
+The constraint is one stage of the sampling pipeline: given the completion so far it yields a
+boolean mask over the vocabulary (False = the constraint forbids the token). A matcher follows
+the completion token by token; an invalid spec is an InputError that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from engine.types import InputError
+
+CONSTRAINT_TYPES = ("choice", "regex", "cfg", "json_schema")
+_SPEC_FIELD = "constraint.spec"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """type: one of CONSTRAINT_TYPES. spec: a list of strings (choice), a regex, a Lark grammar
+    (cfg) or a JSON schema (a dict, or its JSON text)."""
+
+    type: str
+    spec: object
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Constraint | None:
+        """A Constraint from API data ({"type", "spec"}); None when absent or empty."""
+        if not data:
+            return None
+        kind = data.get("type")
+        if kind not in CONSTRAINT_TYPES:
+            raise InputError(
+                f"Constraint type must be one of {', '.join(CONSTRAINT_TYPES)}, got {kind!r}",
+                field="constraint.type",
+            )
+        return cls(kind, data.get("spec"))
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "spec": self.spec}
+
+    @property
+    def cache_key(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _choice_grammar(spec) -> str:
+    from llguidance import LLMatcher
+
+    if not isinstance(spec, list) or not spec:
+        raise InputError("A choice constraint needs a non-empty list of strings", _SPEC_FIELD)
+    for option in spec:
+        if not isinstance(option, str) or not option:
+            raise InputError(
+                f"Every choice must be a non-empty string, got {option!r}", _SPEC_FIELD
+            )
+    # Lark string literals use JSON escapes.
+    alternatives = " | ".join(json.dumps(option) for option in dict.fromkeys(spec))
+    return LLMatcher.grammar_from_lark(f"start: {alternatives}")
+
+
+def _text_spec(spec, what: str) -> str:
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"A {what} constraint needs a non-empty {what} string", _SPEC_FIELD)
+    return spec
+
+
+def _json_schema_grammar(spec) -> str:
+    from llguidance import LLMatcher
+
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"The JSON schema is not valid JSON: {exc}", _SPEC_FIELD) from None
+    if not isinstance(spec, dict):
+        raise InputError("A json_schema constraint needs a JSON object (the schema)", _SPEC_FIELD)
+    try:
+        return LLMatcher.grammar_from_json_schema(spec)
+    except ValueError as exc:
+        raise InputError(f"Invalid JSON schema: {exc}", _SPEC_FIELD) from None
+
+
+def grammar_of(constraint: Constraint) -> str:
+    """The llguidance grammar text of a constraint (not yet validated)."""
+    from llguidance import LLMatcher
+
+    if constraint.type == "choice":
+        return _choice_grammar(constraint.spec)
+    if constraint.type == "regex":
+        return LLMatcher.grammar_from_regex(_text_spec(constraint.spec, "regex"))
+    if constraint.type == "cfg":
+        return LLMatcher.grammar_from_lark(_text_spec(constraint.spec, "grammar"))
+    return _json_schema_grammar(constraint.spec)
+
+
+_DIAGRAM_LINE = re.compile(r"^\s*(\d+\s*\||\^|\|)")
+
+
+def _readable(kind: str, error: str) -> str:
+    """llguidance's error without the source diagram it draws under it."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    detail = [line for line in lines if line.startswith("error:")]
+    if kind == "regex" and detail:
+        return f"Invalid regex: {detail[0].removeprefix('error:').strip()}"
+    kept = [line for line in lines if not _DIAGRAM_LINE.match(line)]
+    label = {"regex": "regex", "cfg": "grammar", "json_schema": "JSON schema"}.get(kind, kind)
+    return f"Invalid {label}: {' '.join(kept)}"
+
+
+@lru_cache(maxsize=4)
+def guidance_tokenizer(tokenizer, vocab_size: int):
+    """llguidance's view of a Hugging Face tokenizer (≈0.5 s for SmolLM2, ≈5 s for Gemma:
+    built once per tokenizer)."""
+    import llguidance.hf
+
+    return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
+
+
+class ConstraintMatcher:
+    """Follows one completion under a constraint and gives the mask of allowed next tokens."""
+
+    def __init__(self, constraint: Constraint, tokenizer, vocab_size: int):
+        from llguidance import LLMatcher
+
+        self.constraint = constraint
+        self.vocab_size = vocab_size
+        grammar = grammar_of(constraint)
+        lltokenizer = guidance_tokenizer(tokenizer, vocab_size)
+        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, lltokenizer)
+        if is_error:
+            raise InputError(_readable(constraint.type, messages[0]), field=_SPEC_FIELD)
+        self._matcher = LLMatcher(lltokenizer, grammar, log_level=0)
+        if self._matcher.is_error():
+            raise InputError(_readable(constraint.type, self._matcher.get_error()), _SPEC_FIELD)
+        self.consumed: list[int] = []
+
+    def consume(self, token_ids: list[int], field: str = "completion_ids") -> None:
+        """Advance over tokens already chosen; InputError (state unchanged for that token) if
+        the constraint forbids one."""
+        for token_id in token_ids:
+            if self._matcher.validate_tokens([int(token_id)]) != 1:
+                raise InputError(
+                    f"Token {token_id} is not allowed by the constraint at this point", field
+                )
+            self._matcher.consume_token(int(token_id))
+            self.consumed.append(int(token_id))
+
+    def rollback(self, n_tokens: int) -> None:
+        if n_tokens and self._matcher.rollback(n_tokens):
+            del self.consumed[-n_tokens:]
+
+    @property
+    def is_stopped(self) -> bool:
+        """Nothing but end-of-sequence can follow."""
+        return self._matcher.is_stopped()
+
+    @property
+    def is_accepting(self) -> bool:
+        return self._matcher.is_accepting()
+
+    def allowed_mask(self) -> torch.Tensor:
+        """(vocab,) bool: True where the next token may be chosen."""
+        packed = torch.frombuffer(bytearray(self._matcher.compute_bitmask()), dtype=torch.uint8)
+        # Bit k of byte b stands for token 8·b + k (little-endian 32-bit words).
+        bits = (packed.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1  # (bytes, 8)
+        allowed = bits.flatten().bool()
+        if allowed.shape[0] >= self.vocab_size:
+            return allowed[: self.vocab_size]
+        return torch.cat([allowed, torch.zeros(self.vocab_size - allowed.shape[0], dtype=bool)])
+
+
+def accepts(constraint: Constraint, tokenizer, vocab_size: int, token_ids: list[int]) -> bool:
+    """Whether the constraint accepts exactly these tokens as a finished completion."""
+    matcher = ConstraintMatcher(constraint, tokenizer, vocab_size)
+    try:
+        matcher.consume(token_ids)
+    except InputError:
+        return False
+    return matcher.is_accepting

@@ -1,0 +1,357 @@
+"""Step branches one token at a time: choose (sample, greedy or forced), record, know when to stop.
+
+A Stepper belongs to one loaded model in one worker process. Callers describe every branch fully
+(prompt ids and completion so far) on every call; the Stepper keeps key/value caches and
+constraint matchers between calls only to go fast, so a cache miss costs time, never correctness.
+Several branches (different prefixes, parameters, seeds, constraints) step in one batched pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from engine.constraints import Constraint, ConstraintMatcher
+from engine.distribution import MAX_TOP_N, Distribution, check_token_ids, summarize
+from engine.forward import CachedForward, Row
+from engine.kvcache import PrefixCache
+from engine.loading import LoadedModel
+from engine.sampling import SamplingParams, choose, run_pipeline
+from engine.tokenization import TextJoiner
+from engine.types import GeneratedPiece, InputError
+
+MODES = ("sample", "greedy", "force")
+FINISH_REASONS = ("eos", "stop_sequence", "max_tokens", "context_full", "constraint_complete")
+MAX_STOP_SEQUENCES = 8
+_MATCHERS_KEPT = 256
+_TAIL_TOKENS = 8  # a UTF-8 character spans at most 4 tokens
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Advance one branch by one step.
+
+    branch: the branch's cache key (any string; e.g. its UUID). parent: the branch it was forked
+    from, if any (a hint where its prefix is cached).
+    prompt_ids: the tokens the model reads before the completion (chat template applied).
+    completion_ids: the tokens generated so far. The sampling step index is len(completion_ids).
+    mode: "sample" (a seeded draw from p_final, or the argmax when params are greedy),
+      "greedy" (the argmax of p_final), or "force" (append force_ids, e.g. a forced text's tokens).
+    stop: stop sequences; max_new_tokens: the completion's length limit (None: the context).
+    """
+
+    branch: str
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...] = ()
+    params: SamplingParams = field(default_factory=SamplingParams)
+    mode: str = "sample"
+    force_ids: tuple[int, ...] = ()
+    constraint: Constraint | None = None
+    top_n: int = 20
+    stop: tuple[str, ...] = ()
+    max_new_tokens: int | None = None
+    parent: str | None = None
+
+    @property
+    def context_ids(self) -> tuple[int, ...]:
+        return tuple(self.prompt_ids) + tuple(self.completion_ids)
+
+    @property
+    def n_new(self) -> int:
+        """How many tokens this step appends."""
+        return len(self.force_ids) if self.mode == "force" else 1
+
+
+@dataclass(frozen=True)
+class StepToken:
+    """One token appended to a branch, as it was when chosen.
+
+    index: its position in the completion (0-based). how: "sampled", "greedy" or "forced".
+    distribution: the top-N candidates at that step (chosen = this token, with its p_base,
+    p_final and rank). elapsed_ms: the wall time of the step (a batched pass is shared).
+    """
+
+    index: int
+    piece: GeneratedPiece
+    how: str
+    distribution: Distribution
+    elapsed_ms: float
+
+    @property
+    def id(self) -> int:
+        return self.piece.id
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "piece": self.piece.to_dict(),
+            "how": self.how,
+            "distribution": self.distribution.to_dict(),
+            "elapsed_ms": self.elapsed_ms,
+        }
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step appended to a branch, and why the branch ended (None: it goes on)."""
+
+    branch: str
+    tokens: tuple[StepToken, ...]
+    finish_reason: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "branch": self.branch,
+            "tokens": [token.to_dict() for token in self.tokens],
+            "finish_reason": self.finish_reason,
+        }
+
+
+def eos_ids_of(loaded: LoadedModel) -> frozenset[int]:
+    """End-of-sequence ids: the generation config's (int or list) and the tokenizer's."""
+    ids: set[int] = set()
+    generation_config = getattr(loaded.model, "generation_config", None)
+    configured = getattr(generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(token_id) for token_id in configured)
+    if getattr(loaded.tokenizer, "eos_token_id", None) is not None:
+        ids.add(int(loaded.tokenizer.eos_token_id))
+    return frozenset(ids)
+
+
+class Stepper:
+    """Steps branches of one loaded model; safe to call from several threads (one at a time)."""
+
+    def __init__(self, loaded: LoadedModel, cache_budget_bytes: int):
+        self.loaded = loaded
+        self.cache = PrefixCache(cache_budget_bytes)
+        self.forward = CachedForward(loaded.model, loaded.device, self.cache)
+        self.eos_ids = eos_ids_of(loaded)
+        self._matchers: OrderedDict[str, ConstraintMatcher] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- validation -------------------------------------------------------------------------
+
+    def check(self, request: StepRequest) -> None:
+        """InputError (naming the field) for anything wrong with a request."""
+        if request.mode not in MODES:
+            raise InputError(
+                f"mode must be one of {', '.join(MODES)}, got {request.mode!r}", "mode"
+            )
+        if request.mode == "force" and not request.force_ids:
+            raise InputError("Forcing needs a token id or some text", field="token_id")
+        if not request.prompt_ids:
+            raise InputError("The prompt is empty", field="prompt")
+        if not 1 <= request.top_n <= MAX_TOP_N:
+            raise InputError(f"top_n must be between 1 and {MAX_TOP_N}", field="top_n")
+        if request.max_new_tokens is not None and request.max_new_tokens < 1:
+            raise InputError("max_new_tokens must be at least 1", field="max_new_tokens")
+        if len(request.stop) > MAX_STOP_SEQUENCES or not all(request.stop):
+            raise InputError(
+                f"Give at most {MAX_STOP_SEQUENCES} non-empty stop sequences", field="stop"
+            )
+        check_token_ids(self.loaded, list(request.completion_ids), "completion_ids")
+        check_token_ids(self.loaded, list(request.force_ids), "token_id")
+        room = self.loaded.info.context_length - len(request.context_ids)
+        if request.n_new > room:
+            raise InputError(
+                f"The branch has reached the context window "
+                f"({self.loaded.info.context_length:,} tokens)",
+                field="completion_ids",
+            )
+
+    # -- constraints ----------------------------------------------------------------------------
+
+    def _matcher(self, request: StepRequest) -> ConstraintMatcher | None:
+        """The branch's matcher, moved to the end of its completion so far."""
+        if request.constraint is None:
+            self._matchers.pop(request.branch, None)
+            return None
+        completion = list(request.completion_ids)
+        matcher = self._matchers.pop(request.branch, None)
+        if matcher is not None and matcher.constraint == request.constraint:
+            shared = 0
+            for mine, theirs in zip(matcher.consumed, completion, strict=False):
+                if mine != theirs:
+                    break
+                shared += 1
+            matcher.rollback(len(matcher.consumed) - shared)
+            if len(matcher.consumed) != shared:
+                matcher = None
+        else:
+            matcher = None
+        if matcher is None:
+            matcher = ConstraintMatcher(
+                request.constraint, self.loaded.tokenizer, self.loaded.info.vocab_size
+            )
+        matcher.consume(completion[len(matcher.consumed) :])
+        self._matchers[request.branch] = matcher
+        while len(self._matchers) > _MATCHERS_KEPT:
+            self._matchers.popitem(last=False)
+        return matcher
+
+    # -- stepping -------------------------------------------------------------------------------
+
+    def step(self, request: StepRequest) -> StepResult:
+        return self.step_many([request])[0]
+
+    def step_many(self, requests: list[StepRequest]) -> list[StepResult]:
+        """Advance every branch by one step. Branches that append one token share one batched
+        forward pass; forcing several tokens runs that branch alone (one pass for all of them)."""
+        for request in requests:
+            self.check(request)
+        if len({request.branch for request in requests}) != len(requests):
+            raise InputError("A branch can only step once per call", field="branch")
+        with self._lock:
+            matchers = [self._matcher(request) for request in requests]
+            single = [i for i, request in enumerate(requests) if request.n_new == 1]
+            results: dict[int, StepResult] = {}
+            if single:
+                started = time.perf_counter()
+                rows = [self._row(requests[i]) for i in single]
+                logits = self.forward.last_logits(rows)  # (batch, vocab)
+                elapsed = (time.perf_counter() - started) * 1000
+                for row_index, i in enumerate(single):
+                    results[i] = self._finish(
+                        requests[i], logits[row_index : row_index + 1], matchers[i], elapsed
+                    )
+            for i, request in enumerate(requests):
+                if i not in results:
+                    started = time.perf_counter()
+                    row = self._row(request, extra=request.force_ids[:-1])
+                    logits = self.forward.logits(row, n_positions=request.n_new)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    results[i] = self._finish(request, logits, matchers[i], elapsed)
+            return [results[i] for i in range(len(requests))]
+
+    def _row(self, request: StepRequest, extra: tuple[int, ...] = ()) -> Row:
+        ids = torch.tensor(request.context_ids + tuple(extra), dtype=torch.long)
+        return Row(request.branch, ids, request.parent)
+
+    def _finish(
+        self,
+        request: StepRequest,
+        logits: torch.Tensor,
+        matcher: ConstraintMatcher | None,
+        forward_ms: float,
+    ) -> StepResult:
+        """Run the pipeline on each new position's logits (n_new, vocab), choose, record."""
+        completion = list(request.completion_ids)
+        joiner = self._joiner_over_tail(completion, request.stop)
+        tokens: list[StepToken] = []
+        finish_reason = None
+        for position in range(request.n_new):
+            started = time.perf_counter()
+            token, how, distribution = self._choose(request, logits[position], completion, matcher)
+            completion.append(token)
+            text_before = len(joiner.text)
+            piece = joiner.add(token)
+            elapsed = forward_ms / request.n_new + (time.perf_counter() - started) * 1000
+            tokens.append(StepToken(len(completion) - 1, piece, how, distribution, elapsed))
+            finish_reason = self._finish_reason(
+                request, completion, joiner.text, text_before, matcher
+            )
+            if finish_reason:
+                break
+        return StepResult(request.branch, tuple(tokens), finish_reason)
+
+    def _joiner_over_tail(self, completion: list[int], stop: tuple[str, ...]) -> TextJoiner:
+        """A TextJoiner fed the last tokens of the completion: enough to join a character split
+        over earlier tokens and to see a stop sequence end in the new ones, without re-reading
+        the whole completion every step."""
+        longest_stop = max((len(sequence.encode()) for sequence in stop), default=0)
+        joiner = TextJoiner(self.loaded.tokenizer)
+        for token_id in completion[-(_TAIL_TOKENS + longest_stop) :]:
+            joiner.add(token_id)
+        return joiner
+
+    def _choose(
+        self,
+        request: StepRequest,
+        logits: torch.Tensor,
+        completion: list[int],
+        matcher: ConstraintMatcher | None,
+    ) -> tuple[int, str, Distribution]:
+        step_index = len(completion)
+        context = torch.tensor(list(request.prompt_ids) + completion, dtype=torch.long)
+        result = run_pipeline(
+            logits,
+            request.params,
+            context_ids=context,
+            completion_ids=torch.tensor(completion, dtype=torch.long),
+            valid_mask=matcher.allowed_mask() if matcher else None,
+        )
+        if request.mode == "force":
+            token = request.force_ids[step_index - len(request.completion_ids)]
+            how = "forced"
+            if not result.valid[token]:
+                raise InputError(
+                    f"The constraint does not allow token {token} here", field="token_id"
+                )
+        elif request.mode == "greedy" or request.params.is_greedy:
+            token, how = int(result.p_final.argmax()), "greedy"
+        else:
+            token, how = choose(result, request.params, step_index), "sampled"
+        if matcher is not None:
+            matcher.consume([token], field="token_id")
+        return token, how, summarize(result, self.loaded.tokenizer, request.top_n, token)
+
+    def _finish_reason(
+        self,
+        request: StepRequest,
+        completion: list[int],
+        text: str,
+        new_text_from: int,
+        matcher: ConstraintMatcher | None,
+    ) -> str | None:
+        """Why the branch ends after its last token (None: it goes on). A stop sequence counts
+        only where it ends in the text the new token added."""
+        if completion[-1] in self.eos_ids:
+            return "eos"
+        for sequence in request.stop:
+            if text.find(sequence, max(0, new_text_from - len(sequence) + 1)) >= 0:
+                return "stop_sequence"
+        if matcher is not None and matcher.is_stopped:
+            return "constraint_complete"
+        if request.max_new_tokens is not None and len(completion) >= request.max_new_tokens:
+            return "max_tokens"
+        if len(request.prompt_ids) + len(completion) >= self.loaded.info.context_length:
+            return "context_full"
+        return None
+
+    def generate(
+        self,
+        request: StepRequest,
+        on_step: Callable[[StepResult], bool | None] | None = None,
+    ) -> list[StepResult]:
+        """Step one branch (sample or greedy) until it finishes: EOS, a stop sequence,
+        max_new_tokens, the context window or the constraint. on_step sees each result as it
+        comes; returning False from it stops early."""
+        if request.mode == "force":
+            raise InputError(
+                "Generation samples or picks greedily; force a token with a step", "mode"
+            )
+        if request.max_new_tokens is None:
+            raise InputError("Generating to the end needs max_new_tokens", "max_new_tokens")
+        results: list[StepResult] = []
+        completion = tuple(request.completion_ids)
+        while True:
+            result = self.step(replace(request, completion_ids=completion))
+            results.append(result)
+            completion += tuple(token.id for token in result.tokens)
+            wanted_more = on_step(result) if on_step else None
+            if result.finish_reason or wanted_more is False:
+                return results
+
+    def forget(self, branch: str) -> None:
+        """Drop a branch's cache and matcher (e.g. when the branch is deleted)."""
+        with self._lock:
+            self.cache.drop(branch)
+            self._matchers.pop(branch, None)
