@@ -4,7 +4,8 @@ batched branches against the same steps one by one.
 Run: `make bench` (or .venv/bin/python bench/stepping.py [model-key ...]). Prints a markdown
 table per model; the machine is noisy, so read the ratios (each measured in the same run).
 Targets: stepping ≥ 0.95× bare generate; ≥ 8× the naive approach at 512 tokens of context;
-batched ≥ 5× one by one at 8 branches.
+batched ≥ 5× one by one at 8 branches (different prompts, the four presets, different seeds;
+every step records the top-20 with p_base and p_final, one by one as batched).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,19 +28,21 @@ from django.conf import settings  # noqa: E402
 
 from engine.distribution import next_token_logits, prompt_ids, summarize  # noqa: E402
 from engine.loading import PACKAGED_MODELS, load, pick_device  # noqa: E402
-from engine.sampling import SamplingParams, run_pipeline  # noqa: E402
+from engine.sampling import PRESETS, SamplingParams, run_pipeline  # noqa: E402
 from engine.stepping import Stepper, StepRequest  # noqa: E402
 
 NEW_TOKENS = 128
 LONG_CONTEXT = 512
 LONG_NEW_TOKENS = 32
 NAIVE_STEPS = 6
-BATCH_STEPS = 8
+BATCH_STEPS = 16
 GREEDY = SamplingParams(temperature=0.0)
 STORY = (
     "The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his "
     "father had taught him, and wrote the weather in a book that nobody ever read. "
 )
+# Branches in a classroom use the presets the product offers, each with its own seed.
+PRESET_CYCLE = ("balanced", "creative", "reliable", "greedy")
 PROMPTS = [
     "Once upon a time",
     "The recipe for bread is simple:",
@@ -91,7 +95,8 @@ def branch_requests(loaded, count: int, tag: str) -> list[StepRequest]:
     requests = []
     for index in range(count):
         prompt = PROMPTS[index % len(PROMPTS)] + " " * (index // len(PROMPTS))
-        params = SamplingParams(temperature=0.6 + 0.05 * (index % 8), top_p=0.95, seed=index)
+        preset = PRESETS[PRESET_CYCLE[index % len(PRESET_CYCLE)]]
+        params = replace(preset, seed=index)
         ids = tuple(prompt_ids(loaded, prompt, None, False))
         requests.append(StepRequest(f"{tag}-{index}", ids, params=params, top_n=20))
     return requests

@@ -113,6 +113,15 @@ def _readable(kind: str, error: str) -> str:
     return f"Invalid {label}: {' '.join(kept)}"
 
 
+def check_constraint(constraint: Constraint) -> None:
+    """InputError naming what is wrong with a constraint's spec (checked without a tokenizer)."""
+    from llguidance import LLMatcher
+
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar_of(constraint))
+    if is_error:
+        raise InputError(_readable(constraint.type, messages[0]), field=_SPEC_FIELD)
+
+
 @lru_cache(maxsize=4)
 def guidance_tokenizer(tokenizer, vocab_size: int):
     """llguidance's view of a Hugging Face tokenizer (≈0.5 s for SmolLM2, ≈5 s for Gemma:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.constraints import Constraint, ConstraintMatcher
 from engine.loading import LoadedModel
 from engine.sampling import STAGES, PipelineResult, SamplingParams, choose, entropy, run_pipeline
 from engine.tokenization import token_text, tokenize
@@ -166,9 +167,11 @@ def distribution_for(
     use_chat_template: bool = False,
     completion_ids: list[int] = (),
     top_n: int = 20,
+    constraint: Constraint | None = None,
 ) -> Distribution:
     """The next-token distribution after prompt + completion_ids, and the token the pipeline
-    would choose at this step (step index = len(completion_ids))."""
+    would choose at this step (step index = len(completion_ids)). Under a constraint, the
+    completion so far must be one the constraint allows."""
     completion_ids = list(completion_ids)
     check_token_ids(loaded, completion_ids, "completion_ids")
     context = prompt_ids(loaded, prompt, system_prompt, use_chat_template) + completion_ids
@@ -178,11 +181,17 @@ def distribution_for(
             f"({loaded.info.context_length:,} tokens)",
             field="completion_ids",
         )
+    valid_mask = None
+    if constraint is not None:
+        matcher = ConstraintMatcher(constraint, loaded.tokenizer, loaded.info.vocab_size)
+        matcher.consume(completion_ids)
+        valid_mask = matcher.allowed_mask()
     result = run_pipeline(
         next_token_logits(loaded, context),
         params,
         context_ids=torch.tensor(context),
         completion_ids=torch.tensor(completion_ids, dtype=torch.long),
+        valid_mask=valid_mask,
     )
     chosen = choose(result, params, step=len(completion_ids))
     return summarize(result, loaded.tokenizer, top_n, chosen)

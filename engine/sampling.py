@@ -118,8 +118,8 @@ class PipelineResult:
 def _exclude(scores: torch.Tensor, removed_by: torch.Tensor, mask: torch.Tensor, stage: str):
     """Set scores to -inf where mask, recording `stage` for tokens not excluded before."""
     newly = mask & (removed_by < 0)
-    removed_by[newly] = STAGES.index(stage)
-    scores[mask] = -math.inf
+    removed_by.masked_fill_(newly, STAGES.index(stage))
+    scores.masked_fill_(mask, -math.inf)
 
 
 def apply_repetition_penalty(scores: torch.Tensor, context_ids: torch.Tensor, penalty: float):
@@ -207,9 +207,10 @@ def run_pipeline(
         scores, completion_ids, params.presence_penalty, params.frequency_penalty
     )
     valid = torch.ones(vocab, dtype=torch.bool) if valid_mask is None else valid_mask.cpu()
-    if not valid.any():
-        raise InputError("The constraint allows no token at this point", field="constraint")
-    _exclude(scores, removed_by, ~valid, "constraint")
+    if valid_mask is not None:
+        if not valid.any():
+            raise InputError("The constraint allows no token at this point", field="constraint")
+        _exclude(scores, removed_by, ~valid, "constraint")
     if params.is_greedy:
         not_argmax = torch.ones(vocab, dtype=torch.bool)
         not_argmax[scores.argmax()] = False

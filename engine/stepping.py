@@ -12,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -136,6 +137,8 @@ class Stepper:
         self.eos_ids = eos_ids_of(loaded)
         self._matchers: OrderedDict[str, ConstraintMatcher] = OrderedDict()
         self._lock = threading.Lock()
+        # The pipeline of each row (sorts, softmaxes) runs on the CPU cores side by side.
+        self._pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
 
     # -- validation -------------------------------------------------------------------------
 
@@ -218,10 +221,14 @@ class Stepper:
                 rows = [self._row(requests[i]) for i in single]
                 logits = self.forward.last_logits(rows)  # (batch, vocab)
                 elapsed = (time.perf_counter() - started) * 1000
-                for row_index, i in enumerate(single):
-                    results[i] = self._finish(
+                finished = self._pool.map(
+                    lambda row_index, i: self._finish(
                         requests[i], logits[row_index : row_index + 1], matchers[i], elapsed
-                    )
+                    ),
+                    range(len(single)),
+                    single,
+                )
+                results.update(zip(single, finished, strict=True))
             for i, request in enumerate(requests):
                 if i not in results:
                     started = time.perf_counter()

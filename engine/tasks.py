@@ -7,20 +7,24 @@ In the embedded default the same tasks run in a worker thread of the web process
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import threading
 
 from celery import shared_task
 
-from engine.distribution import distribution_for
+from engine.constraints import Constraint
+from engine.distribution import prompt_ids
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.sampling import SamplingParams
+from engine.stepping import Stepper, StepRequest
 from engine.tokenization import tokenize
 from engine.types import EngineError
 
 _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
+_steppers: dict[str, Stepper] = {}
 LOADED_KEY = "tokenlens:loaded:{key}"
 LOADED_TTL_SECONDS = 600
 
@@ -76,19 +80,38 @@ def compute_tokenization(params: dict, progress: Progress | None = None) -> dict
     return result.to_dict()
 
 
+def stepper(key: str, progress: Progress | None = None) -> Stepper:
+    """This process's Stepper for a model (its key/value caches live as long as the worker)."""
+    from django.conf import settings
+
+    loaded = loaded_model(key, progress)
+    with _registry_lock:
+        if key not in _steppers:
+            _steppers[key] = Stepper(loaded, settings.TOKENLENS_KV_CACHE_MB * 2**20)
+        return _steppers[key]
+
+
 def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
-    """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far."""
-    loaded = loaded_model(params["model"], progress)
-    result = distribution_for(
-        loaded,
+    """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far.
+
+    Runs as a step of a branch named after the prompt, so a client that calls again with a
+    longer completion reuses the cached prefix instead of reading the whole text again."""
+    model_stepper = stepper(params["model"], progress)
+    ids = prompt_ids(
+        model_stepper.loaded,
         params["prompt"],
+        params.get("system_prompt") or None,
+        bool(params.get("use_chat_template")),
+    )
+    request = StepRequest(
+        branch="api:" + hashlib.sha256(repr(ids).encode()).hexdigest()[:16],
+        prompt_ids=tuple(ids),
+        completion_ids=tuple(params.get("completion_ids") or ()),
         params=SamplingParams.from_dict(params.get("params")),
-        system_prompt=params.get("system_prompt") or None,
-        use_chat_template=bool(params.get("use_chat_template")),
-        completion_ids=params.get("completion_ids") or [],
+        constraint=Constraint.from_dict(params.get("constraint")),
         top_n=int(params.get("top_n") or 20),
     )
-    return result.to_dict()
+    return model_stepper.step(request).tokens[0].distribution.to_dict()
 
 
 COMPUTATIONS = {"tokenize": compute_tokenization, "distribution": compute_distribution}

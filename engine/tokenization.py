@@ -134,6 +134,7 @@ def tokenize(
     return Tokenization(model_key, source, use_chat_template, tuple(tokens))
 
 
+@lru_cache(maxsize=1 << 16)
 def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
     """(text, special, partial) of one vocabulary entry, decoded as tokenize() shows it."""
     piece = tokenizer.convert_ids_to_tokens(int(token_id))

@@ -1,6 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.distribution import MAX_TOP_N
 from engine.sampling import SamplingParams
 from engine.types import InputError
@@ -64,6 +65,21 @@ class SamplingParamsSerializer(serializers.Serializer):
         return dict(data)
 
 
+class ConstraintSerializer(serializers.Serializer):
+    """{"type": choice|regex|cfg|json_schema, "spec": ...}; the grammar is checked here too, so
+    a bad regex, grammar or schema is a 400 before any model work."""
+
+    type = serializers.ChoiceField(choices=CONSTRAINT_TYPES)
+    spec = serializers.JSONField()
+
+    def validate(self, data):
+        try:
+            check_constraint(Constraint(data["type"], data["spec"]))
+        except InputError as exc:
+            raise serializers.ValidationError({"spec": exc.message}) from exc
+        return dict(data)
+
+
 class DistributionRequestSerializer(ModelRequestSerializer):
     prompt = serializers.CharField(trim_whitespace=False)
     system_prompt = serializers.CharField(
@@ -74,18 +90,10 @@ class DistributionRequestSerializer(ModelRequestSerializer):
         child=serializers.IntegerField(min_value=0), required=False, default=list
     )
     params = SamplingParamsSerializer(required=False, default=dict)
-    constraint = serializers.JSONField(required=False, allow_null=True)
+    constraint = ConstraintSerializer(required=False, allow_null=True, default=None)
     top_n = serializers.IntegerField(required=False, default=20, min_value=1, max_value=MAX_TOP_N)
 
     def validate_prompt(self, prompt: str) -> str:
         if not prompt.strip():
             raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
         return prompt
-
-    def validate_constraint(self, constraint):
-        if constraint:
-            raise serializers.ValidationError(
-                "Constraints (choice, regex, cfg, json_schema) are not supported by this "
-                "server yet; send the request without one"
-            )
-        return None

@@ -65,6 +65,8 @@ TOKENLENS_DEVICE = env_str("TOKENLENS_DEVICE", "auto")
 TOKENLENS_DEFAULT_MODEL = env_str("TOKENLENS_DEFAULT_MODEL", "smollm2-135m-instruct")
 TOKENLENS_EXTRA_MODELS = env_list("TOKENLENS_EXTRA_MODELS")
 TOKENLENS_TASK_TIMEOUT = env_int("TOKENLENS_TASK_TIMEOUT", 180)
+# Key/value caches of branches kept per model in each worker (least recently used evicted).
+TOKENLENS_KV_CACHE_MB = env_int("TOKENLENS_KV_CACHE_MB", 1024)
 TOKENLENS_MAX_TEXT_CHARS = env_int("TOKENLENS_MAX_TEXT_CHARS", 200_000)
 TOKENLENS_REDIS_URL = env_str("TOKENLENS_REDIS_URL", "")
 TOKENLENS_DATABASE_URL = env_str("TOKENLENS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")

@@ -81,7 +81,20 @@ def test_the_chat_template_is_applied(api):
         ({"prompt": "  "}, "prompt", "empty"),
         ({"top_n": 500}, "top_n", "less than or equal to 100"),
         ({"model": "nope"}, "model", "Unknown model"),
-        ({"constraint": {"type": "regex", "spec": "a+"}}, "constraint", "not supported"),
+        ({"constraint": {"type": "regex", "spec": "[0-9"}}, "constraint.spec", "Invalid regex"),
+        ({"constraint": {"type": "cfg", "spec": "start: foo"}}, "constraint.spec", "unknown name"),
+        (
+            {"constraint": {"type": "json_schema", "spec": {"type": "objectx"}}},
+            "constraint.spec",
+            "Invalid JSON schema",
+        ),
+        ({"constraint": {"type": "choice", "spec": []}}, "constraint.spec", "non-empty list"),
+        ({"constraint": {"type": "xml", "spec": "<a/>"}}, "constraint.type", "not a valid choice"),
+        (
+            {"constraint": {"type": "choice", "spec": ["yes", "no"]}, "completion_ids": [28]},
+            "completion_ids",
+            "not allowed by the constraint",
+        ),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(api, payload, field, fragment):
@@ -90,3 +103,17 @@ def test_bad_input_is_a_400_naming_the_field(api, payload, field, fragment):
     error = response.json()["error"]
     assert error["field"] == field
     assert fragment in error["message"]
+
+
+def test_a_constraint_marks_the_tokens_it_forbids(api):
+    constraint = {"type": "choice", "spec": [" Lyon", " Marseille"]}
+    response = _post(api, constraint=constraint, top_n=30, params={"temperature": 1.0})
+    assert response.status_code == 200, response.content
+    tokens = response.json()["tokens"]
+    kept = [token for token in tokens if token["kept"]]
+    assert kept and all(
+        " Lyon".startswith(t["text"]) or " Marseille".startswith(t["text"]) for t in kept
+    )
+    paris = next(token for token in tokens if token["text"] == " Paris")
+    assert paris["valid"] is False and paris["removed_by"] == "constraint"
+    assert paris["p_final"] == 0 and paris["p_base"] > 0.1
