@@ -221,14 +221,13 @@ class Stepper:
                 rows = [self._row(requests[i]) for i in single]
                 logits = self.forward.last_logits(rows)  # (batch, vocab)
                 elapsed = (time.perf_counter() - started) * 1000
-                finished = self._pool.map(
-                    lambda row_index, i: self._finish(
-                        requests[i], logits[row_index : row_index + 1], matchers[i], elapsed
-                    ),
-                    range(len(single)),
-                    single,
-                )
-                results.update(zip(single, finished, strict=True))
+
+                def finish(row_index: int, i: int) -> StepResult:
+                    row_logits = logits[row_index : row_index + 1]
+                    return self._finish(requests[i], row_logits, matchers[i], elapsed)
+
+                mapper = self._pool.map if len(single) > 1 else map
+                results.update(zip(single, mapper(finish, range(len(single)), single), strict=True))
             for i, request in enumerate(requests):
                 if i not in results:
                     started = time.perf_counter()

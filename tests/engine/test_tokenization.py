@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from engine.tokenization import describe_bytes, tokenize
+from engine.tokenization import describe_bytes, join_generated, tokenize
 from engine.types import InputError
 
 SAMPLES = [
@@ -89,3 +91,35 @@ def test_it_rejects_text_longer_than_the_context(smollm2):
 )
 def test_describe_bytes(raw, text, partial):
     assert describe_bytes(raw) == (text, partial)
+
+
+SPLIT_TEXTS = ["Prix: 5€ 🎉 naïve 漢字", "🦜🦜 والسلام", "emoji 👩‍👩‍👧 family"]
+
+
+@pytest.mark.parametrize("text", SPLIT_TEXTS)
+def test_generated_tokens_join_split_characters_once_complete(any_packaged_model, text):
+    tokenizer = any_packaged_model.tokenizer
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    pieces = join_generated(tokenizer, ids)
+    assert all("\ufffd" not in piece.text for piece in pieces)
+    complete = "".join(re.sub(r"(<0x[0-9A-F]{2}>)+$", "", piece.text) for piece in pieces)
+    assert complete == text
+    for index, piece in enumerate(pieces):
+        if piece.joins:
+            assert all(earlier.pending for earlier in pieces[index - piece.joins : index])
+    assert not pieces[-1].pending
+
+
+def test_a_pending_token_shows_its_bytes_until_the_character_completes(smollm2):
+    tokenizer = smollm2.tokenizer
+    ids = tokenizer.encode(" 🎉", add_special_tokens=False)
+    pieces = join_generated(tokenizer, ids)
+    assert len(pieces) > 1, "SmolLM2 splits this emoji over several tokens"
+    assert pieces[0].pending and "<0xF0>" in pieces[0].text
+    assert pieces[-1].text.endswith("🎉") and pieces[-1].joins == len(pieces) - 1
+
+
+def test_a_special_token_in_a_generation_keeps_its_name(smollm2):
+    tokenizer = smollm2.tokenizer
+    pieces = join_generated(tokenizer, [*tokenizer.encode("Hi", add_special_tokens=False), 2])
+    assert pieces[-1].special and pieces[-1].text == tokenizer.convert_ids_to_tokens(2)
