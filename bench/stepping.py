@@ -162,7 +162,7 @@ def bench_model(spec) -> list[tuple[str, str, str]]:
 def main(keys: list[str]) -> None:
     torch.set_grad_enabled(False)
     specs = [spec for spec in PACKAGED_MODELS if not keys or spec.key in keys]
-    print(f"Greedy runs: {NEW_TOKENS} new tokens (fewer if the model ends first, both sides alike).")
+    print(f"Greedy runs: {NEW_TOKENS} new tokens (fewer if the model ends first, on both sides).")
     print()
     print("| model | measure | tokens/s | ratio |")
     print("| --- | --- | ---: | ---: |")
