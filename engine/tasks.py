@@ -114,7 +114,18 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
     return model_stepper.step(request).tokens[0].distribution.to_dict()
 
 
-COMPUTATIONS = {"tokenize": compute_tokenization, "distribution": compute_distribution}
+def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
+    """Step a saved branch (read from and written to the database by inspector.generation)."""
+    from inspector.generation import step_branch
+
+    return step_branch(params, lambda key: stepper(key, progress))
+
+
+COMPUTATIONS = {
+    "tokenize": compute_tokenization,
+    "distribution": compute_distribution,
+    "branch_step": compute_branch_step,
+}
 
 
 def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:

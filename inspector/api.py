@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from rest_framework import status
-from rest_framework.decorators import api_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from inspector import services
-from inspector.serializers import DistributionRequestSerializer, TokenizeRequestSerializer
+from inspector import explorations, services
+from inspector.serializers import (
+    BranchLabelSerializer,
+    BranchSerializer,
+    BranchSummarySerializer,
+    DistributionRequestSerializer,
+    ExplorationSerializer,
+    ExplorationTitleSerializer,
+    ForkRequestSerializer,
+    StepRequestSerializer,
+    StepSerializer,
+    TokenizeRequestSerializer,
+)
 
 
 def _first_error(detail, path: tuple[str, ...] = ()) -> tuple[str, str]:
@@ -57,3 +68,81 @@ def tokenize(request):
 @api_view(["POST"])
 def distribution(request):
     return _compute(request, DistributionRequestSerializer, "distribution")
+
+
+class ExplorationViewSet(viewsets.ViewSet):
+    """Explorations of the signed-in user (or of this browser session for visitors)."""
+
+    def list(self, request):
+        mine = explorations.explorations_for(request).prefetch_related("branches")
+        return Response(ExplorationSerializer(mine, many=True).data)
+
+    def create(self, request):
+        serializer = ExplorationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        exploration = explorations.create_exploration(request, dict(serializer.validated_data))
+        return Response(ExplorationSerializer(exploration).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk)
+        return Response(ExplorationSerializer(exploration).data)
+
+    def partial_update(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk)
+        serializer = ExplorationTitleSerializer(exploration, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(ExplorationSerializer(exploration).data)
+
+    def destroy(self, request, pk=None):
+        explorations.get_exploration(request, pk).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"])
+    def branches(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk)
+        return Response(BranchSummarySerializer(exploration.branches.all(), many=True).data)
+
+
+class BranchViewSet(viewsets.ViewSet):
+    """A branch with its whole sequence; step, fork and undo are verbs on it."""
+
+    def retrieve(self, request, pk=None):
+        return Response(BranchSerializer(explorations.get_branch(request, pk)).data)
+
+    def partial_update(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        serializer = BranchLabelSerializer(branch, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(BranchSerializer(branch).data)
+
+    def destroy(self, request, pk=None):
+        explorations.delete_branch(explorations.get_branch(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def steps(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        serializer = StepRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        steps = explorations.step(branch, **serializer.validated_data)
+        body = {
+            "steps": StepSerializer(steps, many=True).data,
+            "finish_reason": branch.finish_reason or None,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def fork(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        serializer = ForkRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        child = explorations.fork(branch, **serializer.validated_data)
+        return Response(BranchSerializer(child).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def undo(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        explorations.undo(branch)
+        return Response(BranchSerializer(branch).data)

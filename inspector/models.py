@@ -1,5 +1,8 @@
+from __future__ import annotations
+
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
@@ -71,3 +74,105 @@ class Job(models.Model):
 
     def fail(self, message: str, field: str = "") -> None:
         self.finish({"error": {"field": field, "message": message}})
+
+
+class Exploration(models.Model):
+    """A saved session with one model and one prompt: its settings and a tree of branches.
+
+    Owned by a user, or by a browser session for visitors who are not signed in.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="explorations",
+    )
+    session_key = models.CharField(max_length=40, blank=True, db_index=True)
+    title = models.CharField(max_length=200, blank=True)
+    model_key = models.CharField(max_length=200)
+    prompt = models.TextField()
+    system_prompt = models.TextField(blank=True)
+    use_chat_template = models.BooleanField(default=False)
+    params = models.JSONField(default=dict, help_text="Sampling parameters, seed included")
+    max_new_tokens = models.PositiveIntegerField(default=128)
+    stop = models.JSONField(default=list, blank=True, help_text="Stop sequences")
+    constraint = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or self.prompt[:60]
+
+    @property
+    def root(self) -> Branch:
+        return self.branches.get(parent__isnull=True)
+
+
+class Branch(models.Model):
+    """A line of generated tokens: its parent's first `fork_index` tokens, then its own steps."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    exploration = models.ForeignKey(Exploration, on_delete=models.CASCADE, related_name="branches")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    fork_index = models.PositiveIntegerField(default=0)
+    label = models.CharField(max_length=100)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        verbose_name_plural = "branches"
+
+    def __str__(self) -> str:
+        return self.label
+
+    def sequence(self) -> list[Step]:
+        """Every step of this branch in order: inherited ones first, then its own."""
+        inherited = self.parent.sequence()[: self.fork_index] if self.parent else []
+        return inherited + list(self.steps.order_by("index"))
+
+    @property
+    def length(self) -> int:
+        last = self.steps.order_by("-index").values_list("index", flat=True).first()
+        return self.fork_index if last is None else last + 1
+
+
+class Step(models.Model):
+    """One token of a branch as it was chosen: how, its probabilities, the top-N candidates at
+    that moment and the parameters in force. Revisiting shows this, never a recomputation."""
+
+    class Mode(models.TextChoices):
+        SAMPLED = "sampled", "Sampled"
+        GREEDY = "greedy", "Greedy"
+        FORCED = "forced", "Forced"
+
+    branch = models.ForeignKey(Branch, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField(help_text="Position in the branch's whole completion")
+    token_id = models.PositiveIntegerField()
+    text = models.CharField(max_length=300, help_text="Display text, split characters joined")
+    piece = models.JSONField(default=dict, help_text="special, pending, joins, bytes")
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    p_base = models.FloatField()
+    p_final = models.FloatField()
+    rank = models.PositiveIntegerField()
+    distribution = models.JSONField(help_text="Top-N candidates, entropies and kept mass")
+    params = models.JSONField(default=dict)
+    elapsed_ms = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["branch", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["branch", "index"], name="one_step_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index}: {self.text!r}"

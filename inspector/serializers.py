@@ -4,8 +4,10 @@ from rest_framework import serializers
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.distribution import MAX_TOP_N
 from engine.sampling import SamplingParams
+from engine.stepping import MAX_STOP_SEQUENCES
 from engine.types import InputError
 from inspector import services
+from inspector.models import Branch, Exploration, Step
 
 
 class ModelRequestSerializer(serializers.Serializer):
@@ -97,3 +99,118 @@ class DistributionRequestSerializer(ModelRequestSerializer):
         if not prompt.strip():
             raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
         return prompt
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Step
+        fields = [
+            "index",
+            "token_id",
+            "text",
+            "piece",
+            "mode",
+            "p_base",
+            "p_final",
+            "rank",
+            "distribution",
+            "params",
+            "elapsed_ms",
+        ]
+
+
+class BranchSerializer(serializers.ModelSerializer):
+    """A branch with its whole sequence (inherited steps first)."""
+
+    steps = serializers.SerializerMethodField()
+    length = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Branch
+        fields = ["id", "label", "parent", "fork_index", "finish_reason", "length", "steps"]
+        read_only_fields = ["id", "parent", "fork_index", "finish_reason"]
+
+    def get_steps(self, branch: Branch) -> list[dict]:
+        return StepSerializer(branch.sequence(), many=True).data
+
+
+class BranchSummarySerializer(serializers.ModelSerializer):
+    length = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Branch
+        fields = ["id", "label", "parent", "fork_index", "finish_reason", "length"]
+
+
+class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer):
+    """An exploration's settings. `model` names a catalog model; params, stop sequences and the
+    constraint are validated as the engine will use them."""
+
+    model = serializers.ChoiceField(choices=[], source="model_key")
+    params = SamplingParamsSerializer(required=False, default=dict)
+    constraint = ConstraintSerializer(required=False, allow_null=True, default=None)
+    stop = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, max_length=100),
+        required=False,
+        default=list,
+        max_length=MAX_STOP_SEQUENCES,
+    )
+    max_new_tokens = serializers.IntegerField(
+        required=False, default=128, min_value=1, max_value=4096
+    )
+    branches = BranchSummarySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Exploration
+        fields = [
+            "id",
+            "title",
+            "model",
+            "prompt",
+            "system_prompt",
+            "use_chat_template",
+            "params",
+            "max_new_tokens",
+            "stop",
+            "constraint",
+            "branches",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        extra_kwargs = {"prompt": {"trim_whitespace": False}}
+
+    def validate_prompt(self, prompt: str) -> str:
+        if not prompt.strip():
+            raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
+        return prompt
+
+
+class StepRequestSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["sample", "greedy", "force"], default="sample")
+    token_id = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+    def validate(self, data):
+        if data["mode"] == "force" and data.get("token_id") is None and not data.get("text"):
+            raise serializers.ValidationError({"token_id": "Give a token id or a text to force"})
+        return data
+
+
+class ForkRequestSerializer(serializers.Serializer):
+    at_index = serializers.IntegerField(min_value=0)
+    token_id = serializers.IntegerField(min_value=0)
+
+
+class ExplorationTitleSerializer(serializers.ModelSerializer):
+    """What may change after creation: the title (the rest is what the steps were made with)."""
+
+    class Meta:
+        model = Exploration
+        fields = ["title"]
+
+
+class BranchLabelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Branch
+        fields = ["label"]

@@ -1,0 +1,130 @@
+"""Use-cases of explorations, branches and steps, shared by the API, the pages and the consumer.
+
+Who may see an exploration: its owner when signed in, else the browser session that made it.
+Model work (validating the prompt, stepping) runs in the worker through services.compute_now;
+the worker writes the steps (inspector.generation) so every front door sees the same rows.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from inspector.models import Branch, Exploration, Step
+from inspector.services import ServiceError, compute_now
+
+
+def session_key(request) -> str:
+    if not request.session.session_key:
+        request.session.save()
+    return request.session.session_key
+
+
+def _mine(request) -> Q:
+    if request.user.is_authenticated:
+        return Q(owner=request.user)
+    return Q(owner__isnull=True, session_key=session_key(request))
+
+
+def explorations_for(request) -> QuerySet[Exploration]:
+    return Exploration.objects.filter(_mine(request))
+
+
+def get_exploration(request, exploration_id) -> Exploration:
+    try:
+        return explorations_for(request).get(pk=exploration_id)
+    except (Exploration.DoesNotExist, ValueError, TypeError):
+        raise ServiceError("No such exploration", field="exploration", status=404) from None
+
+
+def get_branch(request, branch_id) -> Branch:
+    try:
+        return Branch.objects.select_related("exploration").get(
+            pk=branch_id, exploration__in=explorations_for(request)
+        )
+    except (Branch.DoesNotExist, ValueError, TypeError):
+        raise ServiceError("No such branch", field="branch", status=404) from None
+
+
+def create_exploration(request, data: dict) -> Exploration:
+    """Check the prompt with the model's tokenizer (empty, too long, no chat template), then
+    save the exploration with its root branch."""
+    try:
+        compute_now(
+            "tokenize",
+            {
+                "model": data["model_key"],
+                "text": data["prompt"],
+                "system_prompt": data.get("system_prompt") or None,
+                "use_chat_template": data.get("use_chat_template", False),
+            },
+        )
+    except ServiceError as error:
+        if error.field == "text":
+            error.field = "prompt"
+        raise
+    owner = request.user if request.user.is_authenticated else None
+    with transaction.atomic():
+        exploration = Exploration.objects.create(
+            owner=owner, session_key="" if owner else session_key(request), **data
+        )
+        Branch.objects.create(exploration=exploration, label="main")
+    return exploration
+
+
+def step(branch: Branch, mode: str, token_id: int | None = None, text: str | None = None):
+    """Advance a branch by one step in the worker; returns the new Step rows."""
+    outcome = compute_now(
+        "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
+    )
+    branch.refresh_from_db(fields=["finish_reason"])
+    return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
+
+
+def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
+    """A new branch holding this branch's first `at_index` tokens, then `token_id` (forced);
+    the original branch stays as it is."""
+    length = branch.length
+    if at_index > length:
+        raise ServiceError(
+            f"This branch has {length} tokens; a branch can start at index 0 to {length}",
+            field="at_index",
+        )
+    number = branch.exploration.branches.count() + 1
+    child = Branch.objects.create(
+        exploration=branch.exploration, parent=branch, fork_index=at_index, label=f"branch {number}"
+    )
+    try:
+        step(child, "force", token_id=token_id)
+    except ServiceError as error:
+        child.delete()
+        if error.field == "branch":
+            error.field = "token_id"
+        raise
+    return child
+
+
+def undo(branch: Branch) -> Step:
+    """Remove the branch's last own token (inherited ones belong to the parent branch)."""
+    last = branch.steps.order_by("-index").first()
+    if last is None:
+        raise ServiceError(
+            "This branch has no token of its own to undo; its tokens belong to the branch it "
+            "started from",
+            field="branch",
+        )
+    if branch.children.filter(fork_index__gt=last.index).exists():
+        raise ServiceError(
+            "Another branch starts after this token; delete that branch first", field="branch"
+        )
+    with transaction.atomic():
+        last.delete()
+        Branch.objects.filter(pk=branch.pk).update(finish_reason="")
+    branch.finish_reason = ""
+    return last
+
+
+def delete_branch(branch: Branch) -> None:
+    if branch.parent_id is None:
+        raise ServiceError("The main branch cannot be deleted", field="branch")
+    branch.delete()

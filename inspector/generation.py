@@ -1,0 +1,120 @@
+"""Branch stepping as it runs in the worker that owns the model: read the branch from the
+database, step it with the engine (key/value caches live in this process), write the steps.
+
+Called through engine.tasks (the Celery task or the in-process worker thread), never from a
+web request directly. Errors are EngineErrors so they travel back as {"error": ...}.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from engine.constraints import Constraint
+from engine.distribution import prompt_ids
+from engine.sampling import SamplingParams
+from engine.stepping import StepRequest, StepResult
+from engine.types import InputError
+from inspector.models import Branch, Step
+
+TOP_N = 20
+
+
+def _branch(branch_id: str) -> Branch:
+    try:
+        return Branch.objects.select_related("exploration").get(pk=branch_id)
+    except (Branch.DoesNotExist, ValueError):
+        raise InputError(f"Unknown branch {branch_id!r}", field="branch") from None
+
+
+def _force_ids(tokenizer, token_id: int | None, text: str | None) -> tuple[int, ...]:
+    if token_id is not None:
+        return (int(token_id),)
+    if not text:
+        raise InputError("Type the text to force, or give a token id", field="text")
+    return tuple(tokenizer.encode(text, add_special_tokens=False))
+
+
+def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) -> StepRequest:
+    """The engine request for the next step of a branch, from what the database holds."""
+    exploration = branch.exploration
+    loaded = stepper.loaded
+    forced = _force_ids(loaded.tokenizer, token_id, text) if mode == "force" else ()
+    return StepRequest(
+        branch=str(branch.pk),
+        parent=str(branch.parent_id) if branch.parent_id else None,
+        prompt_ids=tuple(
+            prompt_ids(
+                loaded,
+                exploration.prompt,
+                exploration.system_prompt or None,
+                exploration.use_chat_template,
+            )
+        ),
+        completion_ids=tuple(step.token_id for step in branch.sequence()),
+        params=SamplingParams.from_dict(exploration.params),
+        mode=mode,
+        force_ids=forced,
+        constraint=Constraint.from_dict(exploration.constraint),
+        top_n=TOP_N,
+        stop=tuple(exploration.stop or ()),
+        max_new_tokens=exploration.max_new_tokens,
+    )
+
+
+def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
+    """Write the steps of one result; a step already taken at that index (another tab, another
+    worker) is refused and nothing of this result is kept."""
+    steps = [
+        Step(
+            branch=branch,
+            index=token.index,
+            token_id=token.id,
+            text=token.piece.text[:300],
+            piece=token.piece.to_dict(),
+            mode=token.how,
+            p_base=token.distribution.chosen.p_base,
+            p_final=token.distribution.chosen.p_final,
+            rank=token.distribution.chosen.rank,
+            distribution=token.distribution.to_dict(),
+            params=params,
+            elapsed_ms=token.elapsed_ms,
+        )
+        for token in result.tokens
+    ]
+    try:
+        with transaction.atomic():
+            Step.objects.bulk_create(steps)
+            if result.finish_reason:
+                Branch.objects.filter(pk=branch.pk).update(finish_reason=result.finish_reason)
+    except IntegrityError:
+        raise InputError(
+            "Another step was taken at this position meanwhile; reload to see it", field="branch"
+        ) from None
+    branch.finish_reason = result.finish_reason or ""
+    return steps
+
+
+def step_branch(params: dict, stepper_for) -> dict:
+    """Advance a branch by one step (several tokens when forcing a text).
+
+    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?}.
+    stepper_for(model_key) gives this process's Stepper.
+    """
+    branch = _branch(params["branch"])
+    if branch.finish_reason:
+        raise InputError(
+            f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); "
+            "undo its last token or branch off an earlier one to go on",
+            field="branch",
+        )
+    stepper = stepper_for(branch.exploration.model_key)
+    request = build_request(
+        branch, stepper, params.get("mode", "sample"), params.get("token_id"), params.get("text")
+    )
+    result = stepper.step(request)
+    steps = save_result(branch, result, branch.exploration.params)
+    return {
+        "branch": str(branch.pk),
+        "step_ids": [step.pk for step in steps],
+        "finish_reason": result.finish_reason,
+    }
