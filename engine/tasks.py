@@ -148,3 +148,11 @@ def run_job_task(job_id: str) -> None:
     from inspector.jobs import run_job
 
     run_job(job_id)
+
+
+@shared_task(name="tokenlens.generate_branch")
+def generate_branch_task(params: dict) -> dict:
+    """Generate to the end on a saved branch, pushing each step to the exploration's pages."""
+    from inspector.generation import generate_branch
+
+    return generate_branch(params, stepper)

@@ -23,13 +23,13 @@ from inspector.serializers import (
 )
 
 
-def _first_error(detail, path: tuple[str, ...] = ()) -> tuple[str, str]:
+def first_error(detail, path: tuple[str, ...] = ()) -> tuple[str, str]:
     """The first (dotted field path, message) of a DRF error tree: ("params.top_p", "...")."""
     if isinstance(detail, dict):
         name, value = next(iter(detail.items()))
-        return _first_error(value, path if name == "non_field_errors" else (*path, str(name)))
+        return first_error(value, path if name == "non_field_errors" else (*path, str(name)))
     if isinstance(detail, list) and detail:
-        return _first_error(detail[0], path)
+        return first_error(detail[0], path)
     return ".".join(path) or "non_field_errors", str(detail)
 
 
@@ -40,7 +40,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, ValidationError):
-        field, message = _first_error(exc.detail)
+        field, message = first_error(exc.detail)
     else:
         field, message = "non_field_errors", str(getattr(exc, "detail", exc))
     response.data = {"error": {"field": field, "message": message}}

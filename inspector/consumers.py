@@ -49,3 +49,68 @@ class PageConsumer(AsyncWebsocketConsumer):
         if job is None:
             return ""
         return render_to_string("inspector/home.html#job-status", {"job": job})
+
+
+class ExplorationConsumer(AsyncWebsocketConsumer):
+    """Every open tab of an exploration follows its branches live: a changed branch's tokens
+    are re-rendered from the database (so a reconnecting page simply catches up)."""
+
+    async def connect(self):
+        self.exploration_id = str(self.scope["url_route"]["kwargs"]["exploration_id"])
+        if not await self._may_follow():
+            await self.close(code=4403)
+            return
+        self.group = broadcast.exploration_group(self.exploration_id)
+        try:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        except Exception:
+            logger.warning("Channel layer unavailable; refusing websocket", exc_info=True)
+            await self.close(code=1011)
+            return
+        await self.accept()
+
+    async def disconnect(self, code):
+        with contextlib.suppress(Exception):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(
+            text_data='<div id="ws-notice" class="notice" hx-swap-oob="true">This connection '
+            "only delivers updates; use the buttons to step and generate.</div>"
+        )
+
+    async def branch_changed(self, event):
+        await self.send(text_data=await self._render(event["branch"], "tokens"))
+
+    async def generation_done(self, event):
+        notice = {"stopped": "Generation stopped.", "error": "Generation stopped: "}.get(
+            event["reason"], ""
+        )
+        await self.send(
+            text_data=await self._render(
+                event["branch"], "branch-actions", notice=notice + event.get("message", "")
+            )
+        )
+
+    @database_sync_to_async
+    def _may_follow(self) -> bool:
+        from inspector.models import Exploration
+
+        user = self.scope.get("user")
+        session = self.scope.get("session")
+        mine = Exploration.objects.filter(pk=self.exploration_id)
+        if user is not None and user.is_authenticated:
+            return mine.filter(owner=user).exists()
+        key = getattr(session, "session_key", None)
+        return bool(key) and mine.filter(owner__isnull=True, session_key=key).exists()
+
+    @database_sync_to_async
+    def _render(self, branch_id: str, partial: str, **extra) -> str:
+        from inspector.exploration_views import PAGE, branch_context
+        from inspector.models import Branch
+
+        branch = Branch.objects.select_related("exploration").filter(pk=branch_id).first()
+        if branch is None or str(branch.exploration_id) != self.exploration_id:
+            return ""
+        context = branch_context(branch, oob=True, **extra)
+        return render_to_string(f"{PAGE}#{partial}", context)

@@ -7,11 +7,15 @@ the worker writes the steps (inspector.generation) so every front door sees the 
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
+from engine.tasks import generate_branch_task
+from inspector import broadcast
+from inspector.generation import GENERATING_KEY, STOP_KEY
 from inspector.models import Branch, Exploration, Step
-from inspector.services import ServiceError, compute_now
+from inspector.services import ServiceError, compute_now, dispatch
 
 
 def session_key(request) -> str:
@@ -74,10 +78,13 @@ def create_exploration(request, data: dict) -> Exploration:
 
 def step(branch: Branch, mode: str, token_id: int | None = None, text: str | None = None):
     """Advance a branch by one step in the worker; returns the new Step rows."""
+    if is_generating(branch):
+        raise ServiceError("This branch is generating; press Stop first", field="branch")
     outcome = compute_now(
         "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
     )
     branch.refresh_from_db(fields=["finish_reason"])
+    broadcast.branch_changed(branch.exploration_id, branch.pk)
     return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
 
 
@@ -117,10 +124,13 @@ def undo(branch: Branch) -> Step:
         raise ServiceError(
             "Another branch starts after this token; delete that branch first", field="branch"
         )
+    if is_generating(branch):
+        raise ServiceError("This branch is generating; press Stop first", field="branch")
     with transaction.atomic():
         last.delete()
         Branch.objects.filter(pk=branch.pk).update(finish_reason="")
     branch.finish_reason = ""
+    broadcast.branch_changed(branch.exploration_id, branch.pk)
     return last
 
 
@@ -128,3 +138,57 @@ def delete_branch(branch: Branch) -> None:
     if branch.parent_id is None:
         raise ServiceError("The main branch cannot be deleted", field="branch")
     branch.delete()
+
+
+def is_generating(branch: Branch) -> bool:
+    return bool(cache.get(GENERATING_KEY.format(branch=branch.pk)))
+
+
+def start_generation(branch: Branch, delay_ms=0) -> None:
+    """Generate to the end in the worker; steps reach the open pages as they are made."""
+    if branch.finish_reason:
+        raise ServiceError(
+            f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); undo or branch "
+            "off to go on",
+            field="branch",
+        )
+    if is_generating(branch):
+        raise ServiceError("This branch is already generating", field="branch")
+    try:
+        delay = int(delay_ms or 0)
+    except (TypeError, ValueError):
+        raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
+    cache.delete(STOP_KEY.format(branch=branch.pk))
+    cache.set(GENERATING_KEY.format(branch=branch.pk), True, 30)
+    params = {
+        "branch": str(branch.pk),
+        "exploration": str(branch.exploration_id),
+        "delay_ms": delay,
+    }
+    try:
+        transaction.on_commit(lambda: dispatch(generate_branch_task, [params]))
+    except ServiceError:
+        cache.delete(GENERATING_KEY.format(branch=branch.pk))
+        raise
+
+
+def stop_generation(branch: Branch) -> None:
+    """Ask a running generation to stop; it does before its next step."""
+    if is_generating(branch):
+        cache.set(STOP_KEY.format(branch=branch.pk), True, 600)
+
+
+def branch_tree(exploration: Exploration) -> list[tuple[Branch, int]]:
+    """Every branch with its depth, parents before children (for an indented tree)."""
+    children: dict = {}
+    for branch in exploration.branches.order_by("created_at"):
+        children.setdefault(branch.parent_id, []).append(branch)
+    ordered: list[tuple[Branch, int]] = []
+
+    def walk(parent_id, depth):
+        for branch in children.get(parent_id, []):
+            ordered.append((branch, depth))
+            walk(branch.pk, depth + 1)
+
+    walk(None, 0)
+    return ordered

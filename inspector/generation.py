@@ -7,13 +7,15 @@ web request directly. Errors are EngineErrors so they travel back as {"error": .
 
 from __future__ import annotations
 
+import time
+
 from django.db import IntegrityError, transaction
 
 from engine.constraints import Constraint
 from engine.distribution import prompt_ids
 from engine.sampling import SamplingParams
 from engine.stepping import StepRequest, StepResult
-from engine.types import InputError
+from engine.types import EngineError, InputError
 from inspector.models import Branch, Step
 
 TOP_N = 20
@@ -118,3 +120,44 @@ def step_branch(params: dict, stepper_for) -> dict:
         "step_ids": [step.pk for step in steps],
         "finish_reason": result.finish_reason,
     }
+
+
+GENERATING_KEY = "tokenlens:generating:{branch}"
+STOP_KEY = "tokenlens:stop:{branch}"
+# A running generation refreshes its flag every step; if its worker dies the flag lapses, so
+# the page offers to generate again instead of waiting forever.
+GENERATING_TTL_SECONDS = 30
+MAX_DELAY_MS = 2000
+
+
+def generate_branch(params: dict, stepper_for) -> dict:
+    """Sample steps on a branch until it finishes or someone presses Stop; each step is saved
+    and pushed to the exploration's open pages as it comes.
+
+    params: {"branch": id, "exploration": id, "delay_ms": pause between steps (speed control)}.
+    """
+    from django.core.cache import cache
+
+    from inspector import broadcast
+
+    branch_id, exploration_id = params["branch"], params["exploration"]
+    delay = min(max(int(params.get("delay_ms") or 0), 0), MAX_DELAY_MS) / 1000
+    reason, message = "stopped", ""
+    try:
+        while not cache.get(STOP_KEY.format(branch=branch_id)):
+            cache.set(GENERATING_KEY.format(branch=branch_id), True, GENERATING_TTL_SECONDS)
+            outcome = step_branch({"branch": branch_id, "mode": "sample"}, stepper_for)
+            broadcast.branch_changed(exploration_id, branch_id)
+            if outcome["finish_reason"]:
+                reason = outcome["finish_reason"]
+                break
+            if delay:
+                time.sleep(delay)
+    except EngineError as error:
+        reason, message = "error", error.message
+    finally:
+        cache.delete_many(
+            [GENERATING_KEY.format(branch=branch_id), STOP_KEY.format(branch=branch_id)]
+        )
+        broadcast.generation_done(exploration_id, branch_id, reason, message)
+    return {"branch": branch_id, "reason": reason, "message": message}

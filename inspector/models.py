@@ -131,8 +131,20 @@ class Branch(models.Model):
         ordering = ["created_at"]
         verbose_name_plural = "branches"
 
+    FINISH_LABELS = {
+        "eos": "the model ended its answer (end of sequence)",
+        "stop_sequence": "a stop sequence appeared",
+        "max_tokens": "the maximum number of new tokens was reached",
+        "context_full": "the context window is full",
+        "constraint_complete": "the constraint is complete",
+    }
+
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def finish_label(self) -> str:
+        return self.FINISH_LABELS.get(self.finish_reason, self.finish_reason.replace("_", " "))
 
     def sequence(self) -> list[Step]:
         """Every step of this branch in order: inherited ones first, then its own."""

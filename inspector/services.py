@@ -109,6 +109,19 @@ def _send(task, args: list) -> None:
         task.apply_async(args=args, retry=False)
 
 
+def dispatch(task, args: list) -> None:
+    """Queue a task for a worker; ServiceError (503) when the queue is unreachable."""
+    try:
+        _send(task, args)
+    except Exception as exc:
+        logger.warning("Could not queue %s: %s", task.name, exc)
+        raise ServiceError(
+            "The task queue (Redis) is unreachable, so no worker can compute this. "
+            "Start Redis and a worker (`make worker`), then try again.",
+            status=503,
+        ) from exc
+
+
 def _dispatch_job(job: Job) -> None:
     try:
         _send(run_job_task, [str(job.pk)])

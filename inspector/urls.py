@@ -1,5 +1,6 @@
 from django.urls import path
 
+from inspector import exploration_views as explore
 from inspector import views
 
 urlpatterns = [
@@ -7,4 +8,19 @@ urlpatterns = [
     path("tokenize/", views.tokenize, name="tokenize"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job"),
     path("healthz", views.healthz, name="healthz"),
+    path("explore/", explore.exploration_list, name="explorations"),
+    path("explore/new/", explore.exploration_create, name="exploration-create"),
+    path("explore/<uuid:exploration_id>/", explore.exploration_page, name="exploration"),
+    path("branches/<uuid:branch_id>/step/", explore.branch_step, name="branch-step"),
+    path("branches/<uuid:branch_id>/undo/", explore.branch_undo, name="branch-undo"),
+    path("branches/<uuid:branch_id>/generate/", explore.branch_generate, name="branch-generate"),
+    path("branches/<uuid:branch_id>/stop/", explore.branch_stop, name="branch-stop"),
+    path("branches/<uuid:branch_id>/fork/", explore.branch_fork, name="branch-fork"),
+    path("branches/<uuid:branch_id>/rename/", explore.branch_rename, name="branch-rename"),
+    path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
+    path(
+        "branches/<uuid:branch_id>/steps/<int:index>/",
+        explore.step_alternatives,
+        name="step-alternatives",
+    ),
 ]

@@ -1,7 +1,8 @@
 from django.urls import path
 
-from inspector.consumers import PageConsumer
+from inspector.consumers import ExplorationConsumer, PageConsumer
 
 websocket_urlpatterns = [
     path("ws/pages/<uuid:page_id>/", PageConsumer.as_asgi()),
+    path("ws/explorations/<uuid:exploration_id>/", ExplorationConsumer.as_asgi()),
 ]

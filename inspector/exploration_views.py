@@ -1,0 +1,181 @@
+"""The exploration pages: thin views over inspector.explorations (the same use-cases as the API)."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from inspector import explorations
+from inspector.api import first_error
+from inspector.forms import ExplorationForm
+from inspector.models import Branch
+from inspector.serializers import ExplorationSerializer
+from inspector.services import ServiceError
+
+LIST = "inspector/explorations.html"
+PAGE = "inspector/exploration.html"
+
+
+def _branch(request: HttpRequest, branch_id) -> Branch:
+    try:
+        return explorations.get_branch(request, branch_id)
+    except ServiceError:
+        raise Http404("No such branch in your explorations") from None
+
+
+def _list(request: HttpRequest, form: ExplorationForm, status: int = 200) -> HttpResponse:
+    mine = explorations.explorations_for(request)
+    return render(request, LIST, {"form": form, "explorations": mine}, status=status)
+
+
+@require_GET
+def exploration_list(request: HttpRequest) -> HttpResponse:
+    return _list(request, ExplorationForm())
+
+
+@require_POST
+def exploration_create(request: HttpRequest) -> HttpResponse:
+    form = ExplorationForm(request.POST)
+    if form.is_valid():
+        serializer = ExplorationSerializer(data=form.payload())
+        if serializer.is_valid():
+            try:
+                data = dict(serializer.validated_data)
+                exploration = explorations.create_exploration(request, data)
+                url = reverse("exploration", args=[exploration.pk])
+                return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+            except ServiceError as error:
+                form.add_api_error(error.field, error.message)
+        else:
+            form.add_api_error(*first_error(serializer.errors))
+    status = 422 if request.htmx else 400
+    if request.htmx:
+        return render(request, f"{LIST}#exploration-form", {"form": form}, status=status)
+    return _list(request, form, status=status)
+
+
+def branch_context(branch: Branch, **extra) -> dict:
+    exploration = branch.exploration
+    return {
+        "exploration": exploration,
+        "branch": branch,
+        "steps": branch.sequence(),
+        "generating": explorations.is_generating(branch),
+        **extra,
+    }
+
+
+@require_GET
+def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
+    try:
+        exploration = explorations.get_exploration(request, exploration_id)
+    except ServiceError:
+        raise Http404("No such exploration in your explorations") from None
+    branch_id = request.GET.get("branch")
+    branch = _branch(request, branch_id) if branch_id else exploration.root
+    context = branch_context(branch, tree=explorations.branch_tree(exploration))
+    return render(request, PAGE, context)
+
+
+def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | None = None):
+    """The branch panel after an action (htmx), or the whole page (no JavaScript)."""
+    if not request.htmx:
+        url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
+        return redirect(url)
+    context = branch_context(branch, error=error)
+    return render(request, f"{PAGE}#branch-view", context, status=422 if error else 200)
+
+
+@require_POST
+def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    mode = request.POST.get("mode", "sample")
+    token_id = request.POST.get("token_id", "").strip()
+    text = request.POST.get("text", "")
+    try:
+        if mode == "force" and token_id and not token_id.isdigit():
+            raise ServiceError(f"A token id is a whole number ≥ 0, not {token_id!r}", "token_id")
+        explorations.step(branch, mode, int(token_id) if token_id else None, text or None)
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    return _branch_view(request, branch)
+
+
+@require_POST
+def branch_undo(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    try:
+        explorations.undo(branch)
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    return _branch_view(request, branch)
+
+
+@require_POST
+def branch_generate(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    try:
+        explorations.start_generation(branch, delay_ms=request.POST.get("delay_ms", "0"))
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    return _branch_view(request, branch)
+
+
+@require_POST
+def branch_stop(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    explorations.stop_generation(branch)
+    return _branch_view(request, branch)
+
+
+@require_POST
+def branch_fork(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    try:
+        at_index, token_id = int(request.POST["at_index"]), int(request.POST["token_id"])
+        child = explorations.fork(branch, at_index, token_id)
+    except (KeyError, ValueError):
+        return _branch_view(request, branch, ServiceError("Choose a token to branch with"))
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={child.pk}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def branch_rename(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    label = request.POST.get("label", "").strip()[:100]
+    if label:
+        Branch.objects.filter(pk=branch.pk).update(label=label)
+    url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def branch_delete(request: HttpRequest, branch_id) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    url = reverse("exploration", args=[branch.exploration_id])
+    try:
+        explorations.delete_branch(branch)
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+def step_alternatives(request: HttpRequest, branch_id, index: int) -> HttpResponse:
+    branch = _branch(request, branch_id)
+    steps = branch.sequence()
+    if index >= len(steps):
+        raise Http404("This branch has no token at that position")
+    step = steps[index]
+    candidates = list(step.distribution["tokens"])
+    chosen = step.distribution.get("chosen")
+    if chosen and all(candidate["id"] != step.token_id for candidate in candidates):
+        candidates.append(chosen)  # a sampled token from outside the top-N
+    context = {"branch": branch, "step": step, "candidates": candidates}
+    return render(request, f"{PAGE}#alternatives", context)

@@ -1,0 +1,81 @@
+"""A new user starts an exploration, steps, generates and stops, branches from a token, switches
+branches and reloads to find everything again — in Chromium, in both deployment modes."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+
+def _new_exploration(page, app, prompt: str, **fields) -> None:
+    page.goto(app.url + "/explore/")
+    page.fill("textarea[name=prompt]", prompt)
+    for name, value in fields.items():
+        page.fill(f"[name={name}]", str(value))
+    page.click("#exploration-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/"))
+
+
+def _tokens(page):
+    return page.locator("[data-testid=generated] .gen")
+
+
+def test_step_branch_switch_and_come_back(app_server, page):
+    _new_exploration(page, app_server, "The capital of France is", seed=7)
+    for count in range(1, 6):
+        page.click("[data-action=step]")
+        expect(_tokens(page)).to_have_count(count)
+    first_five = [token.inner_text() for token in _tokens(page).all()]
+
+    _tokens(page).nth(2).click()
+    table = page.locator("[data-testid=alternatives]")
+    expect(table.locator("tr.chosen")).to_have_count(1)
+    alternative = table.locator("tbody tr:not(.chosen)").first
+    alternative_text = alternative.locator("td").first.inner_text()
+    alternative.locator("[data-action=fork]").click()
+
+    expect(page).to_have_url(re.compile(r"\?branch="))
+    expect(_tokens(page)).to_have_count(3)
+    assert [t.inner_text() for t in _tokens(page).all()][:2] == first_five[:2]
+    expect(_tokens(page).nth(2)).to_have_text(alternative_text)
+    expect(page.locator(".tree li")).to_have_count(2)
+
+    page.locator(".tree a", has_text="main").click()
+    expect(_tokens(page)).to_have_count(5)
+    page.reload()
+    assert [t.inner_text() for t in _tokens(page).all()] == first_five
+
+
+def test_generate_streams_until_stopped_and_undo(app_server, page):
+    _new_exploration(page, app_server, "Once upon a time", max_new_tokens=200)
+    page.select_option("select[name=delay_ms]", "250")
+    page.click("[data-action=generate]")
+    expect(page.locator("[data-testid=generating]")).to_be_visible()
+    expect(_tokens(page).nth(2)).to_be_visible()  # streamed over the websocket
+    page.click("[data-action=stop]")
+    expect(page.locator("[data-testid=generating]")).to_have_count(0, timeout=30_000)
+    expect(page.locator("[data-action=step]")).to_be_visible()
+    count = _tokens(page).count()
+    assert 3 <= count < 200
+    page.click("[data-action=undo]")
+    expect(_tokens(page)).to_have_count(count - 1)
+
+
+def test_forcing_text_and_clear_errors(app_server, page):
+    _new_exploration(page, app_server, "My favourite fruit is")
+    page.fill("#force-text", " mango")
+    page.click("[data-action=force]")
+    expect(page.locator("[data-testid=generated] .gen.forced")).not_to_have_count(0)
+    expect(page.locator("[data-testid=generated]")).to_contain_text("mango")
+    page.fill("input[name=token_id]", "99999999")
+    page.click("[data-action=force]")
+    expect(page.locator("#branch-actions .error")).to_contain_text(
+        "outside this model's vocabulary"
+    )
+
+    page.goto(app_server.url + "/explore/")
+    page.fill("textarea[name=prompt]", "   ")
+    page.click("#exploration-form button[type=submit]")
+    expect(page.locator("#exploration-form .error")).to_contain_text("empty")
