@@ -59,3 +59,59 @@ async def test_a_foreign_origin_is_refused():
     )
     connected, _ = await communicator.connect()
     assert not connected
+
+
+def _exploration_with_steps():
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from inspector.models import Branch, Exploration, Step
+
+    session = SessionStore()
+    session.create()
+    exploration = Exploration.objects.create(
+        session_key=session.session_key, model_key="smollm2-135m-instruct", prompt="Hello"
+    )
+    branch = Branch.objects.create(exploration=exploration, label="main")
+    Step.objects.create(
+        branch=branch,
+        index=0,
+        token_id=11,
+        text=" there",
+        mode="sampled",
+        p_base=0.9,
+        p_final=0.95,
+        rank=1,
+        distribution={"tokens": [], "chosen": None},
+    )
+    return session.session_key, exploration, branch
+
+
+async def _connect_exploration(exploration_id, session_key=None):
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    communicator = WebsocketCommunicator(
+        application, f"/ws/explorations/{exploration_id}/", headers=headers
+    )
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def test_an_open_exploration_follows_its_branches_live():
+    key, exploration, branch = await database_sync_to_async(_exploration_with_steps)()
+    communicator, connected, _ = await _connect_exploration(exploration.pk, key)
+    assert connected
+    await database_sync_to_async(broadcast.branch_changed)(exploration.pk, branch.pk)
+    html = await communicator.receive_from(timeout=5)
+    assert f'id="tokens-{branch.pk}"' in html and 'hx-swap-oob="true"' in html
+    assert "there" in html and "gen b0" in html
+    await database_sync_to_async(broadcast.generation_done)(exploration.pk, branch.pk, "stopped")
+    html = await communicator.receive_from(timeout=5)
+    assert 'id="branch-actions"' in html and "Generation stopped." in html
+    await communicator.disconnect()
+
+
+async def test_someone_else_cannot_follow_an_exploration():
+    _key, exploration, _branch = await database_sync_to_async(_exploration_with_steps)()
+    communicator, connected, code = await _connect_exploration(exploration.pk)
+    assert not connected and code == 4403

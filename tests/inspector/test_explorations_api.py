@@ -208,3 +208,24 @@ def test_logits_of_a_branch_step_match_a_full_forward(api, exploration):
     context = prompt_ids(loaded, PROMPT, None, False) + [s["token_id"] for s in steps[:4]]
     full = next_token_logits(loaded, context).softmax(-1)
     assert torch.isclose(torch.tensor(steps[4]["p_base"]), full[steps[4]["token_id"]], atol=1e-5)
+
+
+def test_generating_to_the_end_saves_every_step_and_clears_the_flag(
+    api, django_capture_on_commit_callbacks
+):
+    from inspector import explorations
+
+    created = api.post(
+        "/api/v1/explorations/",
+        {"model": SMOL, "prompt": PROMPT, "max_new_tokens": 5, "params": {"seed": 2}},
+        "json",
+    ).json()
+    branch = Branch.objects.get(pk=_root(created))
+    with django_capture_on_commit_callbacks(execute=True):
+        explorations.start_generation(branch)
+    branch.refresh_from_db()
+    assert branch.finish_reason == "max_tokens"
+    assert branch.steps.count() == 5
+    assert not explorations.is_generating(branch)
+    with pytest.raises(explorations.ServiceError, match="has ended"):
+        explorations.start_generation(branch)
