@@ -94,8 +94,9 @@ def stepper(key: str, progress: Progress | None = None) -> Stepper:
 def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
     """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far.
 
-    Runs as a step of a branch named after the prompt, so a client that calls again with a
-    longer completion reuses the cached prefix instead of reading the whole text again."""
+    Runs as a step of a branch named after the prompt (or params["cache_branch"], a saved
+    branch previewing its next token), so a client that calls again with a longer completion
+    reuses the cached prefix instead of reading the whole text again."""
     model_stepper = stepper(params["model"], progress)
     ids = prompt_ids(
         model_stepper.loaded,
@@ -104,7 +105,8 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
         bool(params.get("use_chat_template")),
     )
     request = StepRequest(
-        branch="api:" + hashlib.sha256(repr(ids).encode()).hexdigest()[:16],
+        branch=params.get("cache_branch")
+        or "api:" + hashlib.sha256(repr(ids).encode()).hexdigest()[:16],
         prompt_ids=tuple(ids),
         completion_ids=tuple(params.get("completion_ids") or ()),
         params=SamplingParams.from_dict(params.get("params")),

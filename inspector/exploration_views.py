@@ -8,13 +8,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from inspector import explorations
+from engine.sampling import SamplingParams
+from inspector import charts, explorations
 from inspector.api import first_error
 from inspector.forms import ExplorationForm
 from inspector.models import Branch
-from inspector.serializers import ExplorationSerializer
+from inspector.serializers import ExplorationSerializer, SamplingParamsSerializer
 from inspector.services import ServiceError
 
+DEFAULTS = SamplingParams().to_dict()
 LIST = "inspector/explorations.html"
 PAGE = "inspector/exploration.html"
 
@@ -58,11 +60,12 @@ def exploration_create(request: HttpRequest) -> HttpResponse:
 
 
 def branch_context(branch: Branch, **extra) -> dict:
-    exploration = branch.exploration
+    steps = branch.sequence()
     return {
-        "exploration": exploration,
+        "exploration": branch.exploration,
         "branch": branch,
-        "steps": branch.sequence(),
+        "steps": steps,
+        "surprisal": charts.surprisal(steps),
         "generating": explorations.is_generating(branch),
         **extra,
     }
@@ -76,7 +79,11 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
         raise Http404("No such exploration in your explorations") from None
     branch_id = request.GET.get("branch")
     branch = _branch(request, branch_id) if branch_id else exploration.root
-    context = branch_context(branch, tree=explorations.branch_tree(exploration))
+    sliders = [
+        (name, label, low, high, step, exploration.params.get(name, DEFAULTS[name]))
+        for name, label, low, high, step in SLIDERS
+    ]
+    context = branch_context(branch, tree=explorations.branch_tree(exploration), sliders=sliders)
     return render(request, PAGE, context)
 
 
@@ -179,3 +186,61 @@ def step_alternatives(request: HttpRequest, branch_id, index: int) -> HttpRespon
         candidates.append(chosen)  # a sampled token from outside the top-N
     context = {"branch": branch, "step": step, "candidates": candidates}
     return render(request, f"{PAGE}#alternatives", context)
+
+
+SLIDERS = (
+    # name, label, min, max, step
+    ("temperature", "Temperature", 0, 2, 0.05),
+    ("top_k", "Top-k (0 = off)", 0, 100, 1),
+    ("top_p", "Top-p (1 = off)", 0.05, 1, 0.01),
+    ("min_p", "Min-p (0 = off)", 0, 0.5, 0.01),
+    ("repetition_penalty", "Repetition penalty", 0.5, 2, 0.05),
+    ("presence_penalty", "Presence penalty", -2, 2, 0.1),
+    ("frequency_penalty", "Frequency penalty", -2, 2, 0.1),
+)
+
+
+def _slider_params(query) -> dict:
+    """Sampling params from the sliders, validated as the API validates them."""
+    names = [name for name, *_ in SLIDERS] + ["seed"]
+    raw = {name: query[name] for name in names if query.get(name, "") != ""}
+    serializer = SamplingParamsSerializer(data=raw)
+    if not serializer.is_valid():
+        raise ServiceError(*reversed(first_error(serializer.errors)))
+    return serializer.validated_data
+
+
+@require_GET
+def branch_next(request: HttpRequest, branch_id) -> HttpResponse:
+    """The next token's distribution under the sliders' settings; nothing is generated."""
+    branch = _branch(request, branch_id)
+    try:
+        params = {**branch.exploration.params, **_slider_params(request.GET)}
+        distribution = explorations.next_distribution(branch, params)
+    except ServiceError as error:
+        return render(request, f"{PAGE}#next-distribution", {"error": error})
+    context = {"distribution": distribution, "params": params, "branch": branch}
+    return render(request, f"{PAGE}#next-distribution", context)
+
+
+@require_POST
+def exploration_params(request: HttpRequest, branch_id) -> HttpResponse:
+    """Keep the sliders' settings for the next steps of this exploration."""
+    branch = _branch(request, branch_id)
+    try:
+        params = {**branch.exploration.params, **_slider_params(request.POST)}
+    except ServiceError as error:
+        return render(request, f"{PAGE}#next-distribution", {"error": error})
+    explorations.set_params(branch.exploration, params)
+    url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+def branch_view(request: HttpRequest, branch_id) -> HttpResponse:
+    """The branch panel as the database has it now (polling fallback, websocket reconnects)."""
+    branch = _branch(request, branch_id)
+    context = branch_context(branch)
+    if request.GET.get("was_generating") and not context["generating"]:
+        context["notice"] = explorations.generation_outcome(branch)
+    return render(request, f"{PAGE}#branch-view", context)

@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 
 from engine.tasks import generate_branch_task
 from inspector import broadcast
-from inspector.generation import GENERATING_KEY, STOP_KEY
+from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 from inspector.models import Branch, Exploration, Step
 from inspector.services import ServiceError, compute_now, dispatch
 
@@ -158,7 +158,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         delay = int(delay_ms or 0)
     except (TypeError, ValueError):
         raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
-    cache.delete(STOP_KEY.format(branch=branch.pk))
+    cache.delete_many([STOP_KEY.format(branch=branch.pk), OUTCOME_KEY.format(branch=branch.pk)])
     cache.set(GENERATING_KEY.format(branch=branch.pk), True, 30)
     params = {
         "branch": str(branch.pk),
@@ -192,3 +192,48 @@ def branch_tree(exploration: Exploration) -> list[tuple[Branch, int]]:
 
     walk(None, 0)
     return ordered
+
+
+def next_distribution(branch: Branch, params: dict) -> dict:
+    """The distribution of the branch's next token under `params` (nothing is saved): what
+    the sliders show before anyone steps."""
+    if is_generating(branch):
+        raise ServiceError("The preview pauses while this branch is generating", field="branch")
+    exploration = branch.exploration
+    return compute_now(
+        "distribution",
+        {
+            "model": exploration.model_key,
+            "prompt": exploration.prompt,
+            "system_prompt": exploration.system_prompt,
+            "use_chat_template": exploration.use_chat_template,
+            "completion_ids": [step.token_id for step in branch.sequence()],
+            "params": params,
+            "constraint": exploration.constraint,
+            "top_n": 20,
+            "cache_branch": str(branch.pk),
+        },
+    )
+
+
+def set_params(exploration: Exploration, params: dict) -> None:
+    """Use these sampling parameters for the next steps (each step records those in force)."""
+    exploration.params = params
+    exploration.save(update_fields=["params", "updated_at"])
+
+
+def generation_outcome(branch: Branch) -> str:
+    """What became of the last generate-to-end on this branch, in words ("" if it just ended
+    normally). No recorded outcome means its worker went away mid-generation."""
+    outcome = cache.get(OUTCOME_KEY.format(branch=branch.pk))
+    if outcome is None:
+        return (
+            "Generation stopped: no worker is stepping this branch any more (the tokens made so "
+            "far are saved). Press Generate to the end to resume."
+        )
+    reason, message = outcome
+    if reason == "stopped":
+        return "Generation stopped."
+    if reason == "error":
+        return f"Generation stopped: {message}"
+    return ""

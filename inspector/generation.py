@@ -124,6 +124,7 @@ def step_branch(params: dict, stepper_for) -> dict:
 
 GENERATING_KEY = "tokenlens:generating:{branch}"
 STOP_KEY = "tokenlens:stop:{branch}"
+OUTCOME_KEY = "tokenlens:generation-outcome:{branch}"
 # A running generation refreshes its flag every step; if its worker dies the flag lapses, so
 # the page offers to generate again instead of waiting forever.
 GENERATING_TTL_SECONDS = 30
@@ -156,6 +157,7 @@ def generate_branch(params: dict, stepper_for) -> dict:
     except EngineError as error:
         reason, message = "error", error.message
     finally:
+        cache.set(OUTCOME_KEY.format(branch=branch_id), [reason, message], 600)
         cache.delete_many(
             [GENERATING_KEY.format(branch=branch_id), STOP_KEY.format(branch=branch_id)]
         )

@@ -18,6 +18,9 @@ urlpatterns = [
     path("branches/<uuid:branch_id>/fork/", explore.branch_fork, name="branch-fork"),
     path("branches/<uuid:branch_id>/rename/", explore.branch_rename, name="branch-rename"),
     path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
+    path("branches/<uuid:branch_id>/next/", explore.branch_next, name="branch-next"),
+    path("branches/<uuid:branch_id>/view/", explore.branch_view, name="branch-view"),
+    path("branches/<uuid:branch_id>/params/", explore.exploration_params, name="branch-params"),
     path(
         "branches/<uuid:branch_id>/steps/<int:index>/",
         explore.step_alternatives,

@@ -9,3 +9,27 @@
   }
   setInterval(tick, 500);
 })();
+
+// Exploration page: keyboard shortcuts (outside text inputs) and catching up after the
+// websocket reconnects (the branch panel is re-read from the server).
+(function () {
+  const keys = { s: "step", g: "generate", z: "undo", x: "stop", Escape: "stop" };
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input:not([type=range]):not([type=checkbox]), textarea, select")) return;
+    const action = keys[event.key];
+    const button = action && document.querySelector("[data-action=" + action + "]");
+    if (button) {
+      event.preventDefault();
+      button.click();
+    }
+  });
+  let lost = false;
+  document.addEventListener("htmx:wsClose", function () { lost = true; });
+  document.addEventListener("htmx:wsOpen", function () {
+    const view = document.getElementById("branch-view");
+    if (!lost || !view || !view.dataset.refresh) return;
+    lost = false;
+    htmx.ajax("GET", view.dataset.refresh, { target: "#branch-view", swap: "outerHTML" });
+  });
+})();

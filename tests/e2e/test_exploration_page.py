@@ -79,3 +79,17 @@ def test_forcing_text_and_clear_errors(app_server, page):
     page.fill("textarea[name=prompt]", "   ")
     page.click("#exploration-form button[type=submit]")
     expect(page.locator("#exploration-form .error")).to_contain_text("empty")
+
+
+def test_sliders_preview_the_next_token_and_keys_step(app_server, page):
+    _new_exploration(page, app_server, "The capital of France is")
+    preview = page.locator("[data-testid=next-distribution]")
+    expect(preview).to_be_visible()
+    page.fill("#slider-temperature", "0")
+    expect(preview).to_contain_text("removed by temperature")
+    expect(preview.locator("tbody tr:not(.removed)")).to_have_count(1)
+    expect(_tokens(page)).to_have_count(0)  # previewing generates nothing
+
+    page.keyboard.press("s")
+    expect(_tokens(page)).to_have_count(1)
+    expect(page.locator("[data-testid=surprisal] rect")).to_have_count(1)

@@ -1,0 +1,40 @@
+"""Numbers and shapes for the charts drawn in templates (plain data, no plotting library)."""
+
+from __future__ import annotations
+
+import math
+
+from inspector.templatetags.tokenlens import band
+
+MAX_BITS = 16  # the chart's top: rarer tokens are drawn at full height
+BAR_WIDTH = 10
+
+
+def surprisal(steps) -> dict:
+    """Per-token surprisal bars (−log₂ p_base) for an SVG 60 units high, with the sequence's
+    total log-probability (nats) and perplexity (exp of the mean negative log-probability)."""
+    bars, total = [], 0.0
+    for position, step in enumerate(steps):
+        probability = max(step.p_base, 1e-45)
+        bits = -math.log2(probability)
+        total += math.log(probability)
+        height = min(bits, MAX_BITS) / MAX_BITS * 58 + 1
+        bars.append(
+            {
+                "x": position * BAR_WIDTH + 1,
+                "y": round(60 - height, 2),
+                "w": BAR_WIDTH - 2,
+                "h": round(height, 2),
+                "band": band(step.p_base),
+                "index": step.index,
+                "text": step.text,
+                "bits": f"{bits:.2f}",
+            }
+        )
+    count = len(steps)
+    return {
+        "bars": bars,
+        "width": max(count * BAR_WIDTH, 100),
+        "total_logprob": f"{total:.2f}",
+        "perplexity": f"{math.exp(-total / count):.2f}" if count else "–",
+    }

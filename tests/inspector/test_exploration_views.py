@@ -1,0 +1,81 @@
+"""The exploration pages' server side (the browser tests drive the same views in Chromium)."""
+
+import pytest
+from django.core.cache import cache
+
+from inspector.generation import GENERATING_KEY, OUTCOME_KEY
+from inspector.models import Branch
+
+pytestmark = pytest.mark.django_db
+SMOL = "smollm2-135m-instruct"
+
+
+@pytest.fixture
+def branch(client):
+    response = client.post(
+        "/explore/new/",
+        {
+            "model": SMOL,
+            "prompt": "The capital of France is",
+            "temperature": 1,
+            "top_k": 0,
+            "top_p": 1,
+            "min_p": 0,
+            "repetition_penalty": 1,
+            "presence_penalty": 0,
+            "frequency_penalty": 0,
+            "seed": 4,
+            "max_new_tokens": 20,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Branch.objects.get(exploration_id=response.url.rstrip("/").split("/")[-1])
+
+
+def test_the_sliders_preview_the_next_token_without_generating(client, branch):
+    response = client.get(f"/branches/{branch.pk}/next/", {"temperature": 0})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "removed by temperature" in html and "100.0 %" in html
+    assert branch.steps.count() == 0
+    response = client.get(f"/branches/{branch.pk}/next/", {"top_k": 3, "temperature": 1})
+    assert response.content.decode().count(">kept<") == 3
+
+
+def test_a_bad_slider_value_says_which(client, branch):
+    html = client.get(f"/branches/{branch.pk}/next/", {"top_p": 0}).content.decode()
+    assert "top_p must be above 0" in html
+
+
+def test_keeping_the_settings_changes_the_next_steps(client, branch):
+    client.post(f"/branches/{branch.pk}/params/", {"temperature": 0, "seed": 4})
+    branch.exploration.refresh_from_db()
+    assert branch.exploration.params["temperature"] == 0
+    client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"}, HTTP_HX_REQUEST="true")
+    assert branch.steps.get().mode == "greedy"
+
+
+def test_the_page_shows_tokens_surprisal_and_the_tree(client, branch):
+    for _ in range(3):
+        client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"})
+    html = client.get(f"/explore/{branch.exploration_id}/").content.decode()
+    assert html.count('class="gen b') == 3 + 5  # three tokens and the five legend swatches
+    assert html.count("<rect ") == 3 and "perplexity" in html
+    assert 'aria-current="true">main</a>' in html
+
+
+def test_a_generation_whose_worker_vanished_offers_to_resume(client, branch):
+    cache.delete(GENERATING_KEY.format(branch=branch.pk))
+    cache.delete(OUTCOME_KEY.format(branch=branch.pk))
+    html = client.get(f"/branches/{branch.pk}/view/", {"was_generating": "1"}).content.decode()
+    assert "no worker is stepping this branch" in html and "Generate to the end" in html
+    cache.set(OUTCOME_KEY.format(branch=branch.pk), ["stopped", ""])
+    html = client.get(f"/branches/{branch.pk}/view/", {"was_generating": "1"}).content.decode()
+    assert "Generation stopped." in html
+
+
+def test_a_stranger_gets_a_404(branch):
+    from django.test import Client
+
+    assert Client().get(f"/explore/{branch.exploration_id}/").status_code == 404
+    assert Client().post(f"/branches/{branch.pk}/step/").status_code == 404
