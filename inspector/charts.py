@@ -38,3 +38,24 @@ def surprisal(steps) -> dict:
         "total_logprob": f"{total:.2f}",
         "perplexity": f"{math.exp(-total / count):.2f}" if count else "–",
     }
+
+
+def sequence_score(steps) -> dict:
+    """Total log-probability (nats, under p_base) and perplexity of a run of steps."""
+    total = sum(math.log(max(step.p_base, 1e-45)) for step in steps)
+    count = len(steps)
+    return {
+        "count": count,
+        "total_logprob": f"{total:.2f}",
+        "perplexity": f"{math.exp(-total / count):.2f}" if count else "–",
+    }
+
+
+def divergence(first, second) -> int:
+    """How many leading tokens two branches share."""
+    shared = 0
+    for mine, theirs in zip(first, second, strict=False):
+        if mine.token_id != theirs.token_id:
+            break
+        shared += 1
+    return shared

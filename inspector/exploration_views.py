@@ -244,3 +244,47 @@ def branch_view(request: HttpRequest, branch_id) -> HttpResponse:
     if request.GET.get("was_generating") and not context["generating"]:
         context["notice"] = explorations.generation_outcome(branch)
     return render(request, f"{PAGE}#branch-view", context)
+
+
+@require_GET
+def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
+    """Two branches side by side from where they diverge, with their log-probabilities."""
+    try:
+        exploration = explorations.get_exploration(request, exploration_id)
+    except ServiceError:
+        raise Http404("No such exploration in your explorations") from None
+    sides = []
+    for key in ("a", "b"):
+        branch_id = request.GET.get(key)
+        branch = _branch(request, branch_id) if branch_id else exploration.root
+        if branch.exploration_id != exploration.pk:
+            raise Http404("That branch belongs to another exploration")
+        sides.append((branch, branch.sequence()))
+    shared = charts.divergence(sides[0][1], sides[1][1])
+    columns = [
+        {
+            "branch": branch,
+            "after": steps[shared:],
+            "score": charts.sequence_score(steps),
+            "score_after": charts.sequence_score(steps[shared:]),
+        }
+        for branch, steps in sides
+    ]
+    context = {
+        "exploration": exploration,
+        "shared_steps": sides[0][1][:shared],
+        "columns": columns,
+        "branches": exploration.branches.all(),
+    }
+    return render(request, "inspector/compare.html", context)
+
+
+@require_GET
+def prompt_tokens(request: HttpRequest, exploration_id) -> HttpResponse:
+    """The prompt as the model reads it (chat template applied), token by token."""
+    try:
+        exploration = explorations.get_exploration(request, exploration_id)
+        tokens = explorations.prompt_tokens(exploration)
+    except ServiceError as error:
+        return render(request, f"{PAGE}#prompt-tokens", {"error": error})
+    return render(request, f"{PAGE}#prompt-tokens", {"tokenization": tokens})

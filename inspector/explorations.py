@@ -237,3 +237,16 @@ def generation_outcome(branch: Branch) -> str:
     if reason == "error":
         return f"Generation stopped: {message}"
     return ""
+
+
+def prompt_tokens(exploration: Exploration) -> dict:
+    """Tokenization.to_dict() of the prompt as the model reads it."""
+    return compute_now(
+        "tokenize",
+        {
+            "model": exploration.model_key,
+            "text": exploration.prompt,
+            "system_prompt": exploration.system_prompt or None,
+            "use_chat_template": exploration.use_chat_template,
+        },
+    )

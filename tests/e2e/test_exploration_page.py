@@ -42,10 +42,18 @@ def test_step_branch_switch_and_come_back(app_server, page):
     expect(_tokens(page).nth(2)).to_have_text(alternative_text)
     expect(page.locator(".tree li")).to_have_count(2)
 
+    page.click("[data-action=compare]")
+    columns = page.locator("[data-testid=compare] .compare-column")
+    expect(columns).to_have_count(2)
+    expect(page.locator(".shared .gen")).to_have_count(2)
+
+    page.go_back()
     page.locator(".tree a", has_text="main").click()
     expect(_tokens(page)).to_have_count(5)
     page.reload()
     assert [t.inner_text() for t in _tokens(page).all()] == first_five
+    page.locator("details.prompt-tokens summary").click()
+    expect(page.locator("[data-testid=prompt-tokens] .tok")).not_to_have_count(0)
 
 
 def test_generate_streams_until_stopped_and_undo(app_server, page):
@@ -93,3 +101,16 @@ def test_sliders_preview_the_next_token_and_keys_step(app_server, page):
     page.keyboard.press("s")
     expect(_tokens(page)).to_have_count(1)
     expect(page.locator("[data-testid=surprisal] rect")).to_have_count(1)
+
+
+def test_the_page_fits_a_phone(app_server, chromium):
+    context = chromium.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    try:
+        _new_exploration(phone, app_server, "A phone-sized prompt")
+        phone.click("[data-action=step]")
+        expect(_tokens(phone)).to_have_count(1)
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways ({width}px)"
+    finally:
+        context.close()

@@ -1,5 +1,7 @@
 """The exploration pages' server side (the browser tests drive the same views in Chromium)."""
 
+import math
+
 import pytest
 from django.core.cache import cache
 
@@ -79,3 +81,27 @@ def test_a_stranger_gets_a_404(branch):
 
     assert Client().get(f"/explore/{branch.exploration_id}/").status_code == 404
     assert Client().post(f"/branches/{branch.pk}/step/").status_code == 404
+
+
+def test_two_branches_compare_from_where_they_diverge(client, branch):
+    for _ in range(3):
+        client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"})
+    main_steps = branch.sequence()
+    alternative = main_steps[1].distribution["tokens"][0]["id"]
+    if alternative == main_steps[1].token_id:
+        alternative = main_steps[1].distribution["tokens"][1]["id"]
+    client.post(f"/branches/{branch.pk}/fork/", {"at_index": 1, "token_id": alternative})
+    child = Branch.objects.exclude(pk=branch.pk).get(exploration=branch.exploration)
+    response = client.get(
+        f"/explore/{branch.exploration_id}/compare/", {"a": branch.pk, "b": child.pk}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "share their first\n    1 token" in html
+    expected = sum(math.log(step.p_base) for step in main_steps)
+    assert f'<td data-testid="logprob">{expected:.2f}</td>' in html
+
+
+def test_the_prompt_shows_as_the_model_reads_it(client, branch):
+    html = client.get(f"/explore/{branch.exploration_id}/prompt/").content.decode()
+    assert "5 tokens" in html and 'data-testid="prompt-tokens"' in html
