@@ -182,7 +182,7 @@ def prepare(spec: ModelSpec, cache_root: Path, progress: Progress | None = None)
     return target
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: one per loaded model
 class LoadedModel:
     """A model ready for tensor work: weights on `device` in eval mode, and its tokenizer."""
 

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
+
+# The in-memory channel layer (the embedded default) keeps its queues on the server's event
+# loop: an event sent from a worker thread must be handed to that loop, or it waits there
+# until something else wakes the loop. Consumers record the loop when a page connects.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_server_loop() -> None:
+    """Called from a consumer (inside the server's event loop)."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
+
+
+def _group_send(group: str, event: dict) -> None:
+    layer = get_channel_layer()
+    loop = _server_loop
+    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(5)
+            return
+    async_to_sync(layer.group_send)(group, event)
+
 
 JOB_UPDATE = "job.update"
 
@@ -23,9 +50,7 @@ def job_updated(page_id: UUID | str | None, job_id: UUID | str) -> None:
     if page_id is None:
         return
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            page_group(page_id), {"type": JOB_UPDATE, "job_id": str(job_id)}
-        )
+        _group_send(page_group(page_id), {"type": JOB_UPDATE, "job_id": str(job_id)})
     except Exception:  # pages fall back to polling the row
         logger.warning("Could not push job %s to its page", job_id, exc_info=True)
 
@@ -41,14 +66,18 @@ def exploration_group(exploration_id: UUID | str) -> str:
 
 def _send(group: str, event: dict) -> None:
     try:
-        async_to_sync(get_channel_layer().group_send)(group, event)
+        _group_send(group, event)
     except Exception:  # a reload shows everything: the rows are saved
         logger.warning("Could not push %s to %s", event["type"], group, exc_info=True)
 
 
-def branch_changed(exploration_id, branch_id) -> None:
-    """A branch gained or lost tokens; open pages re-render its tokens from the database."""
-    _send(exploration_group(exploration_id), {"type": BRANCH_CHANGED, "branch": str(branch_id)})
+def branch_changed(exploration_id, branch_id, from_index: int | None = None) -> None:
+    """A branch changed: tokens appended from `from_index` (pages that show the branch up to
+    there add them), or anything else (None: pages re-render its tokens)."""
+    _send(
+        exploration_group(exploration_id),
+        {"type": BRANCH_CHANGED, "branch": str(branch_id), "from_index": from_index},
+    )
 
 
 def generation_done(exploration_id, branch_id, reason: str, message: str = "") -> None:

@@ -19,6 +19,7 @@ class PageConsumer(AsyncWebsocketConsumer):
     """One per open page; it only pushes (the page sends nothing but may, harmlessly)."""
 
     async def connect(self):
+        broadcast.remember_server_loop()
         self.group = broadcast.page_group(self.scope["url_route"]["kwargs"]["page_id"])
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
@@ -56,6 +57,7 @@ class ExplorationConsumer(AsyncWebsocketConsumer):
     are re-rendered from the database (so a reconnecting page simply catches up)."""
 
     async def connect(self):
+        broadcast.remember_server_loop()
         self.exploration_id = str(self.scope["url_route"]["kwargs"]["exploration_id"])
         if not await self._may_follow():
             await self.close(code=4403)
@@ -80,17 +82,47 @@ class ExplorationConsumer(AsyncWebsocketConsumer):
         )
 
     async def branch_changed(self, event):
-        await self.send(text_data=await self._render(event["branch"], "tokens"))
+        if event.get("from_index") is None:
+            await self.send(text_data=await self._render(event["branch"], "tokens"))
+        else:
+            await self.send(text_data=await self._render_new(event["branch"], event["from_index"]))
 
     async def generation_done(self, event):
         notice = {"stopped": "Generation stopped.", "error": "Generation stopped: "}.get(
             event["reason"], ""
         )
-        await self.send(
-            text_data=await self._render(
-                event["branch"], "branch-actions", notice=notice + event.get("message", "")
-            )
+        # The whole token list too: it catches up a page that missed a step and redraws the
+        # surprisal chart.
+        tokens = await self._render(event["branch"], "tokens")
+        actions = await self._render(
+            event["branch"], "branch-actions", notice=notice + event.get("message", "")
         )
+        await self.send(text_data=tokens + actions)
+
+    @database_sync_to_async
+    def _render_new(self, branch_id: str, first_index: int) -> str:
+        """Only the tokens from first_index on, swapped in where the page's list ends (a page
+        that already shows them, like the tab that stepped, has no such place and ignores it)."""
+        from inspector.exploration_views import PAGE
+        from inspector.models import Branch, Step
+
+        branch = Branch.objects.filter(pk=branch_id, exploration_id=self.exploration_id).first()
+        if branch is None:
+            return ""
+        steps = list(
+            Step.objects.filter(branch=branch, index__gte=first_index)
+            .defer("distribution", "params")
+            .order_by("index")
+        )
+        if not steps:
+            return ""
+        context = {
+            "branch": branch,
+            "steps": steps,
+            "first_index": first_index,
+            "next_index": steps[-1].index + 1,
+        }
+        return render_to_string(f"{PAGE}#new-tokens", context)
 
     @database_sync_to_async
     def _may_follow(self) -> bool:

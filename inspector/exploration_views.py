@@ -60,7 +60,7 @@ def exploration_create(request: HttpRequest) -> HttpResponse:
 
 
 def branch_context(branch: Branch, **extra) -> dict:
-    steps = branch.sequence()
+    steps = branch.sequence(with_candidates=False)
     return {
         "exploration": branch.exploration,
         "branch": branch,
@@ -259,7 +259,7 @@ def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
         branch = _branch(request, branch_id) if branch_id else exploration.root
         if branch.exploration_id != exploration.pk:
             raise Http404("That branch belongs to another exploration")
-        sides.append((branch, branch.sequence()))
+        sides.append((branch, branch.sequence(with_candidates=False)))
     shared = charts.divergence(sides[0][1], sides[1][1])
     columns = [
         {

@@ -84,7 +84,7 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
         "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
     )
     branch.refresh_from_db(fields=["finish_reason"])
-    broadcast.branch_changed(branch.exploration_id, branch.pk)
+    broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
     return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
 
 
@@ -207,7 +207,7 @@ def next_distribution(branch: Branch, params: dict) -> dict:
             "prompt": exploration.prompt,
             "system_prompt": exploration.system_prompt,
             "use_chat_template": exploration.use_chat_template,
-            "completion_ids": [step.token_id for step in branch.sequence()],
+            "completion_ids": branch.token_ids(),
             "params": params,
             "constraint": exploration.constraint,
             "top_n": 20,

@@ -8,6 +8,8 @@ web request directly. Errors are EngineErrors so they travel back as {"error": .
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from functools import lru_cache
 
 from django.db import IntegrityError, transaction
 
@@ -36,6 +38,12 @@ def _force_ids(tokenizer, token_id: int | None, text: str | None) -> tuple[int, 
     return tuple(tokenizer.encode(text, add_special_tokens=False))
 
 
+@lru_cache(maxsize=256)
+def _prompt_ids(loaded, prompt: str, system_prompt: str, use_chat_template: bool) -> tuple:
+    """The prompt's ids, tokenized once per worker (every step of a branch reads them)."""
+    return tuple(prompt_ids(loaded, prompt, system_prompt or None, use_chat_template))
+
+
 def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) -> StepRequest:
     """The engine request for the next step of a branch, from what the database holds."""
     exploration = branch.exploration
@@ -44,15 +52,10 @@ def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) 
     return StepRequest(
         branch=str(branch.pk),
         parent=str(branch.parent_id) if branch.parent_id else None,
-        prompt_ids=tuple(
-            prompt_ids(
-                loaded,
-                exploration.prompt,
-                exploration.system_prompt or None,
-                exploration.use_chat_template,
-            )
+        prompt_ids=_prompt_ids(
+            loaded, exploration.prompt, exploration.system_prompt, exploration.use_chat_template
         ),
-        completion_ids=tuple(step.token_id for step in branch.sequence()),
+        completion_ids=tuple(branch.token_ids()),
         params=SamplingParams.from_dict(exploration.params),
         mode=mode,
         force_ids=forced,
@@ -96,19 +99,25 @@ def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
     return steps
 
 
-def step_branch(params: dict, stepper_for) -> dict:
-    """Advance a branch by one step (several tokens when forcing a text).
-
-    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?}.
-    stepper_for(model_key) gives this process's Stepper.
-    """
-    branch = _branch(params["branch"])
+def _open_branch(branch_id: str) -> Branch:
+    """The branch, if it has not ended."""
+    branch = _branch(branch_id)
     if branch.finish_reason:
         raise InputError(
             f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); "
             "undo its last token or branch off an earlier one to go on",
             field="branch",
         )
+    return branch
+
+
+def step_branch(params: dict, stepper_for) -> dict:
+    """Advance a branch by one step (several tokens when forcing a text).
+
+    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?}.
+    stepper_for(model_key) gives this process's Stepper.
+    """
+    branch = _open_branch(params["branch"])
     stepper = stepper_for(branch.exploration.model_key)
     request = build_request(
         branch, stepper, params.get("mode", "sample"), params.get("token_id"), params.get("text")
@@ -118,6 +127,7 @@ def step_branch(params: dict, stepper_for) -> dict:
     return {
         "branch": str(branch.pk),
         "step_ids": [step.pk for step in steps],
+        "first_index": steps[0].index,
         "finish_reason": result.finish_reason,
     }
 
@@ -145,13 +155,21 @@ def generate_branch(params: dict, stepper_for) -> dict:
     delay = min(max(int(params.get("delay_ms") or 0), 0), MAX_DELAY_MS) / 1000
     reason, message = "stopped", ""
     try:
+        # The branch is read once; the loop keeps its tokens in memory (a step taken meanwhile
+        # elsewhere collides on the unique index and stops the generation with a message).
+        branch = _open_branch(branch_id)
+        stepper = stepper_for(branch.exploration.model_key)
+        request = build_request(branch, stepper, "sample")
         while not cache.get(STOP_KEY.format(branch=branch_id)):
             cache.set(GENERATING_KEY.format(branch=branch_id), True, GENERATING_TTL_SECONDS)
-            outcome = step_branch({"branch": branch_id, "mode": "sample"}, stepper_for)
-            broadcast.branch_changed(exploration_id, branch_id)
-            if outcome["finish_reason"]:
-                reason = outcome["finish_reason"]
+            result = stepper.step(request)
+            steps = save_result(branch, result, branch.exploration.params)
+            broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
+            if result.finish_reason:
+                reason = result.finish_reason
                 break
+            new_ids = tuple(token.id for token in result.tokens)
+            request = replace(request, completion_ids=request.completion_ids + new_ids)
             if delay:
                 time.sleep(delay)
     except EngineError as error:

@@ -146,10 +146,25 @@ class Branch(models.Model):
     def finish_label(self) -> str:
         return self.FINISH_LABELS.get(self.finish_reason, self.finish_reason.replace("_", " "))
 
-    def sequence(self) -> list[Step]:
-        """Every step of this branch in order: inherited ones first, then its own."""
-        inherited = self.parent.sequence()[: self.fork_index] if self.parent else []
-        return inherited + list(self.steps.order_by("index"))
+    def sequence(self, *, with_candidates: bool = True) -> list[Step]:
+        """Every step of this branch in order: inherited ones first, then its own.
+
+        with_candidates=False leaves out the recorded top-N and parameters (the bulk of a
+        row), for drawing the tokens."""
+        inherited = (
+            self.parent.sequence(with_candidates=with_candidates)[: self.fork_index]
+            if self.parent
+            else []
+        )
+        own = self.steps.order_by("index")
+        if not with_candidates:
+            own = own.defer("distribution", "params")
+        return inherited + list(own)
+
+    def token_ids(self) -> list[int]:
+        """The ids of every token of the branch, inherited ones first."""
+        inherited = self.parent.token_ids()[: self.fork_index] if self.parent else []
+        return inherited + list(self.steps.order_by("index").values_list("token_id", flat=True))
 
     @property
     def length(self) -> int:

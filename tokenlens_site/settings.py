@@ -122,6 +122,16 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": dj_database_url.parse(TOKENLENS_DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The worker thread writes steps while pages read: WAL lets readers go on during a write,
+    # IMMEDIATE takes the write lock up front (no "database is locked" half-way through a
+    # transaction), and synchronous=NORMAL is still crash-safe under WAL without an fsync per
+    # step.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
