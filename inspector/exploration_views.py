@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from engine.sampling import SamplingParams
+from engine.sampling import PRESETS, SamplingParams
 from inspector import charts, explorations
 from inspector.api import first_error
 from inspector.forms import ExplorationForm
@@ -83,7 +85,13 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
         (name, label, low, high, step, exploration.params.get(name, DEFAULTS[name]))
         for name, label, low, high, step in SLIDERS
     ]
-    context = branch_context(branch, tree=explorations.branch_tree(exploration), sliders=sliders)
+    presets = [
+        (name, json.dumps({key: value for key, value in preset.to_dict().items() if key != "seed"}))
+        for name, preset in PRESETS.items()
+    ]
+    context = branch_context(
+        branch, tree=explorations.branch_tree(exploration), sliders=sliders, presets=presets
+    )
     return render(request, PAGE, context)
 
 

@@ -33,3 +33,20 @@
     htmx.ajax("GET", view.dataset.refresh, { target: "#branch-view", swap: "outerHTML" });
   });
 })();
+
+// Preset buttons set the sliders (greedy = temperature 0) and refresh the preview once.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest && event.target.closest("button.preset");
+  if (!button) return;
+  const values = JSON.parse(button.dataset.preset);
+  if (values.greedy) values.temperature = 0;
+  const form = button.closest("form");
+  Object.keys(values).forEach(function (name) {
+    const slider = form.querySelector("input[type=range][name=" + name + "]");
+    if (!slider) return;
+    slider.value = values[name];
+    const output = document.getElementById("out-" + name);
+    if (output) output.textContent = slider.value;
+    slider.dispatchEvent(new Event("input", { bubbles: true }));  // debounced into one preview
+  });
+});

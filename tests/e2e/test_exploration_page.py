@@ -114,3 +114,15 @@ def test_the_page_fits_a_phone(app_server, chromium):
         assert width <= 390, f"the page scrolls sideways ({width}px)"
     finally:
         context.close()
+
+
+def test_a_preset_moves_the_sliders_and_updates_the_preview(app_server, page):
+    _new_exploration(page, app_server, "The weather today is")
+    preview = page.locator("[data-testid=next-distribution]")
+    expect(preview).to_be_visible()
+    page.click("button.preset[title=reliable]")
+    expect(page.locator("#slider-top_k")).to_have_value("20")
+    expect(preview).to_contain_text("removed by top_p")
+    page.click("button.preset[title=greedy]")
+    expect(page.locator("#slider-temperature")).to_have_value("0")
+    expect(preview.locator("tbody tr:not(.removed)")).to_have_count(1)
