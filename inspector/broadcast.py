@@ -23,6 +23,11 @@ def remember_server_loop() -> None:
     _server_loop = asyncio.get_running_loop()
 
 
+def _log_failure(future) -> None:
+    if future.exception() is not None:
+        logger.warning("Could not push an event: %s", future.exception())
+
+
 def _group_send(group: str, event: dict) -> None:
     layer = get_channel_layer()
     loop = _server_loop
@@ -32,7 +37,9 @@ def _group_send(group: str, event: dict) -> None:
         except RuntimeError:
             running = None
         if running is not loop:
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop).result(5)
+            # Not waited for: the worker goes on with the next token meanwhile.
+            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+            future.add_done_callback(_log_failure)
             return
     async_to_sync(layer.group_send)(group, event)
 

@@ -126,3 +126,22 @@ def test_a_preset_moves_the_sliders_and_updates_the_preview(app_server, page):
     page.click("button.preset[title=greedy]")
     expect(page.locator("#slider-temperature")).to_have_value("0")
     expect(preview.locator("tbody tr:not(.removed)")).to_have_count(1)
+
+
+def test_a_second_tab_follows_live(app_server, page):
+    _new_exploration(page, app_server, "The three primary colours are", max_new_tokens=12)
+    other = page.context.new_page()
+    try:
+        other.goto(page.url)
+        expect(other.locator("[data-testid=next-distribution]")).to_be_visible()  # connected
+        page.click("[data-action=step]")
+        expect(_tokens(page)).to_have_count(1)
+        expect(_tokens(other)).to_have_count(1)  # pushed, not reloaded
+        page.click("[data-action=generate]")
+        expect(other.locator("[data-testid=finished]")).to_be_visible()
+        expect(_tokens(other)).to_have_count(12)
+        assert [t.inner_text() for t in _tokens(other).all()] == [
+            t.inner_text() for t in _tokens(page).all()
+        ]
+    finally:
+        other.close()
