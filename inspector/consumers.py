@@ -15,12 +15,22 @@ from inspector.models import Job
 logger = logging.getLogger(__name__)
 
 
-class PageConsumer(AsyncWebsocketConsumer):
-    """One per open page; it only pushes (the page sends nothing but may, harmlessly)."""
+class GroupConsumer(AsyncWebsocketConsumer):
+    """Joins one channel group and only pushes; what a page sends gets a notice, not an error."""
+
+    notice = "This connection only delivers updates."
+
+    async def group_for_connection(self) -> str | None:
+        """The group to join, or None to refuse the connection (not yours)."""
+        raise NotImplementedError
 
     async def connect(self):
         broadcast.remember_server_loop()
-        self.group = broadcast.page_group(self.scope["url_route"]["kwargs"]["page_id"])
+        group = await self.group_for_connection()
+        if group is None:
+            await self.close(code=4403)
+            return
+        self.group = group
         try:
             await self.channel_layer.group_add(self.group, self.channel_name)
         except Exception:  # Redis down: refuse; the page falls back to polling
@@ -35,9 +45,17 @@ class PageConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         await self.send(
-            text_data='<div id="ws-notice" class="notice">This connection only delivers '
-            "updates; use the form to ask for work.</div>"
+            text_data=f'<div id="ws-notice" class="notice" hx-swap-oob="true">{self.notice}</div>'
         )
+
+
+class PageConsumer(GroupConsumer):
+    """One per open Tokens page: its jobs' progress."""
+
+    notice = "This connection only delivers updates; use the form to ask for work."
+
+    async def group_for_connection(self) -> str | None:
+        return broadcast.page_group(self.scope["url_route"]["kwargs"]["page_id"])
 
     async def job_update(self, event):
         html = await self._render_job(event["job_id"])
@@ -52,34 +70,17 @@ class PageConsumer(AsyncWebsocketConsumer):
         return render_to_string("inspector/home.html#job-status", {"job": job})
 
 
-class ExplorationConsumer(AsyncWebsocketConsumer):
+class ExplorationConsumer(GroupConsumer):
     """Every open tab of an exploration follows its branches live: a changed branch's tokens
     are re-rendered from the database (so a reconnecting page simply catches up)."""
 
-    async def connect(self):
-        broadcast.remember_server_loop()
+    notice = "This connection only delivers updates; use the buttons to step and generate."
+
+    async def group_for_connection(self) -> str | None:
         self.exploration_id = str(self.scope["url_route"]["kwargs"]["exploration_id"])
         if not await self._may_follow():
-            await self.close(code=4403)
-            return
-        self.group = broadcast.exploration_group(self.exploration_id)
-        try:
-            await self.channel_layer.group_add(self.group, self.channel_name)
-        except Exception:
-            logger.warning("Channel layer unavailable; refusing websocket", exc_info=True)
-            await self.close(code=1011)
-            return
-        await self.accept()
-
-    async def disconnect(self, code):
-        with contextlib.suppress(Exception):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive(self, text_data=None, bytes_data=None):
-        await self.send(
-            text_data='<div id="ws-notice" class="notice" hx-swap-oob="true">This connection '
-            "only delivers updates; use the buttons to step and generate.</div>"
-        )
+            return None
+        return broadcast.exploration_group(self.exploration_id)
 
     async def branch_changed(self, event):
         if event.get("from_index") is None:

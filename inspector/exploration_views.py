@@ -110,10 +110,19 @@ def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
     mode = request.POST.get("mode", "sample")
     token_id = request.POST.get("token_id", "").strip()
     text = request.POST.get("text", "")
-    try:
+
+    def step():
         if mode == "force" and token_id and not token_id.isdigit():
             raise ServiceError(f"A token id is a whole number ≥ 0, not {token_id!r}", "token_id")
         explorations.step(branch, mode, int(token_id) if token_id else None, text or None)
+
+    return _after(request, branch, step)
+
+
+def _after(request: HttpRequest, branch: Branch, action) -> HttpResponse:
+    """Run an action on the branch, then show the branch (with the error, if any)."""
+    try:
+        action()
     except ServiceError as error:
         return _branch_view(request, branch, error)
     return _branch_view(request, branch)
@@ -122,21 +131,14 @@ def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
 @require_POST
 def branch_undo(request: HttpRequest, branch_id) -> HttpResponse:
     branch = _branch(request, branch_id)
-    try:
-        explorations.undo(branch)
-    except ServiceError as error:
-        return _branch_view(request, branch, error)
-    return _branch_view(request, branch)
+    return _after(request, branch, lambda: explorations.undo(branch))
 
 
 @require_POST
 def branch_generate(request: HttpRequest, branch_id) -> HttpResponse:
     branch = _branch(request, branch_id)
-    try:
-        explorations.start_generation(branch, delay_ms=request.POST.get("delay_ms", "0"))
-    except ServiceError as error:
-        return _branch_view(request, branch, error)
-    return _branch_view(request, branch)
+    delay_ms = request.POST.get("delay_ms", "0")
+    return _after(request, branch, lambda: explorations.start_generation(branch, delay_ms))
 
 
 @require_POST

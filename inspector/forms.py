@@ -50,6 +50,10 @@ PRESET_CHOICES = [("", "custom"), *[(name, name) for name in PRESETS]]
 CONSTRAINT_CHOICES = [("", "none"), *[(kind, kind.replace("_", " ")) for kind in CONSTRAINT_TYPES]]
 
 
+def _slider(low: float, high: float, step: float) -> forms.NumberInput:
+    return forms.NumberInput(attrs={"type": "range", "min": low, "max": high, "step": step})
+
+
 class ExplorationForm(forms.Form):
     """The prompt form of a new exploration. It shapes the request, then the API's serializer
     validates it, so the page and the API accept and refuse exactly the same things."""
@@ -59,13 +63,13 @@ class ExplorationForm(forms.Form):
     system_prompt = forms.CharField(required=False, strip=False)
     use_chat_template = forms.BooleanField(required=False, label="Use the chat template")
     preset = forms.ChoiceField(choices=PRESET_CHOICES, required=False)
-    temperature = forms.FloatField(initial=1.0)
-    top_k = forms.IntegerField(initial=0, label="top-k")
-    top_p = forms.FloatField(initial=1.0, label="top-p")
-    min_p = forms.FloatField(initial=0.0, label="min-p")
-    repetition_penalty = forms.FloatField(initial=1.0)
-    presence_penalty = forms.FloatField(initial=0.0)
-    frequency_penalty = forms.FloatField(initial=0.0)
+    temperature = forms.FloatField(initial=1.0, widget=_slider(0, 2, 0.05))
+    top_k = forms.IntegerField(initial=0, label="Top-k (0 = off)", widget=_slider(0, 100, 1))
+    top_p = forms.FloatField(initial=1.0, label="Top-p (1 = off)", widget=_slider(0.05, 1, 0.01))
+    min_p = forms.FloatField(initial=0.0, label="Min-p (0 = off)", widget=_slider(0, 0.5, 0.01))
+    repetition_penalty = forms.FloatField(initial=1.0, widget=_slider(0.5, 2, 0.05))
+    presence_penalty = forms.FloatField(initial=0.0, widget=_slider(-2, 2, 0.1))
+    frequency_penalty = forms.FloatField(initial=0.0, widget=_slider(-2, 2, 0.1))
     seed = forms.IntegerField(initial=0)
     max_new_tokens = forms.IntegerField(initial=64, label="Max new tokens")
     stop = forms.CharField(

@@ -50,3 +50,11 @@ document.addEventListener("click", function (event) {
     slider.dispatchEvent(new Event("input", { bubbles: true }));  // debounced into one preview
   });
 });
+
+// Sliders show their value beside their label (<output id="out-NAME">).
+document.addEventListener("input", function (event) {
+  const slider = event.target;
+  if (slider.type !== "range" || !slider.name) return;
+  const output = document.getElementById("out-" + slider.name);
+  if (output) output.textContent = slider.value;
+});

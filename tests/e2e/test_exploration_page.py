@@ -72,10 +72,13 @@ def test_generate_streams_until_stopped_and_undo(app_server, page):
 
 
 def test_forcing_text_and_clear_errors(app_server, page):
-    _new_exploration(page, app_server, "My favourite fruit is")
+    _new_exploration(page, app_server, "My favourite fruit is", temperature=0)
+    page.click("[data-action=step]")
+    expect(_tokens(page).first).to_have_attribute("title", re.compile("greedy"))
     page.fill("#force-text", " mango")
     page.click("[data-action=force]")
     expect(page.locator("[data-testid=generated] .gen.forced")).not_to_have_count(0)
+    expect(_tokens(page)).not_to_have_count(1)
     expect(page.locator("[data-testid=generated]")).to_contain_text("mango")
     page.fill("input[name=token_id]", "99999999")
     page.click("[data-action=force]")
