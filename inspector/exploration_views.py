@@ -30,6 +30,13 @@ def _branch(request: HttpRequest, branch_id) -> Branch:
         raise Http404("No such branch in your explorations") from None
 
 
+def _exploration(request: HttpRequest, exploration_id):
+    try:
+        return explorations.get_exploration(request, exploration_id)
+    except ServiceError:
+        raise Http404("No such exploration in your explorations") from None
+
+
 def _list(request: HttpRequest, form: ExplorationForm, status: int = 200) -> HttpResponse:
     mine = explorations.explorations_for(request)
     return render(request, LIST, {"form": form, "explorations": mine}, status=status)
@@ -75,10 +82,7 @@ def branch_context(branch: Branch, **extra) -> dict:
 
 @require_GET
 def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
-    try:
-        exploration = explorations.get_exploration(request, exploration_id)
-    except ServiceError:
-        raise Http404("No such exploration in your explorations") from None
+    exploration = _exploration(request, exploration_id)
     branch_id = request.GET.get("branch")
     branch = _branch(request, branch_id) if branch_id else exploration.root
     sliders = [
@@ -259,10 +263,7 @@ def branch_view(request: HttpRequest, branch_id) -> HttpResponse:
 @require_GET
 def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
     """Two branches side by side from where they diverge, with their log-probabilities."""
-    try:
-        exploration = explorations.get_exploration(request, exploration_id)
-    except ServiceError:
-        raise Http404("No such exploration in your explorations") from None
+    exploration = _exploration(request, exploration_id)
     sides = []
     for key in ("a", "b"):
         branch_id = request.GET.get(key)
@@ -292,8 +293,8 @@ def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
 @require_GET
 def prompt_tokens(request: HttpRequest, exploration_id) -> HttpResponse:
     """The prompt as the model reads it (chat template applied), token by token."""
+    exploration = _exploration(request, exploration_id)
     try:
-        exploration = explorations.get_exploration(request, exploration_id)
         tokens = explorations.prompt_tokens(exploration)
     except ServiceError as error:
         return render(request, f"{PAGE}#prompt-tokens", {"error": error})
