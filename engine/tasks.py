@@ -14,6 +14,7 @@ import threading
 
 from celery import shared_task
 
+from engine.attention import attention_for
 from engine.constraints import Constraint
 from engine.distribution import prompt_ids
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
@@ -116,6 +117,21 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
     return model_stepper.step(request).tokens[0].distribution.to_dict()
 
 
+def compute_attention(params: dict, progress: Progress | None = None) -> dict:
+    """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    result = attention_for(
+        loaded,
+        params["text"],
+        layers=params.get("layers") or [],
+        heads=params.get("heads") or None,
+        encoding=params.get("encoding") or "uint8",
+        system_prompt=params.get("system_prompt") or None,
+        use_chat_template=bool(params.get("use_chat_template")),
+    )
+    return result.to_dict()
+
+
 def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
     """Step a saved branch (read from and written to the database by inspector.generation)."""
     from inspector.generation import step_branch
@@ -127,6 +143,7 @@ COMPUTATIONS = {
     "tokenize": compute_tokenization,
     "distribution": compute_distribution,
     "branch_step": compute_branch_step,
+    "attention": compute_attention,
 }
 
 

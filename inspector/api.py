@@ -10,6 +10,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from inspector import explorations, services
 from inspector.serializers import (
+    AttentionRequestSerializer,
     BranchLabelSerializer,
     BranchSerializer,
     BranchSummarySerializer,
@@ -63,6 +64,11 @@ def _compute(request, serializer_class, kind: str) -> Response:
 @api_view(["POST"])
 def tokenize(request):
     return _compute(request, TokenizeRequestSerializer, "tokenize")
+
+
+@api_view(["POST"])
+def attention(request):
+    return _compute(request, AttentionRequestSerializer, "attention")
 
 
 @api_view(["POST"])

@@ -11,5 +11,6 @@ urlpatterns = [
     path("models/", api.models_list, name="api-models"),
     path("tokenize/", api.tokenize, name="api-tokenize"),
     path("distribution/", api.distribution, name="api-distribution"),
+    path("attention/", api.attention, name="api-attention"),
     *router.urls,
 ]

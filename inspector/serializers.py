@@ -1,6 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from engine.attention import ENCODINGS
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.distribution import MAX_TOP_N
 from engine.sampling import SamplingParams
@@ -214,3 +215,13 @@ class BranchLabelSerializer(serializers.ModelSerializer):
     class Meta:
         model = Branch
         fields = ["label"]
+
+
+class AttentionRequestSerializer(TokenizeRequestSerializer):
+    """Attention of chosen layers (required) and heads (default: all)."""
+
+    layers = serializers.ListField(child=serializers.IntegerField(min_value=0), min_length=1)
+    heads = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, default=list
+    )
+    encoding = serializers.ChoiceField(choices=ENCODINGS, default="uint8")

@@ -3,6 +3,7 @@ from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from engine import tasks
+from engine.attention import unpack
 
 pytestmark = pytest.mark.django_db
 
@@ -101,3 +102,17 @@ def test_an_unreachable_broker_is_a_503(api, settings, monkeypatch):
     )
     assert response.status_code == 503
     assert "unreachable" in response.json()["error"]["message"]
+
+
+def test_attention_comes_back_compact_and_names_bad_layers():
+    api = APIClient()
+    payload = {"model": "smollm2-135m-instruct", "text": "Hello there, world", "layers": [2]}
+    response = api.post("/api/v1/attention/", {**payload, "heads": [1, 4]}, "json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    n = body["n_tokens"]
+    maps = unpack(body["data"], body["encoding"], (1, 2, n, n))
+    assert abs(float(maps[0, 0].sum()) - n) < n / 100
+    assert body["kv_head_of"] == [0, 1]
+    bad = api.post("/api/v1/attention/", {**payload, "layers": [30]}, "json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "layers"
