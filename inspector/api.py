@@ -76,6 +76,13 @@ def distribution(request):
     return _compute(request, DistributionRequestSerializer, "distribution")
 
 
+def _save_changes(serializer_class, instance, data) -> None:
+    """PATCH: validate the fields given and save them (the serializer names what may change)."""
+    serializer = serializer_class(instance, data=data, partial=True)
+    serializer.is_valid(raise_exception=True)
+    serializer.save()
+
+
 class ExplorationViewSet(viewsets.ViewSet):
     """Explorations of the signed-in user (or of this browser session for visitors)."""
 
@@ -95,9 +102,7 @@ class ExplorationViewSet(viewsets.ViewSet):
 
     def partial_update(self, request, pk=None):
         exploration = explorations.get_exploration(request, pk)
-        serializer = ExplorationTitleSerializer(exploration, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
+        _save_changes(ExplorationTitleSerializer, exploration, request.data)
         return Response(ExplorationSerializer(exploration).data)
 
     def destroy(self, request, pk=None):
@@ -118,9 +123,7 @@ class BranchViewSet(viewsets.ViewSet):
 
     def partial_update(self, request, pk=None):
         branch = explorations.get_branch(request, pk)
-        serializer = BranchLabelSerializer(branch, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        serializer.save()
+        _save_changes(BranchLabelSerializer, branch, request.data)
         return Response(BranchSerializer(branch).data)
 
     def destroy(self, request, pk=None):

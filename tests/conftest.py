@@ -84,3 +84,11 @@ def tiny_model_dir(tmp_path_factory, smollm2) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     smollm2.tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def api():
+    """A REST client with its own cookies (a visitor's browser session)."""
+    from rest_framework.test import APIClient
+
+    return APIClient()

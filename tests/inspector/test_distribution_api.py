@@ -1,17 +1,11 @@
 import pytest
 import torch
-from rest_framework.test import APIClient
 
 from engine.distribution import next_token_logits, prompt_ids
 
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"
 PROMPT = "The capital of France is"
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 def _post(api, **payload):

@@ -14,11 +14,6 @@ PROMPT = "The capital of France is"
 
 
 @pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.fixture
 def exploration(api):
     response = api.post(
         "/api/v1/explorations/",
