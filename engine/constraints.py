@@ -169,10 +169,6 @@ class ConstraintMatcher:
         """Nothing but end-of-sequence can follow."""
         return self._matcher.is_stopped()
 
-    @property
-    def is_accepting(self) -> bool:
-        return self._matcher.is_accepting()
-
     def allowed_mask(self) -> torch.Tensor:
         """(vocab,) bool: True where the next token may be chosen."""
         packed = torch.frombuffer(bytearray(self._matcher.compute_bitmask()), dtype=torch.uint8)
@@ -182,13 +178,3 @@ class ConstraintMatcher:
         if allowed.shape[0] >= self.vocab_size:
             return allowed[: self.vocab_size]
         return torch.cat([allowed, torch.zeros(self.vocab_size - allowed.shape[0], dtype=bool)])
-
-
-def accepts(constraint: Constraint, tokenizer, vocab_size: int, token_ids: list[int]) -> bool:
-    """Whether the constraint accepts exactly these tokens as a finished completion."""
-    matcher = ConstraintMatcher(constraint, tokenizer, vocab_size)
-    try:
-        matcher.consume(token_ids)
-    except InputError:
-        return False
-    return matcher.is_accepting

@@ -125,11 +125,6 @@ class PrefixCache:
         with self._lock:
             return list(self._entries)
 
-    def length_of(self, key: str) -> int:
-        with self._lock:
-            entry = self._entries.get(key)
-            return entry.length if entry else 0
-
     def stats(self) -> CacheStats:
         with self._lock:
             return CacheStats(

@@ -27,7 +27,6 @@ from engine.tokenization import TextJoiner
 from engine.types import GeneratedPiece, InputError
 
 MODES = ("sample", "greedy", "force")
-FINISH_REASONS = ("eos", "stop_sequence", "max_tokens", "context_full", "constraint_complete")
 MAX_STOP_SEQUENCES = 8
 _MATCHERS_KEPT = 256
 _TAIL_TOKENS = 8  # a UTF-8 character spans at most 4 tokens
@@ -355,9 +354,3 @@ class Stepper:
             wanted_more = on_step(result) if on_step else None
             if result.finish_reason or wanted_more is False:
                 return results
-
-    def forget(self, branch: str) -> None:
-        """Drop a branch's cache and matcher (e.g. when the branch is deleted)."""
-        with self._lock:
-            self.cache.drop(branch)
-            self._matchers.pop(branch, None)
