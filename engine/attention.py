@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.loading import LoadedModel
-from engine.tokenization import tokenize
+from engine.tokenization import read_sequence
 from engine.types import InputError, TokenPiece
 
 ENCODINGS = ("uint8", "float16")
@@ -144,20 +144,23 @@ def attention_for(
     encoding: str = "uint8",
     system_prompt: str | None = None,
     use_chat_template: bool = False,
+    completion_ids=(),
 ) -> AttentionResult:
-    """The attention maps of the chosen layers and heads (all heads when heads is None)."""
+    """The attention maps of the chosen layers and heads (all heads when heads is None) over
+    `text` followed by any generated tokens (`completion_ids`)."""
     info = loaded.info
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}", field="encoding")
     layers = _check_indices(layers, info.n_layers, "layers")
     heads = _check_indices(range(info.n_heads) if heads is None else heads, info.n_heads, "heads")
-    tokenization = tokenize(
+    tokenization = read_sequence(
         loaded.tokenizer,
         text,
         model_key=loaded.spec.key,
         context_length=info.context_length,
         system_prompt=system_prompt,
         use_chat_template=use_chat_template,
+        completion_ids=completion_ids,
     )
     ids = [token.id for token in tokenization.tokens]
     if len(ids) > MAX_TOKENS:

@@ -126,10 +126,18 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
         layers=params.get("layers") or [],
         heads=params.get("heads") or None,
         encoding=params.get("encoding") or "uint8",
-        system_prompt=params.get("system_prompt") or None,
-        use_chat_template=bool(params.get("use_chat_template")),
+        **sequence_options(params),
     )
     return result.to_dict()
+
+
+def sequence_options(params: dict) -> dict:
+    """The keyword arguments that say what sequence an analysis reads besides its text."""
+    return {
+        "system_prompt": params.get("system_prompt") or None,
+        "use_chat_template": bool(params.get("use_chat_template")),
+        "completion_ids": tuple(params.get("completion_ids") or ()),
+    }
 
 
 def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:

@@ -134,6 +134,59 @@ def tokenize(
     return Tokenization(model_key, source, use_chat_template, tuple(tokens))
 
 
+def read_sequence(
+    tokenizer,
+    text: str,
+    *,
+    model_key: str,
+    context_length: int,
+    system_prompt: str | None = None,
+    use_chat_template: bool = False,
+    completion_ids=(),
+) -> Tokenization:
+    """A prompt as tokenize() cuts it, followed by generated tokens (`completion_ids`) as they
+    are, never re-tokenized: what an exploration's branch really fed the model.
+
+    A generated token's start/end cover the characters it completes in source_text (the
+    prompt's text plus the generated text); a token holding only the first bytes of a split
+    character covers nothing (start == end).
+    """
+    prompt = tokenize(
+        tokenizer,
+        text,
+        model_key=model_key,
+        context_length=0,
+        system_prompt=system_prompt,
+        use_chat_template=use_chat_template,
+    )
+    vocab = len(tokenizer)
+    for token_id in completion_ids:
+        if not isinstance(token_id, int) or not 0 <= token_id < vocab:
+            raise InputError(
+                f"Token id {token_id!r} is outside this model's vocabulary (0–{vocab - 1})",
+                field="completion_ids",
+            )
+    total = prompt.count + len(completion_ids)
+    if context_length and total > context_length:
+        raise InputError(
+            f"The text is {total:,} tokens long; this model reads at most "
+            f"{context_length:,} tokens",
+            field="text",
+        )
+    joiner = TextJoiner(tokenizer)
+    tokens = list(prompt.tokens)
+    for token_id in completion_ids:
+        before = len(joiner.text)
+        joiner.add(token_id)
+        shown, special, partial = token_text(tokenizer, token_id)
+        start, end = len(prompt.source_text) + before, len(prompt.source_text) + len(joiner.text)
+        raw = token_bytes(tokenizer, token_id) or b""
+        tokens.append(TokenPiece(int(token_id), shown, start, end, special, partial, tuple(raw)))
+    return Tokenization(
+        model_key, prompt.source_text + joiner.text, use_chat_template, tuple(tokens)
+    )
+
+
 @lru_cache(maxsize=1 << 16)
 def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
     """(text, special, partial) of one vocabulary entry, decoded as tokenize() shows it."""

@@ -217,7 +217,15 @@ class BranchLabelSerializer(serializers.ModelSerializer):
         fields = ["label"]
 
 
-class AttentionRequestSerializer(TokenizeRequestSerializer):
+class SequenceRequestSerializer(TokenizeRequestSerializer):
+    """An analysis of a text (a prompt), optionally followed by generated tokens as they are."""
+
+    completion_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, default=list
+    )
+
+
+class AttentionRequestSerializer(SequenceRequestSerializer):
     """Attention of chosen layers (required) and heads (default: all)."""
 
     layers = serializers.ListField(child=serializers.IntegerField(min_value=0), min_length=1)
