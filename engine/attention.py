@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -83,20 +85,36 @@ def _eager_attention(model):
         model.set_attn_implementation(previous)
 
 
+class _AllCaptured(Exception):
+    """Raised from the last hook to stop the forward pass early."""
+
+
 @torch.inference_mode()
-def capture_attention(loaded: LoadedModel, ids: list[int], layers: tuple[int, ...]):
-    """{layer: (heads, queries, keys) float32 CPU} for the chosen layers only."""
-    captured: dict[int, torch.Tensor] = {}
+def capture_attention(
+    loaded: LoadedModel,
+    ids: list[int],
+    layers: tuple[int, ...],
+    reduce: Callable[[torch.Tensor], Any] | None = None,
+):
+    """{layer: (heads, queries, keys) float32 CPU} for the chosen layers only.
+
+    With `reduce`, {layer: reduce(weights)} instead: it is called inside each layer's hook on
+    that layer's (heads, queries, keys) weights, still on the model's device, so only its
+    (small) result is kept and no more than one layer's maps exist at a time."""
+    captured: dict[int, Any] = {}
     handles = []
     decoder_layers = _decoder_layers(loaded.model)
     for index in layers:
 
         def keep(_module, _inputs, output, index=index):
-            captured[index] = output[1][0].float().cpu()  # (heads, queries, keys)
+            weights = output[1][0]  # (heads, queries, keys)
+            captured[index] = reduce(weights) if reduce else weights.float().cpu()
+            if len(captured) == len(layers):
+                raise _AllCaptured  # the layers above the last one asked for are not needed
 
         handles.append(decoder_layers[index].self_attn.register_forward_hook(keep))
     try:
-        with _eager_attention(loaded.model):
+        with _eager_attention(loaded.model), contextlib.suppress(_AllCaptured):
             loaded.model(
                 input_ids=torch.tensor([ids], device=loaded.device),
                 logits_to_keep=1,

@@ -17,11 +17,14 @@ from celery import shared_task
 from engine.attention import attention_for
 from engine.constraints import Constraint
 from engine.distribution import prompt_ids
+from engine.embeddings import embeddings_overview
+from engine.heads import cluster_heads, head_features
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.sampling import SamplingParams
 from engine.stepping import Stepper, StepRequest
-from engine.tokenization import tokenize
+from engine.tokenization import read_sequence
 from engine.types import EngineError
+from engine.vocabulary import lookup_word
 
 _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
@@ -68,15 +71,14 @@ def loaded_model(key: str, progress: Progress | None = None) -> LoadedModel:
 
 
 def compute_tokenization(params: dict, progress: Progress | None = None) -> dict:
-    """Tokenize params["text"] with params["model"]; returns Tokenization.to_dict()."""
+    """Tokenize params["text"] (then any completion_ids) with params["model"]."""
     loaded = loaded_model(params["model"], progress)
-    result = tokenize(
+    result = read_sequence(
         loaded.tokenizer,
         params["text"],
         model_key=loaded.spec.key,
         context_length=loaded.info.context_length,
-        system_prompt=params.get("system_prompt") or None,
-        use_chat_template=bool(params.get("use_chat_template")),
+        **sequence_options(params),
     )
     return result.to_dict()
 
@@ -131,6 +133,15 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
     return result.to_dict()
 
 
+def compute_heads(params: dict, progress: Progress | None = None) -> dict:
+    """Every head's attention features over the sequence, mapped to 2-D and grouped into
+    params["k"] labelled clusters (HeadClusters.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    features = head_features(loaded, params["text"], **sequence_options(params))
+    clusters = cluster_heads(features, k=params.get("k", 4), seed=params.get("seed", 0))
+    return clusters.to_dict()
+
+
 def sequence_options(params: dict) -> dict:
     """The keyword arguments that say what sequence an analysis reads besides its text."""
     return {
@@ -147,11 +158,39 @@ def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
     return step_branch(params, lambda key: stepper(key, progress))
 
 
+def compute_embeddings(params: dict, progress: Progress | None = None) -> dict:
+    """A token's embedding (params["token_id"], default: the last token of the sequence), the
+    model's position encoding and a map of the sequence (EmbeddingsOverview.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    tokenization = read_sequence(
+        loaded.tokenizer,
+        params["text"],
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        **sequence_options(params),
+    )
+    return embeddings_overview(
+        loaded,
+        tokenization,
+        token_id=params.get("token_id"),
+        n_positions=params.get("n_positions", 64),
+    ).to_dict()
+
+
+def compute_vocabulary(params: dict, progress: Progress | None = None) -> dict:
+    """How params["word"] is tokenized, and the entry whose id it spells (WordLookup)."""
+    loaded = loaded_model(params["model"], progress)
+    return lookup_word(loaded.tokenizer, params.get("word") or "").to_dict()
+
+
 COMPUTATIONS = {
     "tokenize": compute_tokenization,
     "distribution": compute_distribution,
     "branch_step": compute_branch_step,
     "attention": compute_attention,
+    "heads": compute_heads,
+    "embeddings": compute_embeddings,
+    "vocabulary": compute_vocabulary,
 }
 
 

@@ -15,12 +15,15 @@ from inspector.serializers import (
     BranchSerializer,
     BranchSummarySerializer,
     DistributionRequestSerializer,
+    EmbeddingsRequestSerializer,
     ExplorationSerializer,
     ExplorationTitleSerializer,
     ForkRequestSerializer,
+    HeadsRequestSerializer,
+    SequenceRequestSerializer,
     StepRequestSerializer,
     StepSerializer,
-    TokenizeRequestSerializer,
+    VocabularyRequestSerializer,
 )
 
 
@@ -63,12 +66,27 @@ def _compute(request, serializer_class, kind: str) -> Response:
 
 @api_view(["POST"])
 def tokenize(request):
-    return _compute(request, TokenizeRequestSerializer, "tokenize")
+    return _compute(request, SequenceRequestSerializer, "tokenize")
 
 
 @api_view(["POST"])
 def attention(request):
     return _compute(request, AttentionRequestSerializer, "attention")
+
+
+@api_view(["POST"])
+def heads(request):
+    return _compute(request, HeadsRequestSerializer, "heads")
+
+
+@api_view(["POST"])
+def embeddings(request):
+    return _compute(request, EmbeddingsRequestSerializer, "embeddings")
+
+
+@api_view(["POST"])
+def vocabulary(request):
+    return _compute(request, VocabularyRequestSerializer, "vocabulary")
 
 
 @api_view(["POST"])

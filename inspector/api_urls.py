@@ -12,5 +12,8 @@ urlpatterns = [
     path("tokenize/", api.tokenize, name="api-tokenize"),
     path("distribution/", api.distribution, name="api-distribution"),
     path("attention/", api.attention, name="api-attention"),
+    path("heads/", api.heads, name="api-heads"),
+    path("embeddings/", api.embeddings, name="api-embeddings"),
+    path("vocabulary/", api.vocabulary, name="api-vocabulary"),
     *router.urls,
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from engine.sampling import PRESETS, SamplingParams
-from inspector import charts, explorations
+from inspector import charts, explorations, services
 from inspector.api import first_error
 from inspector.forms import ExplorationForm
 from inspector.models import Branch
@@ -94,9 +94,27 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
         for name, preset in PRESETS.items()
     ]
     context = branch_context(
-        branch, tree=explorations.branch_tree(exploration), sliders=sliders, presets=presets
+        branch,
+        tree=explorations.branch_tree(exploration),
+        sliders=sliders,
+        presets=presets,
+        inside=_inside_context(exploration),
     )
     return render(request, PAGE, context)
+
+
+def _inside_context(exploration) -> dict:
+    """What the "Inside the model" panels need to call the API about this exploration's text."""
+    models = services.catalog_entries()
+    facts = next((entry for entry in models if entry["key"] == exploration.model_key), {})
+    return {
+        "model": exploration.model_key,
+        "prompt": exploration.prompt,
+        "system_prompt": exploration.system_prompt,
+        "use_chat_template": exploration.use_chat_template,
+        "facts": {name: facts.get(name) for name in ("n_layers", "n_heads", "n_kv_heads")},
+        "models": [{"key": entry["key"], "label": entry["label"]} for entry in models],
+    }
 
 
 def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | None = None):

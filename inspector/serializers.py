@@ -4,6 +4,8 @@ from rest_framework import serializers
 from engine.attention import ENCODINGS
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.distribution import MAX_TOP_N
+from engine.embeddings import MAX_POSITIONS
+from engine.heads import MAX_CLUSTERS, MAX_SEED
 from engine.sampling import SamplingParams
 from engine.stepping import MAX_STOP_SEQUENCES
 from engine.types import InputError
@@ -233,3 +235,26 @@ class AttentionRequestSerializer(SequenceRequestSerializer):
         child=serializers.IntegerField(min_value=0), required=False, default=list
     )
     encoding = serializers.ChoiceField(choices=ENCODINGS, default="uint8")
+
+
+class HeadsRequestSerializer(SequenceRequestSerializer):
+    """Head clustering: k clusters of every head's attention features; seed fixes the map."""
+
+    k = serializers.IntegerField(required=False, default=4, min_value=1, max_value=MAX_CLUSTERS)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_SEED)
+
+
+class EmbeddingsRequestSerializer(SequenceRequestSerializer):
+    """A token's embedding (token_id, default: the sequence's last token), the model's position
+    encoding over n_positions positions, and a map of the sequence's embeddings."""
+
+    token_id = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    n_positions = serializers.IntegerField(
+        required=False, default=64, min_value=1, max_value=MAX_POSITIONS
+    )
+
+
+class VocabularyRequestSerializer(ModelRequestSerializer):
+    """A word (or a token id, "1234" or "#1234") to look up in the model's vocabulary."""
+
+    word = serializers.CharField(max_length=200, trim_whitespace=False)

@@ -1,0 +1,120 @@
+"""Attention as a user sees it: from pressing the Attention tab to a drawn heatmap, in Chromium.
+
+Run: `make bench` (or .venv/bin/python bench/attention.py [model-key]). Starts the app in its
+embedded mode on a free port (or uses TOKENLENS_BENCH_URL), creates an exploration whose prompt
+is 128, 512 and 1024 tokens long, opens it in Chromium (Playwright), opens the Attention panel
+and times: the request (model work + transfer + inflating), drawing one head's heatmap of layer
+0, drawing all heads as small multiples, and switching to the last layer (the forward pass stops
+after the layer asked for, so the last layer costs a whole pass). Payload = the response body
+for one layer with all its heads. Targets at 512 tokens on CPU: ≤ 1.5 s request to drawn
+heatmap, ≤ 1.5 MB per layer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.streaming import Client, start_server  # noqa: E402
+
+LENGTHS = (128, 512, 1024)
+SENTENCE = (
+    "The keeper climbed the stairs at dusk, lit the great lamp, and wrote the state of the "
+    "sea in his book before the ships came round the point. "
+)
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def prompt_of(client: Client, model: str, n_tokens: int) -> str:
+    """A prompt of exactly n_tokens tokens (cut from repeated sentences at a token boundary)."""
+    text = SENTENCE * (n_tokens // 20 + 2)
+    tokens = client.post_json("/api/v1/tokenize/", {"model": model, "text": text})["tokens"]
+    return text[: tokens[n_tokens - 1]["end"]]
+
+
+def payload_bytes(client: Client, model: str, prompt: str) -> int:
+    body = {"model": model, "text": prompt, "layers": [0]}
+    return len(json.dumps(client.post_json("/api/v1/attention/", body)))
+
+
+def time_panel(page, base: str, exploration_id: str) -> dict:
+    page.goto(f"{base}/explore/{exploration_id}/")
+    started = time.perf_counter()
+    page.click("#tab-attention")
+    page.wait_for_selector("#panel-attention [data-role=heatmap-box] .chart[data-rendered]")
+    to_heatmap = time.perf_counter() - started
+    timings = page.evaluate("window.tokenlensTimings")
+    started = time.perf_counter()
+    page.select_option("#panel-attention [data-role=view]", "all")
+    page.wait_for_selector("#panel-attention [data-chart$=all-heads][data-rendered]")
+    small_multiples = time.perf_counter() - started
+    last = page.locator("#panel-attention [data-role=layer] option").last.get_attribute("value")
+    started = time.perf_counter()
+    page.select_option("#panel-attention [data-role=layer]", last)
+    page.wait_for_selector(
+        f"#panel-attention [data-chart=attention-layer{last}-all-heads][data-rendered]"
+    )
+    last_layer = time.perf_counter() - started
+    return {
+        "to_heatmap": to_heatmap,
+        "small_multiples": small_multiples,
+        "last_layer": last_layer,
+        **timings,
+    }
+
+
+def main(model: str) -> None:
+    base, server = start_server()
+    try:
+        client = Client(base)
+        rows = []
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS
+            )
+            context = browser.new_context(viewport={"width": 1280, "height": 1000})
+            page = context.new_page()
+            page.goto(base + "/explore/")
+            cookies = {c["name"]: c["value"] for c in context.cookies()}
+            for length in LENGTHS:
+                prompt = prompt_of(client, model, length)
+                exploration = json.loads(
+                    page.evaluate(
+                        """async ([model, prompt, token]) => {
+                            const r = await fetch('/api/v1/explorations/', {method: 'POST',
+                              headers: {'Content-Type': 'application/json', 'X-CSRFToken': token},
+                              body: JSON.stringify({model: model, prompt: prompt})});
+                            return await r.text(); }""",
+                        [model, prompt, cookies.get("csrftoken", "")],
+                    )
+                )
+                payload = payload_bytes(client, model, prompt)
+                time_panel(page, base, exploration["id"])  # warm: model loaded, JIT settled
+                measured = time_panel(page, base, exploration["id"])
+                rows.append((length, payload, measured))
+            browser.close()
+    finally:
+        if server:
+            server.terminate()
+    print(f"### attention panel, {model} (one layer, all heads; Chromium headless)\n")
+    print(
+        "| tokens | payload per layer | request, layer 0 (model + transfer + inflate) "
+        "| tab pressed → layer 0 heatmap drawn | all heads drawn | last layer requested → drawn |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for length, payload, measured in rows:
+        print(
+            f"| {length} | {payload / 1e6:.2f} MB | {measured['attentionFetchMs'] / 1000:.2f} s "
+            f"| {measured['to_heatmap']:.2f} s | {measured['small_multiples']:.2f} s "
+            f"| {measured['last_layer']:.2f} s |"
+        )
+    print("\nTargets at 512 tokens: ≤ 1.5 s to a drawn heatmap, ≤ 1.5 MB per layer.")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m-instruct")
