@@ -28,7 +28,7 @@ class Row:
     parent: str | None = None
 
 
-def _cache_from(layers: LayerStates) -> DynamicCache:
+def cache_from(layers: LayerStates) -> DynamicCache:
     """A DynamicCache holding these tensors as they are (no copy: updates concatenate)."""
     cache = DynamicCache()
     for keys, values in layers:
@@ -39,7 +39,7 @@ def _cache_from(layers: LayerStates) -> DynamicCache:
     return cache
 
 
-def _layers_of(cache: DynamicCache) -> LayerStates:
+def layers_of(cache: DynamicCache) -> LayerStates:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
@@ -66,7 +66,7 @@ class CachedForward:
         the logits of the last n_logits positions (None when n_logits is 0)."""
         max_cached = max(upto - n_logits, 0)
         length, layers = self.cache.lookup(row.branch, row.ids[:upto], max_cached, row.parent)
-        cache = _cache_from(layers)
+        cache = cache_from(layers)
         if length == upto:
             return cache, None
         new_ids = row.ids[length:upto].unsqueeze(0)  # (1, new)
@@ -89,7 +89,7 @@ class CachedForward:
         except BaseException:
             self.cache.drop(row.branch)
             raise
-        self.cache.store(row.branch, row.ids, _layers_of(cache))
+        self.cache.store(row.branch, row.ids, layers_of(cache))
         return logits[0].float().cpu()
 
     @torch.inference_mode()
@@ -129,7 +129,7 @@ class CachedForward:
                 fresh.append(index)
                 caches.append(None)
             elif length == upto:
-                caches.append(_cache_from(layers))
+                caches.append(cache_from(layers))
             else:
                 caches.append(self._extend(row, upto, 0)[0])
         if len(fresh) == 1:
@@ -160,7 +160,7 @@ class CachedForward:
             use_cache=True,
         )
         return [
-            _cache_from(_unpad(cache, row, prefix.shape[0])) for row, prefix in enumerate(prefixes)
+            cache_from(_unpad(cache, row, prefix.shape[0])) for row, prefix in enumerate(prefixes)
         ]
 
 
@@ -183,7 +183,7 @@ def _merge(caches: list[DynamicCache]) -> tuple[DynamicCache, torch.Tensor, torc
     for row, length in enumerate(lengths):
         attention_mask[row, longest - length :] = 1
     position_ids = torch.tensor(lengths, dtype=torch.long).unsqueeze(1)
-    return _cache_from(layers), attention_mask, position_ids
+    return cache_from(layers), attention_mask, position_ids
 
 
 def _layer_or_empty(cache: DynamicCache, layer_index: int, all_caches: list[DynamicCache]):

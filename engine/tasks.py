@@ -15,10 +15,12 @@ import threading
 from celery import shared_task
 
 from engine.attention import attention_for
+from engine.attribution import DEFAULT_STEPS, attribute
 from engine.constraints import Constraint
 from engine.distribution import prompt_ids
 from engine.embeddings import embeddings_overview
 from engine.heads import cluster_heads, head_features
+from engine.lens import logit_lens
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.sampling import SamplingParams
 from engine.stepping import Stepper, StepRequest
@@ -183,6 +185,42 @@ def compute_vocabulary(params: dict, progress: Progress | None = None) -> dict:
     return lookup_word(loaded.tokenizer, params.get("word") or "").to_dict()
 
 
+def compute_lens(params: dict, progress: Progress | None = None) -> dict:
+    """The logit lens at params["position"] (LogitLens.to_dict()), with an optional contrast.
+
+    Reads the prefix's key/value states from this worker's stepping cache (params
+    ["cache_branch"]: a saved branch whose states to look at first) and leaves the sequence's
+    own there, so the lens at another position of the same text runs one token."""
+    model_stepper = stepper(params["model"], progress)
+    return logit_lens(
+        model_stepper.loaded,
+        params["text"],
+        position=params.get("position"),
+        top_k=params.get("top_k", 10),
+        chosen_ids=tuple(params.get("chosen_ids") or ()),
+        contrast_tokens=params.get("contrast") or None,
+        kv_cache=model_stepper.cache,
+        cache_branch=params.get("cache_branch") or None,
+        **sequence_options(params),
+    ).to_dict()
+
+
+def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
+    """Which tokens up to params["position"] (default: the last) drove params["target_id"]
+    as the next token, by params["method"] (Attribution.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    return attribute(
+        loaded,
+        params["text"],
+        target_id=params["target_id"],
+        method=params["method"],
+        position=params.get("position"),
+        n_steps=params.get("n_steps", DEFAULT_STEPS),
+        progress=progress,
+        **sequence_options(params),
+    ).to_dict()
+
+
 COMPUTATIONS = {
     "tokenize": compute_tokenization,
     "distribution": compute_distribution,
@@ -191,6 +229,8 @@ COMPUTATIONS = {
     "heads": compute_heads,
     "embeddings": compute_embeddings,
     "vocabulary": compute_vocabulary,
+    "attribution": compute_attribution,
+    "logit_lens": compute_lens,
 }
 
 

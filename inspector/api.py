@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from inspector import explorations, services
 from inspector.serializers import (
     AttentionRequestSerializer,
+    AttributionRequestSerializer,
     BranchLabelSerializer,
     BranchSerializer,
     BranchSummarySerializer,
@@ -20,6 +21,7 @@ from inspector.serializers import (
     ExplorationTitleSerializer,
     ForkRequestSerializer,
     HeadsRequestSerializer,
+    LensRequestSerializer,
     SequenceRequestSerializer,
     StepRequestSerializer,
     StepSerializer,
@@ -75,6 +77,11 @@ def attention(request):
 
 
 @api_view(["POST"])
+def attribution(request):
+    return _compute(request, AttributionRequestSerializer, "attribution")
+
+
+@api_view(["POST"])
 def heads(request):
     return _compute(request, HeadsRequestSerializer, "heads")
 
@@ -92,6 +99,11 @@ def vocabulary(request):
 @api_view(["POST"])
 def distribution(request):
     return _compute(request, DistributionRequestSerializer, "distribution")
+
+
+@api_view(["POST"])
+def logit_lens(request):
+    return _compute(request, LensRequestSerializer, "logit_lens")
 
 
 def _save_changes(serializer_class, instance, data) -> None:

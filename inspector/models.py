@@ -16,6 +16,8 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         TOKENIZE = "tokenize", "Tokenize"
+        HEADS = "heads", "Head clusters"
+        ATTRIBUTION = "attribution", "Attribution"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for a worker"

@@ -2,10 +2,12 @@ from django.conf import settings
 from rest_framework import serializers
 
 from engine.attention import ENCODINGS
+from engine.attribution import DEFAULT_STEPS, MAX_STEPS, METHODS
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.distribution import MAX_TOP_N
 from engine.embeddings import MAX_POSITIONS
 from engine.heads import MAX_CLUSTERS, MAX_SEED
+from engine.lens import MAX_CHOSEN, MAX_TOP_K
 from engine.sampling import SamplingParams
 from engine.stepping import MAX_STOP_SEQUENCES
 from engine.types import InputError
@@ -251,6 +253,46 @@ class EmbeddingsRequestSerializer(SequenceRequestSerializer):
     token_id = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     n_positions = serializers.IntegerField(
         required=False, default=64, min_value=1, max_value=MAX_POSITIONS
+    )
+
+
+class LensRequestSerializer(SequenceRequestSerializer):
+    """The logit lens at `position` (default: the last token; negative counts from the end):
+    top_k tokens per layer, chosen_ids followed through every layer (default: the next token
+    and the last layer's top-1), and an optional contrast [a, b] of two ids or texts."""
+
+    position = serializers.IntegerField(required=False, allow_null=True, default=None)
+    top_k = serializers.IntegerField(required=False, default=10, min_value=1, max_value=MAX_TOP_K)
+    # Ids are checked against the model's vocabulary by the engine (field "chosen_ids").
+    chosen_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, max_length=MAX_CHOSEN
+    )
+    contrast = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    def validate_contrast(self, pair):
+        if pair is None:
+            return None
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise serializers.ValidationError("Give two tokens to contrast: [a, b]")
+        for token in pair:
+            whole = isinstance(token, int) and not isinstance(token, bool)
+            if not (whole and token >= 0) and not (isinstance(token, str) and token):
+                raise serializers.ValidationError(
+                    f"Each token to contrast is a token id or a non-empty text, not {token!r}"
+                )
+        return pair
+
+
+class AttributionRequestSerializer(SequenceRequestSerializer):
+    """Which tokens 0..position (default: the last) drove target_id as the next token, by
+    method; n_steps is the integrated-gradients path's length. The engine checks target_id
+    against the vocabulary and position against the sequence."""
+
+    target_id = serializers.IntegerField(min_value=0)
+    method = serializers.ChoiceField(choices=list(METHODS))
+    position = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    n_steps = serializers.IntegerField(
+        required=False, default=DEFAULT_STEPS, min_value=1, max_value=MAX_STEPS
     )
 
 

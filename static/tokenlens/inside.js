@@ -30,6 +30,29 @@
     return data;
   }
 
+  // A long computation as a job: started, then polled; its stage ("… 12 of 32 steps") drives
+  // a progress bar in the panel's status line.
+  async function runJob(panel, kind, params) {
+    let job = await post("jobs", { kind: kind, params: params });
+    while (job.status === "pending" || job.status === "running") {
+      showProgress(panel, job.stage || (job.status === "pending" ? "Waiting for a worker…" : "Working…"));
+      await new Promise(function (resolve) { setTimeout(resolve, 400); });
+      const response = await fetch("/api/v1/jobs/" + job.id + "/", { credentials: "same-origin" });
+      job = await response.json();
+      if (!response.ok) throw new Error(job.error ? job.error.message : "The job vanished");
+    }
+    if (job.status === "failed") throw new Error(job.error.message);
+    return job.result;
+  }
+
+  function showProgress(panel, stage) {
+    const box = panel.querySelector("[data-role=status]");
+    const counted = /(\d+) of (\d+)/.exec(stage);
+    box.replaceChildren(make("span", { class: "spinner", "aria-hidden": "true" }));
+    if (counted) box.appendChild(make("progress", { value: counted[1], max: counted[2], "data-testid": "progress" }));
+    box.appendChild(make("span", { class: "muted", role: "status" }, stage));
+  }
+
   function completionIds() {
     return Array.from(document.querySelectorAll("#branch-view .generated [data-token-id]"))
       .map(function (node) { return parseInt(node.dataset.tokenId, 10); });
@@ -94,6 +117,20 @@
     }
   }
 
+  // Plotly (4.6 MB) is fetched when the first chart is drawn, so the page itself stays light.
+  let plotlyReady = null;
+  function plotly() {
+    if (!plotlyReady) {
+      plotlyReady = new Promise(function (resolve, reject) {
+        const script = make("script", { src: root.dataset.plotly });
+        script.onload = resolve;
+        script.onerror = function () { plotlyReady = null; reject(new Error("The charting library did not load; reload the page")); };
+        document.head.appendChild(script);
+      });
+    }
+    return plotlyReady;
+  }
+
   // ---------------------------------------------------------------- downloads
   function download(filename, blob) {
     const link = make("a", { href: URL.createObjectURL(blob), download: filename });
@@ -118,6 +155,7 @@
   // One chart: a Plotly figure in `box` with a toolbar of downloads. rows() gives the chart's
   // data as flat records (CSV and JSON); the figure itself gives PNG and SVG.
   async function chart(box, name, traces, layout, rows, onReady) {
+    await plotly();
     box.replaceChildren();
     const figure = make("div", { class: "chart", "data-chart": name });
     const toolbar = make("div", { class: "downloads", role: "group", "aria-label": "Download " + name });
@@ -414,9 +452,16 @@
       } else if (positions.kind === "learned") {
         const learned = positions.learned;
         facts.appendChild(make("p", { class: "explain" }, "This model learned one vector per position (up to " + learned.max_positions + ") and adds it to the token's embedding before the first layer."));
-        await chart(box, "learned-positions", [{ type: "bar", y: learned.norms, hovertemplate: "position %{x}<br>norm %{y:.3f}<extra></extra>", marker: { color: "#3451d1" } }], {
-          height: 280, xaxis: { title: { text: "position" } }, yaxis: { title: { text: "norm of the position vector" } },
-        }, function () { return learned.norms.map(function (norm, position) { return { position: position, norm: norm }; }); });
+        await chart(box, "learned-positions", [
+          { type: "bar", y: learned.norms, hovertemplate: "position %{x}<br>norm %{y:.3f}<extra></extra>", marker: { color: "#3451d1" } },
+          { type: "heatmap", z: learned.vectors, xaxis: "x2", yaxis: "y2", colorscale: "RdBu", zmid: 0, hovertemplate: "position %{y}<br>dimension %{x}<br>%{z:.4f}<extra></extra>" },
+        ], {
+          height: 620, grid: { rows: 2, columns: 1, pattern: "independent", ygap: 0.18 },
+          xaxis: { title: { text: "position" } }, yaxis: { title: { text: "norm of the position vector" } },
+          xaxis2: { title: { text: "dimension" } }, yaxis2: { title: { text: "position" }, autorange: "reversed" },
+        }, function () {
+          return learned.norms.map(function (norm, position) { return { position: position, norm: norm, vector: (learned.vectors[position] || []).join(" ") }; });
+        });
       } else {
         box.replaceChildren();
         facts.appendChild(make("p", { class: "muted" }, "This model has no position information of its own that TokenLens can read."));
@@ -804,6 +849,375 @@
     return { load: load, layerFor: fetchLayer };
   })();
 
+  // ---------------------------------------------------------------- layers (logit lens) panel
+  panels.layers = (function () {
+    const panel = document.getElementById("panel-layers");
+    const LINE_COLOURS = ["#3451d1", "#d1495b", "#00798c", "#edae49", "#66a182"];
+    let position = null; // null: the last token; negative counts from the end
+    let lens = null;
+    let picked = [];
+
+    function contrastToken(value) {
+      const text = value.trim();
+      return /^#\d+$/.test(text) ? Number(text.slice(1)) : value;
+    }
+
+    async function request(extra) {
+      const body = Object.assign(sequence(), { top_k: 10 }, extra || {});
+      if (position !== null) body.position = position;
+      return post("logit-lens", body);
+    }
+
+    function drawStrip() {
+      const strip = panel.querySelector("[data-role=strip]");
+      strip.replaceChildren();
+      lens.tokens.forEach(function (token, index) {
+        const node = make("span", { class: "tok" + (index === lens.position ? " selected" : ""), "data-q": index, role: "button", tabindex: "0", title: "#" + index + ": the prediction made after this token" });
+        node.appendChild(token.special ? document.createTextNode(token.text) : visibleText(token.text, true));
+        strip.appendChild(node);
+      });
+      const facts = panel.querySelector("[data-role=lens-facts]");
+      facts.replaceChildren(document.createTextNode("After token #" + lens.position + " "));
+      facts.appendChild(make("span", { class: "tok" })).appendChild(visibleText(label(lens.token), true));
+      facts.appendChild(document.createTextNode(lens.next_token ? ", the text goes on with " : ", at the end of the text. "));
+      if (lens.next_token) {
+        facts.appendChild(make("span", { class: "tok" })).appendChild(visibleText(label(lens.next_token), true));
+        facts.appendChild(document.createTextNode(". "));
+      }
+      facts.appendChild(make("span", { class: "muted" }, lens.rows.length + " rows: the embeddings, then each of " + (lens.rows.length - 1) + " layers" + (lens.softcapping ? "; logits soft-capped at " + lens.softcapping : "") + "."));
+    }
+
+    async function drawTable() {
+      const rows = lens.rows;
+      const k = lens.top_k;
+      const z = rows.map(function (row) { return row.top.map(function (token) { return token.probability; }); });
+      const text = rows.map(function (row) { return row.top.map(function (token) { return label(token); }); });
+      const labels = rows.map(function (row) { return row.label; });
+      await chart(panel.querySelector("[data-role=table-box]"), "logit-lens-position" + lens.position, [{
+        type: "heatmap", z: z, text: text, x: Array.from({ length: k }, function (_v, i) { return "#" + (i + 1); }), y: labels,
+        texttemplate: "%{text}", textfont: { size: 10 }, colorscale: SCALE, zmin: 0, zmax: 1,
+        hovertemplate: "%{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "p" } },
+      }], {
+        title: { text: "Top " + k + " tokens after each layer" }, height: 140 + rows.length * 22,
+        yaxis: { autorange: "reversed", type: "category" }, xaxis: { side: "top", type: "category" }, margin: { l: 110, r: 20, t: 60, b: 20 },
+      }, function () {
+        const records = [];
+        rows.forEach(function (row) { row.top.forEach(function (token, rank) { records.push({ position: lens.position, depth: row.depth, layer: row.label, rank: rank + 1, token_id: token.id, token: token.text, probability: token.probability, logit: token.logit }); }); });
+        return records;
+      }, function (figure) {
+        figure.on("plotly_click", function (event) {
+          const point = event.points && event.points[0];
+          if (!point) return;
+          const token = rows[point.pointIndex[0]].top[point.pointIndex[1]];
+          picked = picked.concat(["#" + token.id]).slice(-2);
+          const form = panel.querySelector("[data-role=contrast]");
+          form.elements.a.value = picked[0] || "";
+          form.elements.b.value = picked[1] || "";
+        });
+      });
+    }
+
+    async function drawTraces() {
+      const labels = lens.rows.map(function (row) { return row.label; });
+      const traces = lens.chosen.map(function (trace, index) {
+        return {
+          type: "scatter", mode: "lines+markers", name: label(trace) + " (" + trace.reasons.join(", ").replace(/_/g, " ") + ")",
+          x: labels, y: trace.probabilities, customdata: trace.ranks, line: { color: LINE_COLOURS[index % LINE_COLOURS.length] },
+          hovertemplate: "%{x}<br>p = %{y:.4f}, rank %{customdata}<extra>" + label(trace) + "</extra>",
+        };
+      });
+      await chart(panel.querySelector("[data-role=trace-box]"), "logit-lens-chosen-position" + lens.position, traces, {
+        title: { text: "Probability of the chosen tokens, layer by layer" }, height: 360,
+        xaxis: { type: "category", tickangle: -45 }, yaxis: { title: { text: "probability" }, rangemode: "tozero" },
+        legend: { orientation: "h", y: -0.35 },
+      }, function () {
+        const records = [];
+        lens.chosen.forEach(function (trace) { trace.probabilities.forEach(function (p, depth) { records.push({ position: lens.position, token_id: trace.id, token: trace.text, depth: depth, layer: labels[depth], probability: p, rank: trace.ranks[depth], logit: trace.logits[depth] }); }); });
+        return records;
+      });
+    }
+
+    async function drawContrast(contrast) {
+      const facts = panel.querySelector("[data-role=contrast-facts]");
+      const a = label(contrast.a);
+      const b = label(contrast.b);
+      const last = contrast.rows[contrast.rows.length - 1];
+      let summary = "The model ends up favouring " + (contrast.final_favours === "tie" ? "neither" : contrast.final_favours === "a" ? a : b);
+      if (contrast.decided_at !== null && contrast.final_favours !== "tie") summary += ", settled from " + contrast.rows[contrast.decided_at].label + " on";
+      summary += " (final logit difference " + last.logit_diff.toFixed(2) + "). " + contrast.favour_a.length + " rows favour " + a + ", " + contrast.favour_b.length + " favour " + b + ".";
+      facts.textContent = summary + (contrast.note ? " " + contrast.note : "");
+      const labels = contrast.rows.map(function (row) { return row.label; });
+      await chart(panel.querySelector("[data-role=contrast-box]"), "contrast-" + contrast.a.id + "-" + contrast.b.id, [
+        { type: "bar", name: "logit(" + a + ") − logit(" + b + ")", x: labels, y: contrast.rows.map(function (row) { return row.logit_diff; }), marker: { color: contrast.rows.map(function (row) { return row.favours === "a" ? "#3451d1" : row.favours === "b" ? "#d1495b" : "#999"; }) } },
+        { type: "scatter", mode: "lines", name: "p(" + a + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_a; }), yaxis: "y2", line: { color: "#3451d1", dash: "dot" } },
+        { type: "scatter", mode: "lines", name: "p(" + b + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_b; }), yaxis: "y2", line: { color: "#d1495b", dash: "dot" } },
+      ], {
+        height: 380, xaxis: { type: "category", tickangle: -45 }, yaxis: { title: { text: "logit difference (blue: " + a + ")" } },
+        yaxis2: { overlaying: "y", side: "right", title: { text: "probability" }, rangemode: "tozero" }, legend: { orientation: "h", y: -0.35 },
+      }, function () { return contrast.rows.map(function (row) { return Object.assign({ token_a: contrast.a.text, token_b: contrast.b.text }, row); }); });
+    }
+
+    async function load() {
+      await guarded(panel, "Reading every layer…", async function () {
+        lens = await request();
+        drawStrip();
+        await drawTable();
+        await drawTraces();
+        const top = lens.rows[lens.rows.length - 1].top;
+        const form = panel.querySelector("[data-role=contrast]");
+        if (!form.elements.a.value && top.length > 1) {
+          form.elements.a.value = "#" + top[0].id;
+          form.elements.b.value = "#" + top[1].id;
+        }
+      });
+    }
+
+    async function compareModels(otherKey) {
+      const keys = [context.model, otherKey];
+      const results = await Promise.all(keys.map(function (key) {
+        return post("logit-lens", { model: key, text: context.prompt, top_k: 10 });
+      }));
+      const box = panel.querySelector("[data-role=models-result]");
+      box.replaceChildren();
+      const names = keys.map(function (key) { const entry = context.models.find(function (m) { return m.key === key; }); return entry ? entry.label : key; });
+      box.appendChild(make("p", { class: "muted" }, "The prompt alone (no chat template): " + names[0] + " reads " + results[0].n_tokens + " tokens, " + names[1] + " reads " + results[1].n_tokens + "."));
+      const finals = results.map(function (result) { return result.rows[result.rows.length - 1].top; });
+      const texts = [];
+      finals.forEach(function (top) { top.forEach(function (token) { if (!texts.includes(token.text)) texts.push(token.text); }); });
+      const table = make("table", { class: "lookup" });
+      const head = make("tr");
+      ["next token (by its text)"].concat(names).forEach(function (title) { head.appendChild(make("th", {}, title)); });
+      table.appendChild(make("thead")).appendChild(head);
+      const body = table.appendChild(make("tbody"));
+      texts.forEach(function (text) {
+        const row = make("tr");
+        row.appendChild(make("td", { class: "mono" })).appendChild(visibleText(text, true));
+        finals.forEach(function (top) {
+          const found = top.find(function (token) { return token.text === text; });
+          row.appendChild(make("td", {}, found ? (found.probability * 100).toFixed(1) + " %" : "not in top 10"));
+        });
+        body.appendChild(row);
+      });
+      box.appendChild(table);
+      const traces = results.map(function (result, index) {
+        const top = result.rows[result.rows.length - 1].top[0];
+        const depths = result.rows.length - 1;
+        const trace = result.chosen.find(function (entry) { return entry.id === top.id; });
+        return {
+          type: "scatter", mode: "lines+markers", name: names[index] + ": " + label(top),
+          x: result.rows.map(function (_row, depth) { return depth / depths; }), y: trace ? trace.probabilities : [],
+          customdata: result.rows.map(function (row) { return row.label; }), hovertemplate: "%{customdata}<br>p = %{y:.4f}<extra>" + names[index] + "</extra>",
+        };
+      });
+      await chart(panel.querySelector("[data-role=models-box]"), "lens-two-models", traces, {
+        title: { text: "Each model's final top token, layer by layer" }, height: 360,
+        xaxis: { title: { text: "depth (0 = embeddings, 1 = last layer)" }, range: [0, 1] }, yaxis: { title: { text: "probability" }, rangemode: "tozero" },
+        legend: { orientation: "h", y: -0.3 },
+      }, function () {
+        const records = [];
+        results.forEach(function (result, index) {
+          result.rows.forEach(function (row) { row.top.forEach(function (token, rank) { records.push({ model: keys[index], depth: row.depth, layer: row.label, rank: rank + 1, token: token.text, probability: token.probability }); }); });
+        });
+        return records;
+      });
+    }
+
+    const select = panel.querySelector("#lens-model");
+    context.models.forEach(function (model) {
+      if (model.key !== context.model) select.appendChild(make("option", { value: model.key }, model.label));
+    });
+    if (!select.options.length) panel.querySelector("[data-role=models]").hidden = true;
+    panel.querySelector("[data-role=models]").addEventListener("submit", function (event) {
+      event.preventDefault();
+      guarded(panel, "Reading the prompt with both models…", function () { return compareModels(select.value); });
+    });
+    panel.querySelector("[data-role=contrast]").addEventListener("submit", function (event) {
+      event.preventDefault();
+      const form = event.target;
+      guarded(panel, "Contrasting…", async function () {
+        const result = await request({ contrast: [contrastToken(form.elements.a.value), contrastToken(form.elements.b.value)] });
+        await drawContrast(result.contrast);
+      });
+    });
+    const strip = panel.querySelector("[data-role=strip]");
+    strip.addEventListener("click", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (!node) return;
+      position = Number(node.dataset.q);
+      load();
+    });
+    strip.addEventListener("keydown", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); position = Number(node.dataset.q); load(); }
+    });
+
+    // From a step's alternatives: the prediction that produced generated token `index`.
+    function showStep(index) {
+      position = index - completionIds().length - 1;
+      panels.layers.loadedFor = JSON.stringify(sequence());
+      open("layers");
+      load();
+      root.scrollIntoView({ behavior: "smooth" });
+    }
+
+    return { load: load, showStep: showStep };
+  })();
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("[data-lens-step]");
+    if (button) panels.layers.showStep(Number(button.dataset.lensStep));
+  });
+
+  // ---------------------------------------------------------------- attribution panel
+  panels.attribution = (function () {
+    const panel = document.getElementById("panel-attribution");
+    const controls = panel.querySelector("[data-role=attribution-controls]");
+    let tokens = [];
+    let target = null; // {position, id}: explain `id` as the prediction made after `position`
+    let hoverTimer = null;
+
+    let tokensFor = null;
+    async function sequenceTokens() {
+      const key = JSON.stringify(sequence());
+      if (key !== tokensFor) {
+        tokens = (await post("tokenize", sequence())).tokens;
+        tokensFor = key;
+      }
+      return tokens;
+    }
+
+    function drawStrip(result) {
+      const strip = panel.querySelector("[data-role=strip]");
+      strip.replaceChildren();
+      const scores = result ? result.scores : [];
+      const top = Math.max.apply(null, scores.map(Math.abs).concat([1e-12]));
+      tokens.forEach(function (token, index) {
+        const explained = target && index === target.position + 1;
+        const node = make("span", {
+          class: "tok" + (explained ? " selected" : ""), "data-q": index, role: "button", tabindex: "0",
+          title: "#" + index + (index < scores.length ? " · score " + scores[index].toPrecision(3) : "") + (index > 0 ? " · click to explain this token" : ""),
+        });
+        if (index < scores.length) {
+          const share = scores[index] / top;
+          node.style.background = share >= 0 ? "rgba(52, 81, 209, " + share.toFixed(3) + ")" : "rgba(209, 73, 91, " + (-share).toFixed(3) + ")";
+          if (Math.abs(share) > 0.55) node.style.color = "#fff";
+        } else if (index > (target ? target.position : tokens.length)) {
+          node.classList.add("later");
+        }
+        node.appendChild(token.special ? document.createTextNode(token.text) : visibleText(token.text, true));
+        strip.appendChild(node);
+      });
+    }
+
+    function describe(result) {
+      const facts = panel.querySelector("[data-role=attribution-facts]");
+      facts.replaceChildren(document.createTextNode("Why "));
+      facts.appendChild(make("span", { class: "tok" })).appendChild(visibleText(label(result.target), true));
+      facts.appendChild(document.createTextNode(" (p = " + result.target.probability.toFixed(4) + ") after token #" + result.position + ", by " + result.method.replace(/_/g, " ") + ": " + result.explanation));
+      const path = result.integrated_gradients;
+      if (path) {
+        facts.appendChild(make("span", { class: "muted" }, " Scores add up to " + path.f_difference.toFixed(3) + " = f(text) − f(" + path.baseline.text + " baseline), give or take Captum's convergence delta " + path.convergence_delta.toFixed(3) + "; " + path.n_steps + " steps. The first token and special tokens are kept in the baseline, so they score 0."));
+        if (Math.abs(path.convergence_delta) > 0.1 * Math.abs(path.f_difference)) {
+          facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral has not converged (the delta is over 10 % of the change): read these scores as rough, or try more steps."));
+        }
+      }
+      if (result.device !== "cpu" && result.device) facts.appendChild(make("span", { class: "muted" }, " Computed on " + result.device + "."));
+    }
+
+    async function explain() {
+      if (!target) return;
+      const method = panel.querySelector("[data-role=method]").value;
+      const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) });
+      await guarded(panel, "Attributing…", async function () {
+        const result = await runJob(panel, "attribution", params);
+        describe(result);
+        drawStrip(result);
+        await chart(panel.querySelector("[data-role=scores-box]"), "attribution-" + method + "-position" + result.position, [{
+          type: "bar", x: result.tokens.map(function (token, index) { return index + " " + label(token); }), y: result.scores,
+          marker: { color: result.scores.map(function (score) { return score >= 0 ? "#3451d1" : "#d1495b"; }) },
+          hovertemplate: "%{x}<br>%{y:.4g}<extra></extra>",
+        }], {
+          title: { text: result.method.replace(/_/g, " ") + " → " + label(result.target) }, height: 320,
+          xaxis: { type: "category", tickangle: -60, automargin: true }, yaxis: { title: { text: result.signed ? "contribution to log p" : "score" } },
+        }, function () {
+          return result.scores.map(function (score, index) { return { method: result.method, target_id: result.target.id, target: result.target.text, position: index, token_id: result.tokens[index].id, token: result.tokens[index].text, score: score }; });
+        });
+      });
+    }
+
+    async function load() {
+      await guarded(panel, "Reading the text…", sequenceTokens);
+      if (!target || target.position + 1 >= tokens.length) target = tokens.length > 1 ? { position: tokens.length - 2, id: tokens[tokens.length - 1].id } : null;
+      drawStrip(null);
+      await explain();
+    }
+
+    async function candidate(text) {
+      const value = text.trim();
+      let id = /^#\d+$/.test(value) ? Number(value.slice(1)) : null;
+      if (id === null) {
+        const lookup = await post("vocabulary", { model: context.model, word: text });
+        const form = lookup.forms.find(function (entry) { return entry.text === text; }) || lookup.forms[0];
+        id = form.ids[0];
+      }
+      target = { position: tokens.length - 1, id: id };
+      await explain();
+    }
+
+    const strip = panel.querySelector("[data-role=strip]");
+    function pick(node) {
+      const index = Number(node.dataset.q);
+      if (index === 0) return;
+      target = { position: index - 1, id: tokens[index].id };
+      explain();
+    }
+    strip.addEventListener("click", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (node) pick(node);
+    });
+    strip.addEventListener("keydown", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); pick(node); }
+    });
+    controls.addEventListener("change", function (event) {
+      if (event.target.dataset.role !== "hover") explain();
+    });
+    panel.querySelector("[data-role=candidate]").addEventListener("submit", function (event) {
+      event.preventDefault();
+      const text = event.target.elements.candidate.value;
+      if (!text.trim()) return;
+      guarded(panel, "Looking the token up…", function () { return candidate(text); });
+    });
+
+    // Hovering a generated token in the branch view explains it (when the box is ticked).
+    document.addEventListener("mouseover", function (event) {
+      const token = event.target.closest && event.target.closest("#branch-view .generated [data-token-id]");
+      if (!token || !panel.querySelector("[data-role=hover]").checked) return;
+      clearTimeout(hoverTimer);
+      hoverTimer = setTimeout(function () { fromStep(Number(token.dataset.index), false); }, 350);
+    });
+
+    // Explain generated token `index` of the branch (from its alternatives or a hover).
+    async function fromStep(index, reveal) {
+      if (reveal) {
+        panels.attribution.loadedFor = JSON.stringify(sequence());
+        open("attribution");
+        root.scrollIntoView({ behavior: "smooth" });
+      }
+      await sequenceTokens();
+      const position = tokens.length - completionIds().length + index - 1;
+      target = { position: position, id: tokens[position + 1].id };
+      await explain();
+    }
+
+    return { load: load, fromStep: fromStep };
+  })();
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("[data-attribution-step]");
+    if (button) panels.attribution.fromStep(Number(button.dataset.attributionStep), true);
+  });
+
   // ---------------------------------------------------------------- head clusters panel
   panels.heads = (function () {
     const panel = document.getElementById("panel-heads");
@@ -889,7 +1303,7 @@
     async function load() {
       const k = Number(panel.querySelector("[data-role=k]").value);
       await guarded(panel, "Measuring every head and drawing the map…", async function () {
-        result = await post("heads", Object.assign(sequence(), { k: k }));
+        result = await runJob(panel, "heads", Object.assign(sequence(), { k: k }));
         hovered = null;
         await drawScatter();
         drawClusters();

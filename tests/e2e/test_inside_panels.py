@@ -161,3 +161,49 @@ def test_head_clusters_map_labels_hover_and_exports(app_server, page):
 
     panel.locator("[data-role=k]").select_option("2")
     expect(panel.locator("[data-testid=clusters] tbody tr")).to_have_count(2)
+
+
+def test_layers_panel_lens_contrast_two_models_and_exports(app_server, page):
+    _exploration_with_tokens(page, app_server, prompt="The capital of France is", steps=2)
+    page.locator("[data-testid=generated] .gen").nth(1).click()
+    page.click("[data-lens-step]")  # from a step's alternatives: the prediction behind it
+    panel = page.locator("#panel-layers")
+    expect(panel).to_be_visible()
+    expect(panel.locator("[data-testid=lens-facts]")).to_contain_text("the text goes on with")
+    table = panel.locator("[data-role=table-box]")
+    expect(table.locator(".chart[data-rendered]")).to_have_count(1)
+    expect(panel.locator("[data-role=trace-box] .chart[data-rendered]")).to_have_count(1)
+    _downloads_are_valid(page, table)
+
+    panel.locator("[data-testid=lens-strip] .tok").nth(2).click()
+    expect(panel.locator("[data-testid=lens-facts]")).to_contain_text("After token #2")
+    panel.locator("[data-role=contrast] [name=a]").fill(" Paris")
+    panel.locator("[data-role=contrast] [name=b]").fill(" London")
+    panel.locator("[data-role=contrast] button").click()
+    expect(panel.locator("[data-testid=contrast-facts]")).to_contain_text("favour")
+    _downloads_are_valid(page, panel.locator("[data-role=contrast-box]"))
+
+    panel.locator("[data-role=models] button").click()
+    expect(panel.locator("[data-testid=model-compare] table")).to_contain_text("Gemma")
+    expect(panel.locator("[data-role=models-box] .chart[data-rendered]")).to_have_count(1)
+
+
+def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
+    _exploration_with_tokens(page, app_server, prompt="The capital of France is", steps=2)
+    page.locator("[data-testid=generated] .gen").nth(1).click()
+    page.locator("[data-attribution-step]").click()
+    panel = page.locator("#panel-attribution")
+    expect(panel).to_be_visible()
+    panel.locator("[data-role=n-steps]").select_option("8")
+    expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("integrated gradients")
+    expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("add up to")
+    strip = panel.locator("[data-testid=attribution-strip] .tok")
+    expect(strip.nth(0)).to_have_attribute("title", re.compile("score"))
+
+    panel.locator("[data-role=method]").select_option("saliency")
+    expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("by saliency")
+    _downloads_are_valid(page, panel.locator("[data-role=scores-box]"))
+
+    panel.locator("[data-role=candidate] [name=candidate]").fill(" Paris")
+    panel.locator("[data-role=candidate] button").click()
+    expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("Paris")

@@ -1,6 +1,7 @@
 """POST /api/v1/heads/: every head with its features, 2-D position and labelled cluster."""
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -12,7 +13,8 @@ GEMMA = {"model": "gemma-3-270m", "text": TEXT}
 @pytest.fixture(scope="module")
 def answered(django_db_blocker):
     """One real request (k=3, two generated tokens after the text), shared by the module."""
-    with django_db_blocker.unblock():
+    # Module-scoped, so conftest's per-test inline-tasks setting does not reach here yet.
+    with django_db_blocker.unblock(), override_settings(CELERY_TASK_ALWAYS_EAGER=True):
         response = APIClient().post(
             "/api/v1/heads/", {**GEMMA, "k": 3, "seed": 7, "completion_ids": [506, 4389]}, "json"
         )

@@ -1,0 +1,476 @@
+"""Token attribution: which input tokens drove the model's prediction of one token.
+
+The explained position p is a token of the sequence; the model reads tokens 0..p and its
+prediction for the token after p is explained (for a generated token at index j, p = j - 1).
+Two methods read attention; three differentiate the objective, the log-probability of the
+target token at p, with respect to the input embeddings, the output of the model's embedding
+module (so Gemma's √hidden scaling is part of them). The log-probability rather than the logit
+because it is what sampling sees: raising every logit alike changes nothing.
+
+Integrated gradients starts from a baseline sequence of the same length that holds the pad
+token (the end-of-sequence token when a tokenizer has no pad token) at every position but the
+first and the special tokens (see baseline_ids); Captum's Gauss-Legendre rule samples n_steps
+points of the straight path from it to the real embeddings. Each token's score is summed over
+the hidden dimension, and the scores add up to f(input) - f(baseline) plus the convergence
+delta Captum reports. These models' paths are rough: at 32 steps the delta is often a sizeable
+part of f(input) - f(baseline), so it is returned for the page to show.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from engine.attention import capture_attention
+from engine.loading import LoadedModel, Progress
+from engine.tokenization import read_sequence, token_text
+from engine.types import InputError, TokenPiece
+
+logger = logging.getLogger(__name__)
+
+METHODS = {
+    "attention": (
+        "How much the last layer's attention heads (averaged) look at each token from the "
+        "explained position: cheap, but looking is not the same as influencing."
+    ),
+    "rollout": (
+        "Attention followed down through every layer (each layer's heads averaged, plus the "
+        "residual path): how much of each token's information can reach the explained position."
+    ),
+    "saliency": (
+        "How sensitive the target's log-probability is to each token (the size of its "
+        "gradient): a small change to a high-scoring token would move the prediction most."
+    ),
+    "input_x_gradient": (
+        "Each token's embedding times its gradient: a one-step estimate of how much the token "
+        "raised (positive) or lowered (negative) the target's log-probability."
+    ),
+    "integrated_gradients": (
+        "Each token's share of the change in the target's log-probability from a text of "
+        "padding tokens to the real text; the shares add up to that change (up to the "
+        "convergence delta)."
+    ),
+}
+SIGNED_METHODS = frozenset({"input_x_gradient", "integrated_gradients"})
+OBJECTIVE = "log_probability"
+MAX_TOKENS = 1024  # the gradient methods keep every layer's activations of each step
+MAX_STEPS = 128
+DEFAULT_STEPS = 32
+# Path points per forward/backward pass (Captum's internal_batch_size): about this many
+# tokens per pass ran fastest on CPU (SmolLM2: 16 steps at 64 tokens, 4 at 256; larger
+# batches were slower per step), and it bounds the activations kept for the backward pass.
+TOKENS_PER_PASS = 1024
+CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class PathSummary:
+    """Integrated gradients' bookkeeping: the baseline holds baseline_id everywhere but at
+    kept_positions (the input's own tokens, which score 0); f is the target's log-probability
+    at the explained position; sum(scores) = f_input - f_baseline + convergence_delta."""
+
+    n_steps: int
+    baseline_id: int
+    baseline_text: str
+    kept_positions: tuple[int, ...]
+    f_input: float
+    f_baseline: float
+    convergence_delta: float
+
+    def to_dict(self) -> dict:
+        return {
+            "n_steps": self.n_steps,
+            "baseline": {
+                "id": self.baseline_id,
+                "text": self.baseline_text,
+                "kept_positions": list(self.kept_positions),
+            },
+            "f_input": self.f_input,
+            "f_baseline": self.f_baseline,
+            "f_difference": self.f_input - self.f_baseline,
+            "convergence_delta": self.convergence_delta,
+        }
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Why the model gives `target_id` after token `position`.
+
+    tokens: the tokens the model read (0..position); scores[i]: token i's score by `method`
+      (attention and rollout: weights ≥ 0; saliency: gradient norms ≥ 0; input_x_gradient and
+      integrated_gradients: signed contributions to the target's log-probability).
+    target_probability: the target's probability at `position` under the model.
+    device: where it was computed ("cpu" when a CUDA attempt failed and was retried there).
+    path: integrated gradients' summary, None for the other methods.
+    """
+
+    method: str
+    position: int
+    tokens: tuple[TokenPiece, ...]
+    scores: tuple[float, ...]
+    target_id: int
+    target_text: str
+    target_probability: float
+    device: str
+    path: PathSummary | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "explanation": METHODS[self.method],
+            "objective": OBJECTIVE,
+            "signed": self.method in SIGNED_METHODS,
+            "position": self.position,
+            "n_tokens": len(self.tokens),
+            "tokens": [{"id": t.id, "text": t.text, "special": t.special} for t in self.tokens],
+            "scores": list(self.scores),
+            "target": {
+                "id": self.target_id,
+                "text": self.target_text,
+                "probability": self.target_probability,
+            },
+            "device": self.device,
+            "integrated_gradients": self.path.to_dict() if self.path else None,
+        }
+
+
+@dataclass(frozen=True)
+class _Question:
+    """What to explain: the model reads ids (tokens 0..p) and target_id is scored as the token
+    after them. special[i]: token i is a control token (kept in the integrated-gradients
+    baseline). n_steps: the integrated-gradients path's length (0 for the other methods)."""
+
+    ids: tuple[int, ...]
+    special: tuple[bool, ...]
+    target_id: int
+    method: str
+    n_steps: int
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """What one method computes on one device: (tokens,) scores, the target's log-probability."""
+
+    scores: torch.Tensor
+    log_probability: float
+    path: PathSummary | None = None
+
+
+# --- Checking the request ------------------------------------------------------------------
+
+
+def _check_choices(method, n_steps) -> None:
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}", field="method")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or not 1 <= n_steps <= MAX_STEPS:
+        raise InputError(f"n_steps must be a whole number from 1 to {MAX_STEPS}", field="n_steps")
+
+
+def _check_position(position, count: int) -> int:
+    if position is None:
+        return count - 1
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count:
+        raise InputError(
+            f"position {position!r} is not a token of this sequence (0–{count - 1})",
+            field="position",
+        )
+    return position
+
+
+def _check_target(target_id, loaded: LoadedModel) -> int:
+    vocab = min(loaded.info.vocab_size, len(loaded.tokenizer))
+    if isinstance(target_id, bool) or not isinstance(target_id, int) or not 0 <= target_id < vocab:
+        raise InputError(
+            f"Token id {target_id!r} is outside this model's vocabulary (0–{vocab - 1})",
+            field="target_id",
+        )
+    return target_id
+
+
+def _read_tokens(loaded: LoadedModel, text: str, sequence_options) -> tuple[TokenPiece, ...]:
+    tokens = read_sequence(
+        loaded.tokenizer,
+        text,
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        **sequence_options,
+    ).tokens
+    if len(tokens) > MAX_TOKENS:
+        raise InputError(
+            f"The text is {len(tokens):,} tokens long; attributions are computed for at most "
+            f"{MAX_TOKENS:,} tokens",
+            field="text",
+        )
+    return tokens
+
+
+# --- The methods ---------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def _log_probability(loaded: LoadedModel, question: _Question) -> float:
+    logits = loaded.model(
+        input_ids=torch.tensor([question.ids], device=loaded.device),
+        logits_to_keep=1,
+        use_cache=False,
+    ).logits  # (1, 1, vocab)
+    return float(torch.log_softmax(logits[0, -1].float(), -1)[question.target_id])
+
+
+def _attention_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+    progress("Attention: reading the last layer")
+    last = loaded.info.n_layers - 1
+    captured = capture_attention(  # the explained row, averaged over heads: (keys,)
+        loaded, list(question.ids), (last,), reduce=lambda maps: maps[:, -1].float().mean(0).cpu()
+    )
+    return _Scores(captured[last], _log_probability(loaded, question))
+
+
+def _rollout_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+    """Abnar & Zuidema (2020): R = Â_L ··· Â_1 with Â = rows-normalized(mean-over-heads A + I);
+    only the explained row is needed, so a row vector is carried down from the top layer."""
+    progress("Attention rollout: reading every layer")
+    layers = tuple(range(loaded.info.n_layers))
+    means = capture_attention(  # {layer: (n, n)} on the model's device
+        loaded, list(question.ids), layers, reduce=lambda maps: maps.float().mean(0)
+    )
+    identity = torch.eye(len(question.ids), device=loaded.device)
+    row = identity[-1]  # (n,)
+    for layer in reversed(layers):
+        mixed = means[layer] + identity
+        row = row @ (mixed / mixed.sum(-1, keepdim=True))
+    return _Scores(row.cpu(), _log_probability(loaded, question))
+
+
+class _Objective:
+    """The function Captum differentiates: embeddings (batch, n, hidden) → (batch,) log p(target)
+    at the last position. It remembers its value at the real input and at the baseline (Captum
+    evaluates both without gradients for the convergence delta) and counts path steps."""
+
+    def __init__(self, model, target_id: int, inputs, baseline=None, on_step=None):
+        self.model, self.target_id = model, target_id
+        self.inputs, self.baseline = inputs, baseline
+        self.on_step = on_step or (lambda _done: None)
+        self.steps_done = 0
+        self.at_input: float | None = None
+        self.at_baseline: float | None = None
+
+    def __call__(self, embeds: torch.Tensor) -> torch.Tensor:
+        logits = self.model(inputs_embeds=embeds, logits_to_keep=1, use_cache=False).logits
+        values = torch.log_softmax(logits[:, -1].float(), -1)[:, self.target_id]  # (batch,)
+        if embeds is self.inputs:
+            self.at_input = float(values[0].detach())
+        elif embeds is self.baseline:
+            self.at_baseline = float(values[0].detach())
+        elif torch.is_grad_enabled():
+            self.steps_done += embeds.shape[0]
+            self.on_step(self.steps_done)
+        return values
+
+
+def _embeddings(loaded: LoadedModel, ids) -> torch.Tensor:
+    """(1, n, hidden) what the first layer receives, as a leaf that requires grad."""
+    with torch.no_grad():
+        embeds = loaded.model.get_input_embeddings()(torch.tensor([ids], device=loaded.device))
+    return embeds.requires_grad_()
+
+
+def _gradient_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+    """Saliency (the gradient's L2 norm over the hidden dimension) or input × gradient (summed
+    over it), from one forward and backward pass."""
+    from captum.attr import InputXGradient, Saliency
+
+    label = "Saliency" if question.method == "saliency" else "Input × gradient"
+    progress(f"{label}: one backward pass")
+    inputs = _embeddings(loaded, question.ids)
+    objective = _Objective(loaded.model, question.target_id, inputs)
+    if question.method == "saliency":
+        scores = Saliency(objective).attribute(inputs, abs=False)[0].norm(dim=-1)  # (n,)
+    else:
+        scores = InputXGradient(objective).attribute(inputs)[0].sum(-1)  # (n,)
+    return _Scores(scores.detach().cpu(), objective.at_input)
+
+
+def _pad_id(tokenizer) -> int:
+    pad = tokenizer.pad_token_id
+    return int(pad if pad is not None else tokenizer.eos_token_id)
+
+
+def baseline_ids(tokenizer, ids, special) -> list[int]:
+    """The integrated-gradients baseline: the pad token (end-of-sequence when there is none)
+    in place of every token but the first and the special ones (BOS, chat markers), which
+    stay. Models park attention on the first token (an "attention sink"); replacing it makes
+    the path jump (SmolLM2's log-probability moved 7 nats within 1% of it) and the integral
+    converge far worse. The kept tokens score 0 by construction."""
+    pad = _pad_id(tokenizer)
+    kept = (True, *special[1:])
+    return [token if keep else pad for token, keep in zip(ids, kept, strict=True)]
+
+
+def _integrated_gradients_scores(
+    loaded: LoadedModel, question: _Question, progress: Progress
+) -> _Scores:
+    from captum.attr import IntegratedGradients
+
+    n_steps = question.n_steps
+    start_ids = baseline_ids(loaded.tokenizer, question.ids, question.special)
+    inputs, baseline = _embeddings(loaded, question.ids), _embeddings(loaded, start_ids)
+    progress(f"Integrated gradients: 0 of {n_steps} steps")
+    objective = _Objective(
+        loaded.model,
+        question.target_id,
+        inputs,
+        baseline,
+        on_step=lambda done: progress(f"Integrated gradients: {done} of {n_steps} steps"),
+    )
+    attributions, delta = IntegratedGradients(objective).attribute(
+        inputs,
+        baselines=baseline,
+        n_steps=n_steps,
+        internal_batch_size=max(1, min(n_steps, TOKENS_PER_PASS // len(question.ids))),
+        return_convergence_delta=True,
+    )
+    pad = _pad_id(loaded.tokenizer)
+    path = PathSummary(
+        n_steps=n_steps,
+        baseline_id=pad,
+        baseline_text=token_text(loaded.tokenizer, pad)[0],
+        kept_positions=tuple(
+            i for i, (a, b) in enumerate(zip(question.ids, start_ids, strict=True)) if a == b
+        ),
+        f_input=objective.at_input,
+        f_baseline=objective.at_baseline,
+        convergence_delta=float(delta[0]),
+    )
+    scores = attributions[0].sum(-1).detach().cpu()  # (n,)
+    return _Scores(scores, objective.at_input, path)
+
+
+SCORERS: dict[str, Callable[[LoadedModel, _Question, Progress], _Scores]] = {
+    "attention": _attention_scores,
+    "rollout": _rollout_scores,
+    "saliency": _gradient_scores,
+    "input_x_gradient": _gradient_scores,
+    "integrated_gradients": _integrated_gradients_scores,
+}
+
+
+def _score(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+    """Gradients must flow even when a caller works under inference_mode; the model's weights
+    get no .grad (Captum asks torch.autograd.grad for the embeddings' gradients only)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        return SCORERS[question.method](loaded, question, progress)
+
+
+# --- Device fallback and cache -------------------------------------------------------------
+
+_cpu_copies: weakref.WeakKeyDictionary[LoadedModel, LoadedModel] = weakref.WeakKeyDictionary()
+_cpu_copies_lock = threading.Lock()
+
+
+def cpu_copy(loaded: LoadedModel) -> LoadedModel:
+    """A CPU twin of a model (made once per LoadedModel), for work its GPU could not do.
+
+    Built from the config and a CPU copy of the weights: copy.deepcopy would first duplicate
+    the weights on the GPU that just ran out of memory."""
+    with _cpu_copies_lock:
+        if loaded not in _cpu_copies:
+            cpu = torch.device("cpu")
+            with cpu:
+                twin = type(loaded.model)(copy.deepcopy(loaded.model.config))
+            twin.load_state_dict({k: v.to(cpu) for k, v in loaded.model.state_dict().items()})
+            info = dataclasses.replace(loaded.info, device="cpu")
+            _cpu_copies[loaded] = dataclasses.replace(
+                loaded, model=twin.eval(), device=cpu, info=info
+            )
+        return _cpu_copies[loaded]
+
+
+def _score_with_fallback(loaded: LoadedModel, *args) -> tuple[_Scores, str]:
+    """(scores, device used): a method that fails on a CUDA device runs again on CPU."""
+    try:
+        return _score(loaded, *args), loaded.device.type
+    except RuntimeError as exc:  # CUDA out of memory, launch failures, unsupported kernels
+        if loaded.device.type != "cuda":
+            raise
+        logger.warning("Attribution failed on %s (%s); retrying on CPU", loaded.device, exc)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return _score(cpu_copy(loaded), *args), "cpu"
+
+
+_cache: OrderedDict[tuple, Attribution] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _cached(key: tuple, compute: Callable[[], Attribution]) -> Attribution:
+    """The result for key from a small in-process LRU, computed on a miss."""
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    result = compute()
+    with _cache_lock:
+        _cache[key] = result
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
+
+
+def attribute(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    target_id: int,
+    method: str,
+    position: int | None = None,
+    n_steps: int = DEFAULT_STEPS,
+    progress: Progress | None = None,
+    **sequence_options,
+) -> Attribution:
+    """Score every token 0..position of `text` (+ sequence_options: system_prompt,
+    use_chat_template, completion_ids) by how much it drove `target_id` as the next token
+    after `position` (default: the last token). n_steps is used by integrated_gradients only.
+    Results are cached in-process, so asking again is instant."""
+    _check_choices(method, n_steps)
+    tokens = _read_tokens(loaded, text, sequence_options)
+    position = _check_position(position, len(tokens))
+    target_id = _check_target(target_id, loaded)
+    tokens = tokens[: position + 1]
+    question = _Question(
+        ids=tuple(token.id for token in tokens),
+        special=tuple(token.special for token in tokens),
+        target_id=target_id,
+        method=method,
+        n_steps=n_steps if method == "integrated_gradients" else 0,
+    )
+
+    def compute() -> Attribution:
+        found, device = _score_with_fallback(loaded, question, progress or (lambda _stage: None))
+        return Attribution(
+            method=method,
+            position=position,
+            tokens=tokens,
+            scores=tuple(float(score) for score in found.scores.tolist()),
+            target_id=target_id,
+            target_text=token_text(loaded.tokenizer, target_id)[0],
+            target_probability=math.exp(found.log_probability),
+            device=device,
+            path=found.path,
+        )
+
+    return _cached((loaded.spec.key, question), compute)

@@ -1,0 +1,626 @@
+"""The logit lens: what the model would predict at one position if it stopped after each layer.
+
+The residual stream at the position is captured after every decoder layer (forward hooks on
+the layers' outputs, plus the embeddings entering layer 0 as depth 0) and each of those
+vectors goes through the model's own final norm, its unembedding (lm_head) and any final logit
+softcapping its config names, exactly as the model treats its last layer's output. Hooks are
+used rather than `output_hidden_states`, whose last element already has the final norm applied.
+
+Only the tokens up to the position go through the decoder (later ones cannot change it),
+logits are computed for those (layers + 1) vectors alone, in one matmul, and with a worker's
+PrefixCache the prefix's key/value states are read from it, so only the uncached tokens run.
+The first lens of each loaded model checks once that this output path reproduces the model's
+own logits (check_output_path), so a model with a final step the lens does not know fails
+loudly instead of showing wrong rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.distribution import next_token_logits
+from engine.forward import cache_from, layers_of
+from engine.kvcache import PrefixCache
+from engine.loading import LoadedModel
+from engine.tokenization import read_sequence, token_text
+from engine.types import EngineError, InputError, TokenPiece
+
+MAX_TOP_K = 50
+MAX_CHOSEN = 20
+FINAL_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
+# The lens's last row and the model's own logits do the same arithmetic on the same vector;
+# a bigger gap (relative to the logits' size) means a final step the lens does not know.
+FINAL_TOLERANCE = 1e-4
+METHOD = (
+    "The residual stream at `position` after each decoder layer (depth 0: the embeddings "
+    "entering layer 0), each through the model's own final norm and unembedding (lm_head), "
+    "then final logit softcapping when the model's config sets it; softmax over the whole "
+    "vocabulary. The last row is the model's real next-token distribution."
+)
+
+
+# --- Results -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LensToken:
+    """One vocabulary entry in a row's top-k: its probability and logit at that depth."""
+
+    id: int
+    text: str
+    special: bool
+    probability: float
+    logit: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class LensRow:
+    """The distribution read at one depth.
+
+    depth: how many decoder layers the vector has been through (0: the embeddings).
+    layer: the index of the decoder layer whose output it is (None at depth 0).
+    entropy: of the whole distribution, in bits. top: the top-k tokens, most probable first.
+    """
+
+    depth: int
+    layer: int | None
+    label: str
+    entropy: float
+    top: tuple[LensToken, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "depth": self.depth,
+            "layer": self.layer,
+            "label": self.label,
+            "entropy": self.entropy,
+            "top": [token.to_dict() for token in self.top],
+        }
+
+
+@dataclass(frozen=True)
+class TokenTrace:
+    """One chosen token followed through every depth (index = depth).
+
+    reasons: why it is shown: "next_token" (the token that follows the position in the
+    sequence), "final_top" (the last layer's top-1), "asked" (in the request's chosen_ids).
+    ranks: 1-based, 1 + how many tokens have a strictly larger logit at that depth.
+    """
+
+    id: int
+    text: str
+    special: bool
+    reasons: tuple[str, ...]
+    probabilities: tuple[float, ...]
+    ranks: tuple[int, ...]
+    logits: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "special": self.special,
+            "reasons": list(self.reasons),
+            "probabilities": list(self.probabilities),
+            "ranks": list(self.ranks),
+            "logits": list(self.logits),
+        }
+
+
+@dataclass(frozen=True)
+class LayerLogits:
+    """The lens's raw material (kept in memory, never sent): what contrast() reads.
+
+    logits: (depths, vocab) float32 on CPU, after final norm, lm_head and softcapping.
+    log_normalizer: (depths,) logsumexp of each row, so p = exp(logit - log_normalizer).
+    usable_vocab: ids below it have both a logit and a tokenizer entry.
+    """
+
+    tokenizer: object
+    labels: tuple[str, ...]
+    logits: torch.Tensor
+    log_normalizer: torch.Tensor
+    usable_vocab: int
+
+    def probabilities(self, token_id: int) -> torch.Tensor:
+        return (self.logits[:, token_id] - self.log_normalizer).exp()  # (depths,)
+
+    def ranks(self, token_id: int) -> torch.Tensor:
+        return (self.logits > self.logits[:, token_id : token_id + 1]).sum(-1) + 1  # (depths,)
+
+
+@dataclass(frozen=True)
+class ContrastToken:
+    """A token of a contrast and what the request gave for it (an id or a text)."""
+
+    id: int
+    text: str
+    special: bool
+    given: int | str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Token a against token b at every depth (index = depth).
+
+    logit_diff[d]: logit_a − logit_b (softmax-invariant: the log of p_a / p_b).
+    favours[d]: "a", "b" or "tie" (equal logits). decided_at: the shallowest depth from which
+    every deeper row favours what the last row favours (None when the last row is a tie).
+    note: set when a text spans several tokens and only its first one is compared.
+    """
+
+    a: ContrastToken
+    b: ContrastToken
+    labels: tuple[str, ...]
+    logits_a: tuple[float, ...]
+    logits_b: tuple[float, ...]
+    p_a: tuple[float, ...]
+    p_b: tuple[float, ...]
+    note: str | None
+
+    @property
+    def logit_diff(self) -> tuple[float, ...]:
+        return tuple(a - b for a, b in zip(self.logits_a, self.logits_b, strict=True))
+
+    @property
+    def favours(self) -> tuple[str, ...]:
+        return tuple("a" if diff > 0 else "b" if diff < 0 else "tie" for diff in self.logit_diff)
+
+    @property
+    def decided_at(self) -> int | None:
+        favours = self.favours
+        if favours[-1] == "tie":
+            return None
+        depth = len(favours) - 1
+        while depth > 0 and favours[depth - 1] == favours[-1]:
+            depth -= 1
+        return depth
+
+    def to_dict(self) -> dict:
+        favours, diffs = self.favours, self.logit_diff
+        rows = [
+            {
+                "depth": depth,
+                "label": label,
+                "logit_a": self.logits_a[depth],
+                "logit_b": self.logits_b[depth],
+                "logit_diff": diffs[depth],
+                "p_a": self.p_a[depth],
+                "p_b": self.p_b[depth],
+                "favours": favours[depth],
+            }
+            for depth, label in enumerate(self.labels)
+        ]
+        return {
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "note": self.note,
+            "rows": rows,
+            "favour_a": [depth for depth, favour in enumerate(favours) if favour == "a"],
+            "favour_b": [depth for depth, favour in enumerate(favours) if favour == "b"],
+            "final_favours": favours[-1],
+            "decided_at": self.decided_at,
+        }
+
+
+@dataclass(frozen=True)
+class LogitLens:
+    """The logit lens at one position of a sequence of `tokens`.
+
+    rows[d]: the distribution read after d decoder layers (rows[0]: the embeddings; the last
+    row is the model's real next-token distribution). chosen: tokens followed through every
+    depth. next_token: the token that follows `position` in the sequence (None at the end).
+    cached_tokens: how many leading tokens' key/value states came from the cache.
+    """
+
+    tokens: tuple[TokenPiece, ...]
+    position: int
+    top_k: int
+    vocab_size: int
+    softcapping: float | None
+    rows: tuple[LensRow, ...]
+    chosen: tuple[TokenTrace, ...]
+    contrast: Contrast | None
+    cached_tokens: int
+    readout: LayerLogits = field(repr=False, compare=False)
+
+    @property
+    def next_token(self) -> TokenPiece | None:
+        after = self.position + 1
+        return self.tokens[after] if after < len(self.tokens) else None
+
+    def to_dict(self) -> dict:
+        return {
+            "tokens": [token.to_dict() for token in self.tokens],
+            "n_tokens": len(self.tokens),
+            "position": self.position,
+            "token": self.tokens[self.position].to_dict(),
+            "next_token": self.next_token.to_dict() if self.next_token else None,
+            "top_k": self.top_k,
+            "vocab_size": self.vocab_size,
+            "softcapping": self.softcapping,
+            "method": METHOD,
+            "rows": [row.to_dict() for row in self.rows],
+            "chosen": [trace.to_dict() for trace in self.chosen],
+            "contrast": self.contrast.to_dict() if self.contrast else None,
+            "cached_tokens": self.cached_tokens,
+        }
+
+
+# --- The model's own output path -----------------------------------------------------------------
+
+
+def decoder_layers(model) -> list[torch.nn.Module]:
+    decoder = model.get_decoder()
+    return list(getattr(decoder, "layers", None) or decoder.h)
+
+
+def final_norm(model) -> torch.nn.Module:
+    """The norm the model applies after its last layer, before lm_head."""
+    decoder = model.get_decoder()
+    for name in FINAL_NORM_NAMES:
+        module = getattr(decoder, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    raise EngineError("The logit lens cannot find this model's final norm", field="model")
+
+
+def softcapping(model) -> float | None:
+    """The config's final logit softcap (Gemma 2: 30.0): logits → cap · tanh(logits / cap)."""
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return float(cap) if cap else None
+
+
+def layer_logits(model, residuals: torch.Tensor) -> torch.Tensor:
+    """(depths, hidden) residual vectors → (depths, vocab) float32 logits, through the model's
+    own final norm, lm_head and softcapping: every depth in one matmul."""
+    normed = final_norm(model)(residuals.unsqueeze(0))  # (1, depths, hidden)
+    logits = model.get_output_embeddings()(normed)[0].float()  # (depths, vocab)
+    cap = softcapping(model)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def usable_vocab(loaded: LoadedModel) -> int:
+    """Ids with both an output row and a tokenizer entry."""
+    return min(len(loaded.tokenizer), loaded.model.get_output_embeddings().weight.shape[0])
+
+
+# --- Capturing the residual stream ---------------------------------------------------------------
+
+
+def _hidden_of(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output  # (batch, pos, hidden)
+
+
+class _ResidualRecorder:
+    """Forward hooks that keep the last position's residual vector entering layer 0 and
+    leaving every layer. Only the calling thread's forward is recorded: the model is shared
+    with other work in the worker."""
+
+    def __init__(self, model):
+        self.layers = decoder_layers(model)
+        self.thread = threading.get_ident()
+        self.vectors: dict[int, torch.Tensor] = {}  # depth → (hidden,)
+        self.handles = []
+
+    def _keep(self, depth: int, hidden: torch.Tensor) -> None:
+        if threading.get_ident() == self.thread:
+            self.vectors[depth] = hidden[0, -1].clone()
+
+    def __enter__(self) -> _ResidualRecorder:
+        def entering(_module, args, kwargs):
+            self._keep(0, args[0] if args else kwargs["hidden_states"])
+
+        self.handles.append(self.layers[0].register_forward_pre_hook(entering, with_kwargs=True))
+        for index, layer in enumerate(self.layers):
+
+            def leaving(_module, _inputs, output, depth=index + 1):
+                self._keep(depth, _hidden_of(output))
+
+            self.handles.append(layer.register_forward_hook(leaving))
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def stacked(self) -> torch.Tensor:
+        """(depths, hidden): depth 0 (embeddings) to depth n_layers (the last layer's output)."""
+        return torch.stack([self.vectors[depth] for depth in range(len(self.layers) + 1)])
+
+
+def _cache_key(ids: list[int]) -> str:
+    return "lens:" + hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
+
+
+@torch.inference_mode()
+def read_residuals(
+    loaded: LoadedModel,
+    ids: list[int],
+    position: int,
+    kv_cache: PrefixCache | None = None,
+    cache_branch: str | None = None,
+) -> tuple[torch.Tensor, int]:
+    """(residuals (depths, hidden), cached token count) at `position` of `ids`. Only
+    ids[:position + 1] go through the decoder (later tokens cannot change the position), and
+    no logits are computed: the lens makes its own.
+
+    With kv_cache, the longest cached prefix is reused (looked for under this sequence's lens
+    key, then cache_branch, then every entry). At the last position the sequence's states are
+    stored under its lens key, so the lens at any other position of it then runs one token;
+    other positions store nothing (they would crop that entry)."""
+    upto = torch.tensor(ids[: position + 1], dtype=torch.long)
+    cached, past = 0, None
+    if kv_cache is not None:
+        key = _cache_key(ids)
+        cached, states = kv_cache.lookup(key, upto, position, cache_branch)
+        past = cache_from(states)
+    with _ResidualRecorder(loaded.model) as recorder:
+        loaded.model.get_decoder()(
+            input_ids=upto[cached:].unsqueeze(0).to(loaded.device),
+            past_key_values=past,
+            use_cache=past is not None,
+        )
+    if past is not None and position == len(ids) - 1:
+        kv_cache.store(key, upto, layers_of(past))
+    return recorder.stacked(), cached
+
+
+# --- Building the lens ---------------------------------------------------------------------------
+
+
+def depth_labels(n_layers: int) -> tuple[str, ...]:
+    return ("embeddings", *(f"layer {index}" for index in range(n_layers)))
+
+
+def output_path_gap(loaded: LoadedModel, ids: list[int]) -> float:
+    """How far the lens's output path (final norm, lm_head, softcapping) applied to the last
+    layer's output at the end of `ids` is from the model's own logits there, relative to
+    their size: float rounding (~1e-6) when the lens reproduces the model."""
+    residuals, _cached = read_residuals(loaded, ids, len(ids) - 1)
+    with torch.inference_mode():
+        ours = layer_logits(loaded.model, residuals[-1:])[0].cpu()
+    theirs = next_token_logits(loaded, ids)
+    return float((ours - theirs).abs().max()) / (1 + float(theirs.abs().max()))
+
+
+_checked_models: weakref.WeakSet = weakref.WeakSet()
+
+
+def check_output_path(loaded: LoadedModel) -> None:
+    """Once per loaded model: EngineError if the lens cannot reproduce the model's own logits
+    (it transforms them in a way the lens does not know), since every row would be off."""
+    if loaded in _checked_models:
+        return
+    gap = output_path_gap(loaded, loaded.tokenizer("The logit lens checks itself").input_ids)
+    if not gap <= FINAL_TOLERANCE:
+        raise EngineError(
+            f"The logit lens cannot reproduce this model's own logits (off by {gap:.3g} of "
+            "their size): it transforms its final logits in a way the lens does not know",
+            field="model",
+        )
+    _checked_models.add(loaded)
+
+
+def read_layers(loaded: LoadedModel, residuals: torch.Tensor) -> LayerLogits:
+    """LayerLogits of captured residuals (depths, hidden)."""
+    with torch.inference_mode():
+        logits = layer_logits(loaded.model, residuals).cpu()  # (depths, vocab)
+    return LayerLogits(
+        tokenizer=loaded.tokenizer,
+        labels=depth_labels(residuals.shape[0] - 1),
+        logits=logits,
+        log_normalizer=logits.logsumexp(-1),
+        usable_vocab=usable_vocab(loaded),
+    )
+
+
+def lens_rows(readout: LayerLogits, top_k: int) -> tuple[LensRow, ...]:
+    log_probs = readout.logits - readout.log_normalizer[:, None]  # (depths, vocab)
+    entropies = torch.special.entr(log_probs.exp()).sum(-1) / math.log(2)  # bits, (depths,)
+    top = readout.logits.topk(top_k, dim=-1)  # values, indices: (depths, top_k)
+    probabilities = log_probs.gather(-1, top.indices).exp()
+    rows = []
+    for depth, label in enumerate(readout.labels):
+        tokens = tuple(
+            _lens_token(readout.tokenizer, token_id, probability, logit)
+            for token_id, probability, logit in zip(
+                top.indices[depth].tolist(),
+                probabilities[depth].tolist(),
+                top.values[depth].tolist(),
+                strict=True,
+            )
+        )
+        layer = depth - 1 if depth else None
+        rows.append(LensRow(depth, layer, label, float(entropies[depth]), tokens))
+    return tuple(rows)
+
+
+def _lens_token(tokenizer, token_id: int, probability: float, logit: float) -> LensToken:
+    text, special, _partial = token_text(tokenizer, token_id)
+    return LensToken(token_id, text, special, probability, logit)
+
+
+def trace_token(readout: LayerLogits, token_id: int, reasons: tuple[str, ...]) -> TokenTrace:
+    """One token's probability, rank and logit at every depth."""
+    text, special, _partial = token_text(readout.tokenizer, token_id)
+    return TokenTrace(
+        id=token_id,
+        text=text,
+        special=special,
+        reasons=reasons,
+        probabilities=tuple(readout.probabilities(token_id).tolist()),
+        ranks=tuple(readout.ranks(token_id).tolist()),
+        logits=tuple(readout.logits[:, token_id].tolist()),
+    )
+
+
+def chosen_reasons(
+    asked: tuple[int, ...], next_id: int | None, final_top: int
+) -> dict[int, tuple[str, ...]]:
+    """{token id: why it is followed}: the ids asked for, or by default the next token of the
+    sequence and the last layer's top-1."""
+    if asked:
+        return dict.fromkeys(asked, ("asked",))
+    reasons: dict[int, tuple[str, ...]] = {}
+    if next_id is not None:
+        reasons[next_id] = ("next_token",)
+    reasons[final_top] = (*reasons.get(final_top, ()), "final_top")
+    return reasons
+
+
+# --- Checking requests ---------------------------------------------------------------------------
+
+
+def _is_whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_position(position, n_tokens: int) -> int:
+    """The 0-based position (None: the last; negative counts from the end)."""
+    if position is None:
+        return n_tokens - 1
+    if not _is_whole_number(position) or not -n_tokens <= position < n_tokens:
+        raise InputError(
+            f"Position {position!r} is outside this sequence of {n_tokens:,} tokens "
+            f"(0 to {n_tokens - 1}, or -1 to -{n_tokens} from the end)",
+            field="position",
+        )
+    return position % n_tokens
+
+
+def check_top_k(top_k) -> int:
+    if not _is_whole_number(top_k) or not 1 <= top_k <= MAX_TOP_K:
+        raise InputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}", field="top_k")
+    return top_k
+
+
+def check_ids(values, vocab: int, field_name: str) -> tuple[int, ...]:
+    values = tuple(values)
+    if len(values) > MAX_CHOSEN:
+        raise InputError(f"Choose at most {MAX_CHOSEN} tokens", field=field_name)
+    for value in values:
+        if not _is_whole_number(value) or not 0 <= value < vocab:
+            raise InputError(
+                f"Token id {value!r} is outside this model's vocabulary (0–{vocab - 1})",
+                field=field_name,
+            )
+    return tuple(dict.fromkeys(values))
+
+
+def resolve_token(tokenizer, token, vocab: int, field_name: str = "contrast"):
+    """(id, note) for a token given as an id or as text: a text is encoded without special
+    tokens and must give at least one token; when it gives several, the first is used and
+    note says so (otherwise note is None)."""
+    if not isinstance(token, str):
+        return check_ids([token], vocab, field_name)[0], None
+    ids = tokenizer.encode(token, add_special_tokens=False) if token else []
+    if not ids:
+        raise InputError("Give a token id or a non-empty text to compare", field=field_name)
+    if len(ids) == 1:
+        return ids[0], None
+    pieces = " + ".join(repr(token_text(tokenizer, token_id)[0]) for token_id in ids)
+    first = token_text(tokenizer, ids[0])[0]
+    return ids[0], f"{token!r} is {len(ids)} tokens ({pieces}); comparing its first, {first!r}"
+
+
+# --- Public entry points -------------------------------------------------------------------------
+
+
+def contrast(lens_or_readout: LogitLens | LayerLogits, token_a, token_b) -> Contrast:
+    """Token a against token b at every depth of a lens (or of its LayerLogits). Each token is
+    an id or a text (see resolve_token); InputError (field "contrast") for an empty text or an
+    id outside the vocabulary."""
+    readout = getattr(lens_or_readout, "readout", lens_or_readout)
+    resolved, notes = [], []
+    for given in (token_a, token_b):
+        token_id, note = resolve_token(readout.tokenizer, given, readout.usable_vocab)
+        text, special, _partial = token_text(readout.tokenizer, token_id)
+        resolved.append(ContrastToken(token_id, text, special, given))
+        notes.extend([note] if note else [])
+    a, b = resolved
+    return Contrast(
+        a=a,
+        b=b,
+        labels=readout.labels,
+        logits_a=tuple(readout.logits[:, a.id].tolist()),
+        logits_b=tuple(readout.logits[:, b.id].tolist()),
+        p_a=tuple(readout.probabilities(a.id).tolist()),
+        p_b=tuple(readout.probabilities(b.id).tolist()),
+        note="; ".join(notes) or None,
+    )
+
+
+def check_contrast(pair, tokenizer, vocab: int) -> tuple:
+    """The two tokens of a contrast, checked before any model work (() when there is none)."""
+    if pair is None:
+        return ()
+    if not isinstance(pair, list | tuple) or len(pair) != 2:
+        raise InputError("contrast takes two tokens: [a, b]", field="contrast")
+    for token in pair:
+        resolve_token(tokenizer, token, vocab)
+    return tuple(pair)
+
+
+def logit_lens(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    position: int | None = None,
+    top_k: int = 10,
+    chosen_ids=(),
+    contrast_tokens=None,
+    kv_cache: PrefixCache | None = None,
+    cache_branch: str | None = None,
+    **sequence_options,
+) -> LogitLens:
+    """The logit lens (LogitLens) at `position` of `text` followed by any generated tokens
+    (sequence_options: system_prompt, use_chat_template, completion_ids).
+
+    position: default the last token; negative counts from the end. top_k: tokens listed per
+    depth (1..50). chosen_ids: tokens to follow through every depth (default: the token that
+    follows the position, and the last layer's top-1). contrast_tokens: optional [a, b], ids
+    or texts (see contrast()). kv_cache / cache_branch: see read_residuals."""
+    vocab = usable_vocab(loaded)
+    top_k, asked = check_top_k(top_k), check_ids(chosen_ids, vocab, "chosen_ids")
+    pair = check_contrast(contrast_tokens, loaded.tokenizer, vocab)
+    tokenization = read_sequence(
+        loaded.tokenizer,
+        text,
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        **sequence_options,
+    )
+    ids = [token.id for token in tokenization.tokens]
+    position = check_position(position, len(ids))
+    check_output_path(loaded)
+    residuals, cached = read_residuals(loaded, ids, position, kv_cache, cache_branch)
+    readout = read_layers(loaded, residuals)
+    after = position + 1
+    next_id = ids[after] if after < len(ids) and ids[after] < vocab else None
+    final_top = int(readout.logits[-1].argmax())
+    reasons = chosen_reasons(asked, next_id, final_top)
+    return LogitLens(
+        tokens=tokenization.tokens,
+        position=position,
+        top_k=top_k,
+        vocab_size=int(readout.logits.shape[-1]),
+        softcapping=softcapping(loaded.model),
+        rows=lens_rows(readout, top_k),
+        chosen=tuple(trace_token(readout, token_id, why) for token_id, why in reasons.items()),
+        contrast=contrast(readout, *pair) if pair else None,
+        cached_tokens=cached,
+        readout=readout,
+    )

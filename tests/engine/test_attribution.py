@@ -1,0 +1,240 @@
+"""Token attribution: one score per token read, each method equal to what it claims to be
+(transformers' own attentions, autograd's gradients, Captum's completeness), cached, and
+retried on CPU when a CUDA device fails."""
+
+import dataclasses
+import math
+import re
+
+import pytest
+import torch
+
+from engine import attribution
+from engine.attribution import METHODS, attribute, baseline_ids
+from engine.tokenization import read_sequence
+from engine.types import InputError
+
+pytestmark = pytest.mark.model
+
+TEXT = "The capital of France is Paris, and the capital of Italy is"  # 13-14 tokens
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    attribution.clear_cache()
+    yield
+    attribution.clear_cache()
+
+
+def _tokens(loaded, text=TEXT, **options):
+    return read_sequence(
+        loaded.tokenizer,
+        text,
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        **options,
+    ).tokens
+
+
+def _log_probs(loaded, ids) -> torch.Tensor:
+    """(vocab,) log-probabilities of the token after ids, straight from the model."""
+    with torch.inference_mode():
+        logits = loaded.model(torch.tensor([ids])).logits[0, -1]
+    return torch.log_softmax(logits.float(), -1)
+
+
+def _top_token(loaded, ids) -> int:
+    return int(_log_probs(loaded, ids).argmax())
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_scores_each_token_it_read(any_packaged_model, method):
+    loaded = any_packaged_model
+    ids = [token.id for token in _tokens(loaded)]
+    target = _top_token(loaded, ids)
+    result = attribute(loaded, TEXT, target_id=target, method=method, n_steps=4)
+    body = result.to_dict()
+    assert [token["id"] for token in body["tokens"]] == ids
+    assert len(body["scores"]) == body["n_tokens"] == len(ids) == body["position"] + 1
+    assert all(math.isfinite(score) for score in body["scores"])
+    assert body["method"] == method and body["explanation"] == METHODS[method]
+    expected = float(_log_probs(loaded, ids)[target].exp())
+    assert body["target"]["probability"] == pytest.approx(expected, rel=1e-4)
+    assert body["target"]["text"] == loaded.tokenizer.decode([target])
+    assert body["device"] == "cpu" and body["objective"] == "log_probability"
+    assert (body["integrated_gradients"] is not None) == (method == "integrated_gradients")
+    if not body["signed"]:
+        assert min(body["scores"]) >= 0
+    if method in ("attention", "rollout"):
+        assert sum(body["scores"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_a_position_explains_the_prefix_up_to_it(smollm2):
+    ids = [token.id for token in _tokens(smollm2)]
+    target = _top_token(smollm2, ids[:6])
+    result = attribute(smollm2, TEXT, target_id=target, method="saliency", position=5)
+    assert [token.id for token in result.tokens] == ids[:6] and len(result.scores) == 6
+    expected = float(_log_probs(smollm2, ids[:6])[target].exp())
+    assert result.target_probability == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_generated_token_is_explained_from_the_tokens_before_it(gemma):
+    prompt = [token.id for token in _tokens(gemma)]
+    first = _top_token(gemma, prompt)
+    second = _top_token(gemma, [*prompt, first])
+    result = attribute(
+        gemma,
+        TEXT,
+        target_id=second,
+        method="input_x_gradient",
+        position=len(prompt),
+        completion_ids=(first, second),
+    )
+    assert [token.id for token in result.tokens] == [*prompt, first]
+    assert result.target_probability > 0.1  # it was the model's top choice there
+
+
+@pytest.mark.parametrize("model", ["smollm2", "gemma"])
+def test_integrated_gradients_add_up_to_the_change_in_log_probability(request, model):
+    loaded = request.getfixturevalue(model)
+    tokens = _tokens(loaded)
+    ids = [token.id for token in tokens]
+    target = _top_token(loaded, ids)
+    result = attribute(loaded, TEXT, target_id=target, method="integrated_gradients", n_steps=16)
+    path = result.path
+    start = baseline_ids(loaded.tokenizer, ids, [token.special for token in tokens])
+    f_input, f_baseline = (float(_log_probs(loaded, s)[target]) for s in (ids, start))
+    assert path.f_input == pytest.approx(f_input, abs=1e-3)
+    assert path.f_baseline == pytest.approx(f_baseline, abs=1e-3)
+    change = f_input - f_baseline
+    assert abs(sum(result.scores) - change) <= abs(path.convergence_delta) + 1e-3
+    assert path.kept_positions[0] == 0 and all(result.scores[i] == 0 for i in path.kept_positions)
+    assert path.baseline_text == {"smollm2": "<|im_end|>", "gemma": "<pad>"}[model]
+    assert set(start) - set(ids) == {path.baseline_id}
+
+
+def _eager_attentions(loaded, ids):
+    loaded.model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            return loaded.model(torch.tensor([ids]), output_attentions=True).attentions
+    finally:
+        loaded.model.set_attn_implementation("sdpa")
+
+
+def test_attention_is_the_last_layers_mean_row_from_output_attentions(any_packaged_model):
+    loaded = any_packaged_model
+    ids = [token.id for token in _tokens(loaded)]
+    result = attribute(loaded, TEXT, target_id=5, method="attention")
+    expected = _eager_attentions(loaded, ids)[-1][0, :, -1].mean(0)  # (keys,)
+    assert torch.allclose(torch.tensor(result.scores), expected.float(), atol=1e-5)
+
+
+def test_rollout_is_the_product_of_residual_mixed_attention(smollm2):
+    ids = [token.id for token in _tokens(smollm2)]
+    result = attribute(smollm2, TEXT, target_id=5, method="rollout")
+    rollout = torch.eye(len(ids), dtype=torch.float64)
+    for layer in _eager_attentions(smollm2, ids):  # R = Â_L ··· Â_1, built from the bottom
+        mixed = layer[0].double().mean(0) + torch.eye(len(ids))
+        rollout = (mixed / mixed.sum(-1, keepdim=True)) @ rollout
+    assert torch.allclose(torch.tensor(result.scores, dtype=torch.float64), rollout[-1], atol=1e-5)
+
+
+def test_gradient_methods_are_autograds_gradients(smollm2):
+    ids = [token.id for token in _tokens(smollm2)]
+    target = _top_token(smollm2, ids)
+    embeds = smollm2.model.get_input_embeddings()(torch.tensor([ids])).detach().requires_grad_()
+    logits = smollm2.model(inputs_embeds=embeds).logits[0, -1]
+    (gradient,) = torch.autograd.grad(torch.log_softmax(logits, -1)[target], embeds)
+    saliency = attribute(smollm2, TEXT, target_id=target, method="saliency")
+    times_input = attribute(smollm2, TEXT, target_id=target, method="input_x_gradient")
+    assert torch.allclose(torch.tensor(saliency.scores), gradient[0].norm(dim=-1), rtol=1e-3)
+    expected = (gradient * embeds)[0].sum(-1)
+    assert torch.allclose(torch.tensor(times_input.scores), expected, rtol=1e-3, atol=1e-5)
+
+
+def test_gradients_flow_under_inference_mode_and_leave_the_weights_alone(gemma):
+    with torch.inference_mode():
+        result = attribute(gemma, TEXT, target_id=9, method="integrated_gradients", n_steps=2)
+    assert any(score != 0 for score in result.scores)
+    assert all(parameter.grad is None for parameter in gemma.model.parameters())
+
+
+def test_asking_again_returns_the_cached_result(smollm2):
+    stages = []
+    first = attribute(smollm2, TEXT, target_id=9, method="saliency", progress=stages.append)
+    again = attribute(smollm2, TEXT, target_id=9, method="saliency", progress=stages.append)
+    assert again is first and stages == ["Saliency: one backward pass"]
+    assert attribute(smollm2, TEXT, target_id=10, method="saliency") is not first
+    # n_steps means nothing to the other methods, so it does not split their cache
+    assert attribute(smollm2, TEXT, target_id=9, method="saliency", n_steps=7) is first
+
+
+def test_integrated_gradients_report_their_steps(smollm2, monkeypatch):
+    monkeypatch.setattr(attribution, "TOKENS_PER_PASS", 4 * 13)  # 4 steps of 13 tokens a pass
+    stages = []
+    attribute(
+        smollm2,
+        TEXT,
+        target_id=9,
+        method="integrated_gradients",
+        n_steps=10,
+        progress=stages.append,
+    )
+    steps = [f"Integrated gradients: {done} of 10 steps" for done in (0, 4, 8, 10)]
+    assert stages == steps
+
+
+def test_a_cuda_failure_is_retried_on_a_cpu_copy(smollm2, monkeypatch):
+    """A model that says it is on CUDA, whose first attempt runs out of memory there."""
+    on_cuda = dataclasses.replace(smollm2, device=torch.device("cuda"))
+    real = attribution.SCORERS["saliency"]
+    seen = []
+
+    def fails_on_cuda(loaded, question, progress):
+        seen.append(loaded.device.type)
+        if loaded.device.type == "cuda":
+            raise RuntimeError("CUDA error: out of memory")
+        return real(loaded, question, progress)
+
+    monkeypatch.setitem(attribution.SCORERS, "saliency", fails_on_cuda)
+    result = attribute(on_cuda, TEXT, target_id=9, method="saliency")
+    assert seen == ["cuda", "cpu"] and result.device == "cpu"
+    twin = attribution.cpu_copy(on_cuda)
+    assert twin.model is not smollm2.model and twin.device.type == "cpu"
+    attribute(on_cuda, TEXT, target_id=10, method="saliency")
+    assert attribution.cpu_copy(on_cuda) is twin  # made once per model
+    attribution.clear_cache()  # on_cuda shares smollm2's key, so its results too
+    reference = attribute(smollm2, TEXT, target_id=9, method="saliency")
+    assert result.scores == pytest.approx(reference.scores, rel=1e-4)
+
+
+def test_a_failure_on_cpu_is_not_retried(smollm2, monkeypatch):
+    def fails(_loaded, _question, _progress):
+        raise RuntimeError("something else broke")
+
+    monkeypatch.setitem(attribution.SCORERS, "rollout", fails)
+    with pytest.raises(RuntimeError, match="something else"):
+        attribute(smollm2, TEXT, target_id=9, method="rollout")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"method": "shap"}, "method", "must be one of attention, rollout"),
+        ({"n_steps": 0}, "n_steps", "from 1 to 128"),
+        ({"n_steps": 129}, "n_steps", "from 1 to 128"),
+        ({"n_steps": True}, "n_steps", "from 1 to 128"),
+        ({"position": -1}, "position", "not a token of this sequence (0–12)"),
+        ({"position": 13}, "position", "not a token of this sequence"),
+        ({"target_id": -1}, "target_id", "outside this model's vocabulary (0–49151)"),
+        ({"target_id": 49152}, "target_id", "outside"),
+        ({"text": "word " * 1100}, "text", "at most 1,024 tokens"),
+        ({"completion_ids": (10**9,)}, "completion_ids", "outside"),
+    ],
+)
+def test_bad_requests_name_the_field(smollm2, changes, field, fragment):
+    request = {"text": TEXT, "target_id": 9, "method": "saliency", **changes}
+    with pytest.raises(InputError, match=re.escape(fragment)) as caught:
+        attribute(smollm2, request.pop("text"), **request)
+    assert caught.value.field == field

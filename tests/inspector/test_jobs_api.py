@@ -1,0 +1,45 @@
+"""POST /api/v1/jobs/ and GET /api/v1/jobs/{id}/: long computations followed to their result."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+TEXT = "The keeper lit the lamp at dusk and wrote the weather in his logbook before bed."
+
+
+@pytest.mark.model
+def test_a_heads_job_runs_to_its_result(api, django_capture_on_commit_callbacks):
+    params = {"model": "gemma-3-270m", "text": TEXT, "k": 2}
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post("/api/v1/jobs/", {"kind": "heads", "params": params}, "json")
+    assert started.status_code == 202, started.content
+    assert started.json()["kind"] == "heads"
+    job = api.get(f"/api/v1/jobs/{started.json()['id']}/").json()
+    assert job["status"] == "done" and job["error"] is None
+    assert len(job["result"]["heads"]) == 18 * 4 and job["result"]["k"] == 2
+
+
+def test_bad_params_are_refused_before_a_job_exists(api):
+    response = api.post(
+        "/api/v1/jobs/", {"kind": "heads", "params": {"model": "nope", "text": TEXT}}, "json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "model"
+    response = api.post("/api/v1/jobs/", {"kind": "lunch", "params": {}}, "json")
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "kind"
+
+
+@pytest.mark.model
+def test_a_failed_job_says_why_and_strangers_cannot_read_jobs(
+    api, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    params = {"model": "gemma-3-270m", "text": "lamp " * 2100}  # over the 2048 tokens drawn
+    with django_capture_on_commit_callbacks(execute=True):
+        started = api.post("/api/v1/jobs/", {"kind": "heads", "params": params}, "json")
+    job = api.get(f"/api/v1/jobs/{started.json()['id']}/").json()
+    assert job["status"] == "failed" and job["error"]["field"] == "text"
+    stranger = APIClient().get(f"/api/v1/jobs/{started.json()['id']}/")
+    assert stranger.status_code == 404
