@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from engine.loading import LoadedModel
-from engine.tokenization import read_sequence
+from engine.tokenization import read_model_sequence
 from engine.types import InputError, TokenPiece
 
 ENCODINGS = ("uint8", "float16")
@@ -171,11 +171,9 @@ def attention_for(
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}", field="encoding")
     layers = _check_indices(layers, info.n_layers, "layers")
     heads = _check_indices(range(info.n_heads) if heads is None else heads, info.n_heads, "heads")
-    tokenization = read_sequence(
-        loaded.tokenizer,
+    tokenization = read_model_sequence(
+        loaded,
         text,
-        model_key=loaded.spec.key,
-        context_length=info.context_length,
         system_prompt=system_prompt,
         use_chat_template=use_chat_template,
         completion_ids=completion_ids,

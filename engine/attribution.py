@@ -32,7 +32,7 @@ import torch
 
 from engine.attention import capture_attention
 from engine.loading import LoadedModel, Progress
-from engine.tokenization import read_sequence, token_text
+from engine.tokenization import read_model_sequence, token_text
 from engine.types import InputError, TokenPiece
 
 logger = logging.getLogger(__name__)
@@ -197,13 +197,7 @@ def _check_target(target_id, loaded: LoadedModel) -> int:
 
 
 def _read_tokens(loaded: LoadedModel, text: str, sequence_options) -> tuple[TokenPiece, ...]:
-    tokens = read_sequence(
-        loaded.tokenizer,
-        text,
-        model_key=loaded.spec.key,
-        context_length=loaded.info.context_length,
-        **sequence_options,
-    ).tokens
+    tokens = read_model_sequence(loaded, text, **sequence_options).tokens
     if len(tokens) > MAX_TOKENS:
         raise InputError(
             f"The text is {len(tokens):,} tokens long; attributions are computed for at most "

@@ -16,7 +16,7 @@ import torch
 
 from engine.attention import MAX_TOKENS, capture_attention
 from engine.loading import LoadedModel
-from engine.tokenization import read_sequence
+from engine.tokenization import read_model_sequence
 from engine.types import InputError
 
 FEATURE_NAMES = ("entropy", "distance", "previous", "sink", "self")
@@ -143,13 +143,7 @@ def kv_heads(n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
 
 def sequence_ids(loaded: LoadedModel, text: str, **sequence_options) -> list[int]:
     """The ids of text (+ chat template, + completion_ids) that fit the attention limit."""
-    tokenization = read_sequence(
-        loaded.tokenizer,
-        text,
-        model_key=loaded.spec.key,
-        context_length=loaded.info.context_length,
-        **sequence_options,
-    )
+    tokenization = read_model_sequence(loaded, text, **sequence_options)
     ids = [token.id for token in tokenization.tokens]
     if len(ids) > MAX_TOKENS:
         raise InputError(

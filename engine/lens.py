@@ -28,7 +28,7 @@ from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
 from engine.kvcache import PrefixCache
 from engine.loading import LoadedModel
-from engine.tokenization import read_sequence, token_text
+from engine.tokenization import read_model_sequence, token_text
 from engine.types import EngineError, InputError, TokenPiece
 
 MAX_TOP_K = 50
@@ -596,13 +596,7 @@ def logit_lens(
     vocab = usable_vocab(loaded)
     top_k, asked = check_top_k(top_k), check_ids(chosen_ids, vocab, "chosen_ids")
     pair = check_contrast(contrast_tokens, loaded.tokenizer, vocab)
-    tokenization = read_sequence(
-        loaded.tokenizer,
-        text,
-        model_key=loaded.spec.key,
-        context_length=loaded.info.context_length,
-        **sequence_options,
-    )
+    tokenization = read_model_sequence(loaded, text, **sequence_options)
     ids = [token.id for token in tokenization.tokens]
     position = check_position(position, len(ids))
     check_output_path(loaded)

@@ -24,7 +24,7 @@ from engine.lens import logit_lens
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.sampling import SamplingParams
 from engine.stepping import Stepper, StepRequest
-from engine.tokenization import read_sequence
+from engine.tokenization import read_model_sequence
 from engine.types import EngineError
 from engine.vocabulary import lookup_word
 
@@ -75,13 +75,7 @@ def loaded_model(key: str, progress: Progress | None = None) -> LoadedModel:
 def compute_tokenization(params: dict, progress: Progress | None = None) -> dict:
     """Tokenize params["text"] (then any completion_ids) with params["model"]."""
     loaded = loaded_model(params["model"], progress)
-    result = read_sequence(
-        loaded.tokenizer,
-        params["text"],
-        model_key=loaded.spec.key,
-        context_length=loaded.info.context_length,
-        **sequence_options(params),
-    )
+    result = read_model_sequence(loaded, params["text"], **sequence_options(params))
     return result.to_dict()
 
 
@@ -164,13 +158,7 @@ def compute_embeddings(params: dict, progress: Progress | None = None) -> dict:
     """A token's embedding (params["token_id"], default: the last token of the sequence), the
     model's position encoding and a map of the sequence (EmbeddingsOverview.to_dict())."""
     loaded = loaded_model(params["model"], progress)
-    tokenization = read_sequence(
-        loaded.tokenizer,
-        params["text"],
-        model_key=loaded.spec.key,
-        context_length=loaded.info.context_length,
-        **sequence_options(params),
-    )
+    tokenization = read_model_sequence(loaded, params["text"], **sequence_options(params))
     return embeddings_overview(
         loaded,
         tokenization,

@@ -187,6 +187,17 @@ def read_sequence(
     )
 
 
+def read_model_sequence(loaded, text: str, **sequence_options) -> Tokenization:
+    """read_sequence with a loaded model's tokenizer, key and context window."""
+    return read_sequence(
+        loaded.tokenizer,
+        text,
+        model_key=loaded.spec.key,
+        context_length=loaded.info.context_length,
+        **sequence_options,
+    )
+
+
 @lru_cache(maxsize=1 << 16)
 def token_text(tokenizer, token_id: int) -> tuple[str, bool, bool]:
     """(text, special, partial) of one vocabulary entry, decoded as tokenize() shows it."""
