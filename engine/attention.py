@@ -70,6 +70,13 @@ def _check_indices(values, count: int, field: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def kv_heads(n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
+    """The key/value head each query head reads (grouped-query attention: consecutive query
+    heads share one)."""
+    group = max(1, n_heads // max(1, n_kv_heads))
+    return tuple(head // group for head in range(n_heads))
+
+
 def _decoder_layers(model) -> list:
     return list(model.get_decoder().layers)
 
@@ -188,12 +195,12 @@ def attention_for(
     captured = capture_attention(loaded, ids, layers)
     maps = torch.stack([captured[layer][list(heads)] for layer in layers])  # (L, H, n, n)
     data, raw_bytes = pack(maps, encoding)
-    group = max(1, info.n_heads // max(1, info.n_kv_heads))
+    kv_head_of_all = kv_heads(info.n_heads, info.n_kv_heads)
     return AttentionResult(
         tokens=tokenization.tokens,
         layers=layers,
         heads=heads,
-        kv_head_of=tuple(head // group for head in heads),
+        kv_head_of=tuple(kv_head_of_all[head] for head in heads),
         encoding=encoding,
         data=data,
         raw_bytes=raw_bytes,

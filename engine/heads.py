@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.attention import MAX_TOKENS, capture_attention
+from engine.attention import MAX_TOKENS, capture_attention, kv_heads
 from engine.loading import LoadedModel
 from engine.tokenization import read_model_sequence
 from engine.types import InputError
@@ -134,11 +134,6 @@ def layer_features(maps: torch.Tensor) -> torch.Tensor:
     itself = maps.diagonal(dim1=1, dim2=2)[:, 1:]
     per_row = (entropy, distance, previous, sink, itself)  # same order as FEATURE_NAMES
     return torch.stack([feature.mean(-1) for feature in per_row], dim=-1)
-
-
-def kv_heads(n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
-    group = max(1, n_heads // max(1, n_kv_heads))
-    return tuple(head // group for head in range(n_heads))
 
 
 def sequence_ids(loaded: LoadedModel, text: str, **sequence_options) -> list[int]:

@@ -79,6 +79,22 @@
 
   const MARKS = { " ": ["·", "space"], "\t": ["→", "tab"], "\n": ["↵", "newline"], "\r": ["␍", "carriage return"] };
 
+  // A strip of token chips (data-q = position) that acts on a click or on Enter/Space;
+  // `adding` is true when the shift (click: also ctrl/cmd) key asks to add to a selection.
+  function onTokenPick(strip, act) {
+    strip.addEventListener("click", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (node) act(Number(node.dataset.q), event.shiftKey || event.ctrlKey || event.metaKey);
+    });
+    strip.addEventListener("keydown", function (event) {
+      const node = event.target.closest("[data-q]");
+      if (node && (event.key === "Enter" || event.key === " ")) {
+        event.preventDefault();
+        act(Number(node.dataset.q), event.shiftKey);
+      }
+    });
+  }
+
   // Text with spaces, tabs and newlines drawn as visible marks (as DOM nodes, never as HTML).
   function visibleText(text, inline) {
     const fragment = document.createDocumentFragment();
@@ -511,15 +527,7 @@
       });
     }
 
-    const strip = panel.querySelector("[data-role=strip]");
-    strip.addEventListener("click", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node) pick(Number(node.dataset.q));
-    });
-    strip.addEventListener("keydown", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); pick(Number(node.dataset.q)); }
-    });
+    onTokenPick(panel.querySelector("[data-role=strip]"), pick);
 
     return { load: load };
   })();
@@ -793,17 +801,7 @@
       drawStrip();
     }
 
-    panel.querySelector("[data-role=strip]").addEventListener("click", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node) select([Number(node.dataset.q)], event.shiftKey || event.ctrlKey || event.metaKey);
-    });
-    panel.querySelector("[data-role=strip]").addEventListener("keydown", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node && (event.key === "Enter" || event.key === " ")) {
-        event.preventDefault();
-        select([Number(node.dataset.q)], event.shiftKey);
-      }
-    });
+    onTokenPick(panel.querySelector("[data-role=strip]"), function (index, adding) { select([index], adding); });
 
     async function drawReceived() {
       const received = [];
@@ -1039,17 +1037,7 @@
         await drawContrast(result.contrast);
       });
     });
-    const strip = panel.querySelector("[data-role=strip]");
-    strip.addEventListener("click", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (!node) return;
-      position = Number(node.dataset.q);
-      load();
-    });
-    strip.addEventListener("keydown", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); position = Number(node.dataset.q); load(); }
-    });
+    onTokenPick(panel.querySelector("[data-role=strip]"), function (index) { position = index; load(); });
 
     // From a step's alternatives: the prediction that produced generated token `index`.
     function showStep(index) {
@@ -1164,20 +1152,10 @@
       await explain();
     }
 
-    const strip = panel.querySelector("[data-role=strip]");
-    function pick(node) {
-      const index = Number(node.dataset.q);
-      if (index === 0) return;
+    onTokenPick(panel.querySelector("[data-role=strip]"), function (index) {
+      if (index === 0) return; // nothing comes before the first token to explain it
       target = { position: index - 1, id: tokens[index].id };
       explain();
-    }
-    strip.addEventListener("click", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node) pick(node);
-    });
-    strip.addEventListener("keydown", function (event) {
-      const node = event.target.closest("[data-q]");
-      if (node && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); pick(node); }
     });
     controls.addEventListener("change", function (event) {
       if (event.target.dataset.role !== "hover") explain();
