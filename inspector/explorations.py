@@ -8,46 +8,66 @@ the worker writes the steps (inspector.generation) so every front door sees the 
 from __future__ import annotations
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from engine.tasks import generate_branch_task
-from inspector import broadcast
+from inspector import access, broadcast
 from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 from inspector.models import Branch, Exploration, Step
 from inspector.services import ServiceError, compute_now, dispatch
 
 
 def session_key(request) -> str:
-    if not request.session.session_key:
-        request.session.save()
-    return request.session.session_key
-
-
-def _mine(request) -> Q:
-    if request.user.is_authenticated:
-        return Q(owner=request.user)
-    return Q(owner__isnull=True, session_key=session_key(request))
+    return access.session_key(request)
 
 
 def explorations_for(request) -> QuerySet[Exploration]:
-    return Exploration.objects.filter(_mine(request))
+    """The explorations the request's user (or visitor session) owns."""
+    return Exploration.objects.filter(access.owned_by(request))
 
 
-def get_exploration(request, exploration_id) -> Exploration:
+def authorize(request, exploration: Exploration, need: str) -> access.Access:
+    """The request's access to the exploration, if it allows `need` (view, change, fork,
+    review). A stranger gets 404 (nothing tells them it exists); a reader who asks to change
+    gets 403 with what they can do instead."""
+    granted = access.exploration_access(request, exploration)
+    if not granted.view:
+        raise ServiceError("No such exploration", field="exploration", status=404)
+    if not getattr(granted, need):
+        message = {
+            "change": "This exploration is read-only for you; fork it to make a copy of your own",
+            "fork": "You may read this exploration but not fork it",
+            "review": "Only admins review shared explorations",
+        }[need]
+        raise ServiceError(message, field="exploration", status=403)
+    return granted
+
+
+def get_exploration(request, exploration_id, need: str = "change") -> Exploration:
+    """The exploration, if the request may `need` it (see authorize)."""
     try:
-        return explorations_for(request).get(pk=exploration_id)
-    except (Exploration.DoesNotExist, ValueError, TypeError):
+        exploration = Exploration.objects.select_related("lesson").get(pk=exploration_id)
+    except (Exploration.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ServiceError("No such exploration", field="exploration", status=404) from None
+    authorize(request, exploration, need)
+    return exploration
 
 
-def get_branch(request, branch_id) -> Branch:
+def get_branch(request, branch_id, need: str = "change") -> Branch:
+    """The branch, if the request may `need` its exploration (see authorize)."""
     try:
-        return Branch.objects.select_related("exploration").get(
-            pk=branch_id, exploration__in=explorations_for(request)
-        )
-    except (Branch.DoesNotExist, ValueError, TypeError):
+        branch = Branch.objects.select_related("exploration__lesson").get(pk=branch_id)
+    except (Branch.DoesNotExist, ValueError, TypeError, ValidationError):
         raise ServiceError("No such branch", field="branch", status=404) from None
+    try:
+        authorize(request, branch.exploration, need)
+    except ServiceError as error:
+        if error.status == 404:
+            error.field, error.message = "branch", "No such branch"
+        raise
+    return branch
 
 
 def create_exploration(request, data: dict) -> Exploration:

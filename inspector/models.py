@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.conf import settings
 from django.db import models
+
+
+def new_link_token() -> str:
+    """An unguessable link token (32 random bytes, URL-safe)."""
+    return secrets.token_urlsafe(32)
 
 
 class Job(models.Model):
@@ -102,6 +108,17 @@ class Exploration(models.Model):
     max_new_tokens = models.PositiveIntegerField(default=128)
     stop = models.JSONField(default=list, blank=True, help_text="Stop sequences")
     constraint = models.JSONField(null=True, blank=True)
+    forked_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks"
+    )
+    lesson = models.ForeignKey(
+        "Lesson",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="forks",
+        help_text="The lesson this exploration was forked from (its instructor may read it)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -110,6 +127,11 @@ class Exploration(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.prompt[:60]
+
+    @property
+    def active_share(self) -> ShareLink | None:
+        """The share link in force (not revoked), hidden or not."""
+        return self.share_links.filter(revoked_at__isnull=True).first()
 
     @property
     def root(self) -> Branch:
@@ -205,3 +227,111 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index}: {self.text!r}"
+
+
+class Lesson(models.Model):
+    """An instructor's ordered set of explorations with Markdown notes and learning goals."""
+
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private: only you"
+        LINK = "link", "Link only: anyone with the link"
+        PUBLISHED = "published", "Published: listed for everyone"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lessons"
+    )
+    title = models.CharField(max_length=200)
+    notes = models.TextField(blank=True, help_text="Markdown; raw HTML is shown as text")
+    goals = models.JSONField(default=list, blank=True, help_text="Learning goals, one per item")
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    link_token = models.CharField(max_length=64, unique=True, default=new_link_token)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class LessonItem(models.Model):
+    """One exploration of a lesson, in its place, with the instructor's note and prompts to try."""
+
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="items")
+    exploration = models.ForeignKey(
+        Exploration, on_delete=models.CASCADE, related_name="lesson_items"
+    )
+    position = models.PositiveIntegerField(default=0)
+    note = models.TextField(blank=True, help_text="Markdown")
+    suggested_prompts = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["lesson", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.lesson}: {self.exploration}"
+
+
+class ShareLink(models.Model):
+    """A read-only, unguessable link to an exploration; every new link waits for review.
+
+    A hidden link stops resolving for everyone but the owner and admins; a revoked one for
+    everyone. Revoked links are kept so the review log still points somewhere.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        APPROVED = "approved", "Approved"
+        HIDDEN = "hidden", "Hidden"
+
+    token = models.CharField(max_length=64, unique=True, default=new_link_token)
+    exploration = models.ForeignKey(
+        Exploration, on_delete=models.CASCADE, related_name="share_links"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True, help_text="Why it was hidden (shown to the owner)")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"share of {self.exploration} ({self.status})"
+
+    @property
+    def resolves(self) -> bool:
+        """Whether the link opens the exploration for a stranger."""
+        return self.revoked_at is None and self.status != self.Status.HIDDEN
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: shares, reviews, lessons, forks, imports, deletions, API tokens."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, help_text="Username, or the visitor's session")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, db_index=True)
+    summary = models.CharField(max_length=300)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from inspector import exploration_views as explore
 from inspector import views
@@ -8,6 +8,9 @@ urlpatterns = [
     path("tokenize/", views.tokenize, name="tokenize"),
     path("jobs/<uuid:job_id>/", views.job_detail, name="job"),
     path("healthz", views.healthz, name="healthz"),
+    path("", include("inspector.account_urls")),
+    path("", include("inspector.lesson_urls")),
+    path("", include("inspector.share_urls")),
     path("explore/", explore.exploration_list, name="explorations"),
     path("explore/new/", explore.exploration_create, name="exploration-create"),
     path("explore/<uuid:exploration_id>/", explore.exploration_page, name="exploration"),

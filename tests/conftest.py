@@ -92,3 +92,44 @@ def api():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+def make_person(username: str, role: str | None = None, *, staff: bool = False):
+    """A signed-up user in the Instructor or Student group (or staff); password = username*2."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(
+        username, f"{username}@example.com", username * 2, is_staff=staff
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def instructor(db):
+    return make_person("ines", "Instructor")
+
+
+@pytest.fixture
+def student(db):
+    return make_person("stu", "Student")
+
+
+@pytest.fixture
+def other_student(db):
+    return make_person("otto", "Student")
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_person("ada", staff=True)
+
+
+def client_for(user):
+    """A REST client signed in as `user` through the session (as the browser is)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user)
+    return client

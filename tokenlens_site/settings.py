@@ -69,6 +69,13 @@ TOKENLENS_TASK_TIMEOUT = env_int("TOKENLENS_TASK_TIMEOUT", 180)
 # Key/value caches of branches kept per model in each worker (least recently used evicted).
 TOKENLENS_KV_CACHE_MB = env_int("TOKENLENS_KV_CACHE_MB", 1024)
 TOKENLENS_MAX_TEXT_CHARS = env_int("TOKENLENS_MAX_TEXT_CHARS", 200_000)
+# Generation requests (step, generate to the end, branch) per user or visitor: "<n>/<s|m|h|d>".
+TOKENLENS_GENERATION_RATE = env_str("TOKENLENS_GENERATION_RATE", "120/m")
+TOKENLENS_MAX_PROMPT_CHARS = env_int("TOKENLENS_MAX_PROMPT_CHARS", 20_000)
+TOKENLENS_MAX_STEPS_PER_BRANCH = env_int("TOKENLENS_MAX_STEPS_PER_BRANCH", 1024)
+TOKENLENS_MAX_BRANCHES = env_int("TOKENLENS_MAX_BRANCHES", 64)
+# Demo accounts made by `make run` on an empty database; their passwords are printed.
+TOKENLENS_DEMO = env_bool("TOKENLENS_DEMO", True)
 TOKENLENS_REDIS_URL = env_str("TOKENLENS_REDIS_URL", "")
 TOKENLENS_DATABASE_URL = env_str("TOKENLENS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 # Tasks run in a thread of the web process unless a broker is configured.
@@ -84,6 +91,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_htmx",
     "template_partials",
@@ -189,9 +199,37 @@ CELERY_RESULT_EXPIRES = 3600
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "inspector.api.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "inspector.authentication.BrowserSessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TokenLens API",
+    "DESCRIPTION": (
+        "Open a causal language model and watch it work: tokenization, distributions, "
+        "attention, logit lens, attribution, explorations with branches, lessons and sharing. "
+        "Browsers use their session (send the CSRF token); scripts send "
+        "`Authorization: Token <key>` (create a key on your account page). Errors are "
+        '`{"error": {"field": ..., "message": ...}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "explorations"
+LOGOUT_REDIRECT_URL = "home"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TokenLens <tokenlens@localhost>")
+# django-ratelimit counts in the default cache: per process without Redis, shared with it.
+RATELIMIT_VIEW = "inspector.views.rate_limited"
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,142 @@
+"""Who may do what with an exploration or a lesson: the one place that decides it.
+
+Pages, the API and the websocket consumer all ask here. Roles:
+- owner: the signed-in user who owns it, or the visitor's browser session that made it;
+- admin (staff): reads any exploration and reviews shared ones; changes nothing;
+- the lesson's instructor: reads the forks students made of their lessons (read-only);
+- a share-link holder: reads an exploration whose link they opened, and may fork it;
+- a lesson reader: reads (and forks) the explorations of a lesson they may open;
+- anyone else: nothing (404, so strangers cannot tell what exists).
+
+Opening a share link or a link-only lesson remembers its token in the browser session, so the
+read-only page's own requests (branch panels, alternatives, websocket) are allowed too; each
+request checks again that the link still resolves (not revoked, not hidden).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from inspector.models import Exploration, Lesson, ShareLink
+
+SHARE_TOKENS = "tokenlens_share_tokens"
+LESSON_TOKENS = "tokenlens_lesson_tokens"
+VISITOR_KEY = "tokenlens_visitor_key"
+INSTRUCTORS = "Instructor"
+STUDENTS = "Student"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one request may do with one exploration. `role` names why (for the page)."""
+
+    role: str
+    view: bool = False
+    change: bool = False  # step, branch, edit, rename, delete, share
+    fork: bool = False
+    review: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        return self.view and not self.change
+
+
+NOTHING = Access(role="none")
+
+
+def session_key(request) -> str:
+    """The browser session's key, creating the session if needed (visitors own work by it)."""
+    session = request.session
+    if not session.session_key:
+        session.save()
+    if VISITOR_KEY not in session:
+        # Kept in the session's data, which survives the key change at sign-in, so the work
+        # made before signing in can be handed to the account (see accounts.adopt_visitor_work).
+        session[VISITOR_KEY] = session.session_key
+    return session[VISITOR_KEY]
+
+
+def user_of(request):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def is_instructor(user) -> bool:
+    return bool(user) and (user.is_staff or user.groups.filter(name=INSTRUCTORS).exists())
+
+
+def owned_by(request) -> Q:
+    """Explorations (and only those) the request's user or visitor session owns."""
+    user = user_of(request)
+    if user is not None:
+        return Q(owner=user)
+    return Q(owner__isnull=True, session_key=session_key(request))
+
+
+def remember_token(request, kind: str, token: str) -> None:
+    tokens = list(request.session.get(kind, []))
+    if token not in tokens:
+        request.session[kind] = [*tokens[-49:], token]
+
+
+def viewable_lessons(request) -> QuerySet[Lesson]:
+    """Lessons the request may open: published ones, its own, link-only ones it has the link of
+    (staff: all)."""
+    user = user_of(request)
+    if user is not None and user.is_staff:
+        return Lesson.objects.all()
+    visible = Q(visibility=Lesson.Visibility.PUBLISHED) | Q(
+        visibility=Lesson.Visibility.LINK, link_token__in=request.session.get(LESSON_TOKENS, [])
+    )
+    if user is not None:
+        visible |= Q(owner=user)
+    return Lesson.objects.filter(visible)
+
+
+def lesson_access(request, lesson: Lesson) -> Access:
+    user = user_of(request)
+    if user is not None and lesson.owner_id == user.pk:
+        return Access(role="owner", view=True, change=True, fork=True)
+    if viewable_lessons(request).filter(pk=lesson.pk).exists():
+        role = "admin" if user is not None and user.is_staff else "reader"
+        return Access(role=role, view=True, fork=True, review=role == "admin")
+    return NOTHING
+
+
+def exploration_access(request, exploration: Exploration) -> Access:
+    """What this request may do with this exploration (see the module docstring)."""
+    if Exploration.objects.filter(owned_by(request), pk=exploration.pk).exists():
+        return Access(role="owner", view=True, change=True, fork=True)
+    user = user_of(request)
+    if user is not None and user.is_staff:
+        return Access(role="admin", view=True, fork=True, review=True)
+    if user is not None and exploration.lesson_id and exploration.lesson.owner_id == user.pk:
+        return Access(role="instructor", view=True)
+    if _holds_share_link(request, exploration):
+        return Access(role="share", view=True, fork=True)
+    if exploration.lesson_items.filter(lesson__in=viewable_lessons(request)).exists():
+        return Access(role="lesson", view=True, fork=True)
+    return NOTHING
+
+
+def _holds_share_link(request, exploration: Exploration) -> bool:
+    tokens = request.session.get(SHARE_TOKENS, [])
+    if not tokens:
+        return False
+    links = ShareLink.objects.filter(exploration=exploration, token__in=tokens)
+    return links.filter(revoked_at__isnull=True).exclude(status=ShareLink.Status.HIDDEN).exists()
+
+
+def resolve_share(token: str, request) -> ShareLink | None:
+    """The share link behind a token if it opens for this request: a revoked link never does;
+    a hidden one only for the exploration's owner and admins."""
+    link = ShareLink.objects.select_related("exploration").filter(token=token).first()
+    if link is None or link.revoked_at is not None:
+        return None
+    if link.status == ShareLink.Status.HIDDEN:
+        access = exploration_access(request, link.exploration)
+        if access.role not in ("owner", "admin"):
+            return None
+    return link

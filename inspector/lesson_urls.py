@@ -1,0 +1,3 @@
+"""Lesson pages (routes added by the lessons feature)."""
+
+urlpatterns: list = []
