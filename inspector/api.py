@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from inspector import explorations, services
+from inspector import explorations, limits, services
+from inspector.schema import documented
 from inspector.serializers import (
     AttentionRequestSerializer,
     AttributionRequestSerializer,
@@ -53,6 +55,7 @@ def exception_handler(exc, context):
     return response
 
 
+@documented()
 @api_view(["GET"])
 def models_list(request):
     return Response({"models": services.catalog_entries()})
@@ -66,41 +69,49 @@ def _compute(request, serializer_class, kind: str) -> Response:
     return Response(result, status=status.HTTP_200_OK)
 
 
+@documented(SequenceRequestSerializer)
 @api_view(["POST"])
 def tokenize(request):
     return _compute(request, SequenceRequestSerializer, "tokenize")
 
 
+@documented(AttentionRequestSerializer)
 @api_view(["POST"])
 def attention(request):
     return _compute(request, AttentionRequestSerializer, "attention")
 
 
+@documented(AttributionRequestSerializer)
 @api_view(["POST"])
 def attribution(request):
     return _compute(request, AttributionRequestSerializer, "attribution")
 
 
+@documented(HeadsRequestSerializer)
 @api_view(["POST"])
 def heads(request):
     return _compute(request, HeadsRequestSerializer, "heads")
 
 
+@documented(EmbeddingsRequestSerializer)
 @api_view(["POST"])
 def embeddings(request):
     return _compute(request, EmbeddingsRequestSerializer, "embeddings")
 
 
+@documented(VocabularyRequestSerializer)
 @api_view(["POST"])
 def vocabulary(request):
     return _compute(request, VocabularyRequestSerializer, "vocabulary")
 
 
+@documented(DistributionRequestSerializer)
 @api_view(["POST"])
 def distribution(request):
     return _compute(request, DistributionRequestSerializer, "distribution")
 
 
+@documented(LensRequestSerializer)
 @api_view(["POST"])
 def logit_lens(request):
     return _compute(request, LensRequestSerializer, "logit_lens")
@@ -113,8 +124,19 @@ def _save_changes(serializer_class, instance, data) -> None:
     serializer.save()
 
 
+@extend_schema_view(
+    list=documented(response=ExplorationSerializer(many=True)),
+    create=documented(ExplorationSerializer, ExplorationSerializer, status=201),
+    retrieve=documented(response=ExplorationSerializer),
+    partial_update=documented(ExplorationTitleSerializer, ExplorationSerializer),
+    destroy=documented(response=None, status=204),
+    branches=documented(response=BranchSummarySerializer(many=True)),
+    fork=documented(response=ExplorationSerializer, status=201),
+)
 class ExplorationViewSet(viewsets.ViewSet):
     """Explorations of the signed-in user (or of this browser session for visitors)."""
+
+    lookup_value_converter = "uuid"
 
     def list(self, request):
         mine = explorations.explorations_for(request).prefetch_related("branches")
@@ -127,7 +149,7 @@ class ExplorationViewSet(viewsets.ViewSet):
         return Response(ExplorationSerializer(exploration).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, pk=None):
-        exploration = explorations.get_exploration(request, pk)
+        exploration = explorations.get_exploration(request, pk, "view")
         return Response(ExplorationSerializer(exploration).data)
 
     def partial_update(self, request, pk=None):
@@ -136,20 +158,40 @@ class ExplorationViewSet(viewsets.ViewSet):
         return Response(ExplorationSerializer(exploration).data)
 
     def destroy(self, request, pk=None):
-        explorations.get_exploration(request, pk).delete()
+        explorations.delete_exploration(request, explorations.get_exploration(request, pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"])
     def branches(self, request, pk=None):
-        exploration = explorations.get_exploration(request, pk)
+        exploration = explorations.get_exploration(request, pk, "view")
         return Response(BranchSummarySerializer(exploration.branches.all(), many=True).data)
 
+    @action(detail=True, methods=["post"])
+    def fork(self, request, pk=None):
+        """Copy an exploration you may read (yours, shared with you, in a lesson) with all its
+        branches and recorded steps into your own workspace."""
+        from inspector.transfer import copy_exploration
 
+        source = explorations.get_exploration(request, pk, "fork")
+        copy = copy_exploration(source, request)
+        return Response(ExplorationSerializer(copy).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    retrieve=documented(response=BranchSerializer),
+    partial_update=documented(BranchLabelSerializer, BranchSerializer),
+    destroy=documented(response=None, status=204),
+    steps=documented(StepRequestSerializer, status=201),
+    fork=documented(ForkRequestSerializer, BranchSerializer, status=201),
+    undo=documented(response=BranchSerializer),
+)
 class BranchViewSet(viewsets.ViewSet):
     """A branch with its whole sequence; step, fork and undo are verbs on it."""
 
+    lookup_value_converter = "uuid"
+
     def retrieve(self, request, pk=None):
-        return Response(BranchSerializer(explorations.get_branch(request, pk)).data)
+        return Response(BranchSerializer(explorations.get_branch(request, pk, "view")).data)
 
     def partial_update(self, request, pk=None):
         branch = explorations.get_branch(request, pk)
@@ -165,6 +207,7 @@ class BranchViewSet(viewsets.ViewSet):
         branch = explorations.get_branch(request, pk)
         serializer = StepRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        limits.check_generation_rate(request)
         steps = explorations.step(branch, **serializer.validated_data)
         body = {
             "steps": StepSerializer(steps, many=True).data,
@@ -177,6 +220,7 @@ class BranchViewSet(viewsets.ViewSet):
         branch = explorations.get_branch(request, pk)
         serializer = ForkRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        limits.check_generation_rate(request)
         child = explorations.fork(branch, **serializer.validated_data)
         return Response(BranchSerializer(child).data, status=status.HTTP_201_CREATED)
 

@@ -2,6 +2,9 @@ from django.apps import AppConfig
 
 
 class InspectorConfig(AppConfig):
-    default_auto_field = "django.db.models.BigAutoField"
     name = "inspector"
     verbose_name = "TokenLens inspector"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from inspector import accounts  # noqa: F401  (connects the sign-in handler)

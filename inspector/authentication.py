@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import SessionScheme
 from rest_framework.authentication import SessionAuthentication
 
 
@@ -21,3 +22,10 @@ class BrowserSessionAuthentication(SessionAuthentication):
         from django.conf import settings
 
         return settings.SESSION_COOKIE_NAME in request._request.COOKIES
+
+
+class BrowserSessionScheme(SessionScheme):
+    """Tells drf-spectacular that BrowserSessionAuthentication is cookie (session) auth."""
+
+    target_class = "inspector.authentication.BrowserSessionAuthentication"
+    name = "sessionAuth"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from types import SimpleNamespace
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -108,7 +109,7 @@ class ExplorationConsumer(GroupConsumer):
         from inspector.models import Branch, Step
 
         branch = Branch.objects.filter(pk=branch_id, exploration_id=self.exploration_id).first()
-        if branch is None:
+        if branch is None or self._viewer() is None:
             return ""
         steps = list(
             Step.objects.filter(branch=branch, index__gte=first_index)
@@ -125,17 +126,22 @@ class ExplorationConsumer(GroupConsumer):
         }
         return render_to_string(f"{PAGE}#new-tokens", context)
 
-    @database_sync_to_async
-    def _may_follow(self) -> bool:
+    def _viewer(self):
+        """What this connection may do, asked of the same rules as pages and API (a revoked or
+        hidden share link closes the door on the next update too)."""
+        from inspector.access import exploration_access
         from inspector.models import Exploration
 
-        user = self.scope.get("user")
-        session = self.scope.get("session")
-        mine = Exploration.objects.filter(pk=self.exploration_id)
-        if user is not None and user.is_authenticated:
-            return mine.filter(owner=user).exists()
-        key = getattr(session, "session_key", None)
-        return bool(key) and mine.filter(owner__isnull=True, session_key=key).exists()
+        exploration = Exploration.objects.filter(pk=self.exploration_id).first()
+        if exploration is None or self.scope.get("session") is None:
+            return None
+        connection = SimpleNamespace(user=self.scope.get("user"), session=self.scope["session"])
+        granted = exploration_access(connection, exploration)
+        return granted if granted.view else None
+
+    @database_sync_to_async
+    def _may_follow(self) -> bool:
+        return self._viewer() is not None
 
     @database_sync_to_async
     def _render(self, branch_id: str, partial: str, **extra) -> str:
@@ -145,5 +151,8 @@ class ExplorationConsumer(GroupConsumer):
         branch = Branch.objects.select_related("exploration").filter(pk=branch_id).first()
         if branch is None or str(branch.exploration_id) != self.exploration_id:
             return ""
-        context = branch_context(branch, oob=True, **extra)
+        viewer = self._viewer()
+        if viewer is None:
+            return ""
+        context = branch_context(branch, viewer, oob=True, **extra)
         return render_to_string(f"{PAGE}#{partial}", context)

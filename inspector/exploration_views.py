@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from engine.sampling import PRESETS, SamplingParams
-from inspector import charts, explorations, services
+from inspector import access, charts, explorations, limits, services
 from inspector.api import first_error
 from inspector.forms import ExplorationForm
 from inspector.models import Branch
@@ -23,18 +24,25 @@ LIST = "inspector/explorations.html"
 PAGE = "inspector/exploration.html"
 
 
-def _branch(request: HttpRequest, branch_id) -> Branch:
+def _branch(request: HttpRequest, branch_id, need: str = "change") -> Branch:
+    """The branch if the request may `need` it: 404 for strangers, 403 for read-only readers."""
     try:
-        return explorations.get_branch(request, branch_id)
-    except ServiceError:
-        raise Http404("No such branch in your explorations") from None
+        return explorations.get_branch(request, branch_id, need)
+    except ServiceError as error:
+        _refuse(error)
 
 
-def _exploration(request: HttpRequest, exploration_id):
+def _exploration(request: HttpRequest, exploration_id, need: str = "view"):
     try:
-        return explorations.get_exploration(request, exploration_id)
-    except ServiceError:
-        raise Http404("No such exploration in your explorations") from None
+        return explorations.get_exploration(request, exploration_id, need)
+    except ServiceError as error:
+        _refuse(error)
+
+
+def _refuse(error: ServiceError):
+    if error.status == 403:
+        raise PermissionDenied(error.message)
+    raise Http404(error.message)
 
 
 def _list(request: HttpRequest, form: ExplorationForm, status: int = 200) -> HttpResponse:
@@ -68,9 +76,12 @@ def exploration_create(request: HttpRequest) -> HttpResponse:
     return _list(request, form, status=status)
 
 
-def branch_context(branch: Branch, **extra) -> dict:
+def branch_context(branch: Branch, viewer: access.Access, **extra) -> dict:
+    """What the branch panel needs; `viewer` (what the reader may do) hides the controls of a
+    read-only reader."""
     steps = branch.sequence(with_candidates=False)
     return {
+        "access": viewer,
         "exploration": branch.exploration,
         "branch": branch,
         "steps": steps,
@@ -84,7 +95,9 @@ def branch_context(branch: Branch, **extra) -> dict:
 def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
     exploration = _exploration(request, exploration_id)
     branch_id = request.GET.get("branch")
-    branch = _branch(request, branch_id) if branch_id else exploration.root
+    branch = _branch(request, branch_id, "view") if branch_id else exploration.root
+    if branch.exploration_id != exploration.pk:
+        raise Http404("That branch belongs to another exploration")
     sliders = [
         (name, label, low, high, step, exploration.params.get(name, DEFAULTS[name]))
         for name, label, low, high, step in SLIDERS
@@ -95,6 +108,7 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
     ]
     context = branch_context(
         branch,
+        access.exploration_access(request, exploration),
         tree=explorations.branch_tree(exploration),
         sliders=sliders,
         presets=presets,
@@ -117,12 +131,16 @@ def _inside_context(exploration) -> dict:
     }
 
 
+def _viewer(request: HttpRequest, branch: Branch) -> access.Access:
+    return access.exploration_access(request, branch.exploration)
+
+
 def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | None = None):
     """The branch panel after an action (htmx), or the whole page (no JavaScript)."""
     if not request.htmx:
         url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
         return redirect(url)
-    context = branch_context(branch, error=error)
+    context = branch_context(branch, _viewer(request, branch), error=error)
     return render(request, f"{PAGE}#branch-view", context, status=422 if error else 200)
 
 
@@ -134,6 +152,7 @@ def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
     text = request.POST.get("text", "")
 
     def step():
+        limits.check_generation_rate(request)
         if mode == "force" and token_id and not token_id.isdigit():
             raise ServiceError(f"A token id is a whole number ≥ 0, not {token_id!r}", "token_id")
         explorations.step(branch, mode, int(token_id) if token_id else None, text or None)
@@ -160,7 +179,12 @@ def branch_undo(request: HttpRequest, branch_id) -> HttpResponse:
 def branch_generate(request: HttpRequest, branch_id) -> HttpResponse:
     branch = _branch(request, branch_id)
     delay_ms = request.POST.get("delay_ms", "0")
-    return _after(request, branch, lambda: explorations.start_generation(branch, delay_ms))
+
+    def generate():
+        limits.check_generation_rate(request)
+        explorations.start_generation(branch, delay_ms)
+
+    return _after(request, branch, generate)
 
 
 @require_POST
@@ -175,6 +199,7 @@ def branch_fork(request: HttpRequest, branch_id) -> HttpResponse:
     branch = _branch(request, branch_id)
     try:
         at_index, token_id = int(request.POST["at_index"]), int(request.POST["token_id"])
+        limits.check_generation_rate(request)
         child = explorations.fork(branch, at_index, token_id)
     except (KeyError, ValueError):
         return _branch_view(request, branch, ServiceError("Choose a token to branch with"))
@@ -207,7 +232,7 @@ def branch_delete(request: HttpRequest, branch_id) -> HttpResponse:
 
 @require_GET
 def step_alternatives(request: HttpRequest, branch_id, index: int) -> HttpResponse:
-    branch = _branch(request, branch_id)
+    branch = _branch(request, branch_id, "view")
     steps = branch.sequence()
     if index >= len(steps):
         raise Http404("This branch has no token at that position")
@@ -245,7 +270,7 @@ def _slider_params(query) -> dict:
 @require_GET
 def branch_next(request: HttpRequest, branch_id) -> HttpResponse:
     """The next token's distribution under the sliders' settings; nothing is generated."""
-    branch = _branch(request, branch_id)
+    branch = _branch(request, branch_id, "view")
     try:
         params = {**branch.exploration.params, **_slider_params(request.GET)}
         distribution = explorations.next_distribution(branch, params)
@@ -271,8 +296,8 @@ def exploration_params(request: HttpRequest, branch_id) -> HttpResponse:
 @require_GET
 def branch_view(request: HttpRequest, branch_id) -> HttpResponse:
     """The branch panel as the database has it now (polling fallback, websocket reconnects)."""
-    branch = _branch(request, branch_id)
-    context = branch_context(branch)
+    branch = _branch(request, branch_id, "view")
+    context = branch_context(branch, _viewer(request, branch))
     if request.GET.get("was_generating") and not context["generating"]:
         context["notice"] = explorations.generation_outcome(branch)
     return render(request, f"{PAGE}#branch-view", context)
@@ -285,7 +310,7 @@ def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
     sides = []
     for key in ("a", "b"):
         branch_id = request.GET.get(key)
-        branch = _branch(request, branch_id) if branch_id else exploration.root
+        branch = _branch(request, branch_id, "view") if branch_id else exploration.root
         if branch.exploration_id != exploration.pk:
             raise Http404("That branch belongs to another exploration")
         sides.append((branch, branch.sequence(with_candidates=False)))
@@ -306,6 +331,33 @@ def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
         "branches": exploration.branches.all(),
     }
     return render(request, "inspector/compare.html", context)
+
+
+@require_POST
+def exploration_rename(request: HttpRequest, exploration_id) -> HttpResponse:
+    exploration = _exploration(request, exploration_id, "change")
+    explorations.rename(exploration, request.POST.get("title", ""))
+    url = reverse("exploration", args=[exploration.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def exploration_delete(request: HttpRequest, exploration_id) -> HttpResponse:
+    exploration = _exploration(request, exploration_id, "change")
+    explorations.delete_exploration(request, exploration)
+    url = reverse("explorations")
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+def exploration_fork(request: HttpRequest, exploration_id) -> HttpResponse:
+    """Copy an exploration one may read (shared, in a lesson) into one's own workspace."""
+    exploration = _exploration(request, exploration_id, "fork")
+    from inspector.transfer import copy_exploration
+
+    copy = copy_exploration(exploration, request)
+    url = reverse("exploration", args=[copy.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @require_GET

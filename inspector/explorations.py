@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from engine.tasks import generate_branch_task
-from inspector import access, broadcast
+from inspector import access, audit, broadcast, limits
 from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 from inspector.models import Branch, Exploration, Step
 from inspector.services import ServiceError, compute_now, dispatch
@@ -100,6 +100,7 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
     """Advance a branch by one step in the worker; returns the new Step rows."""
     if is_generating(branch):
         raise ServiceError("This branch is generating; press Stop first", field="branch")
+    limits.check_room_for_tokens(branch.length)
     outcome = compute_now(
         "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
     )
@@ -117,7 +118,9 @@ def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
             f"This branch has {length} tokens; a branch can start at index 0 to {length}",
             field="at_index",
         )
-    number = branch.exploration.branches.count() + 1
+    count = branch.exploration.branches.count()
+    limits.check_room_for_branch(count)
+    number = count + 1
     child = Branch.objects.create(
         exploration=branch.exploration, parent=branch, fork_index=at_index, label=f"branch {number}"
     )
@@ -154,6 +157,17 @@ def undo(branch: Branch) -> Step:
     return last
 
 
+def rename(exploration: Exploration, title: str) -> None:
+    """A new title (trimmed, at most 200 characters); an empty one falls back to the prompt."""
+    exploration.title = title.strip()[:200]
+    exploration.save(update_fields=["title", "updated_at"])
+
+
+def delete_exploration(request, exploration: Exploration) -> None:
+    audit.record(request, "exploration.delete", exploration, f"deleted {exploration}")
+    exploration.delete()
+
+
 def delete_branch(branch: Branch) -> None:
     if branch.parent_id is None:
         raise ServiceError("The main branch cannot be deleted", field="branch")
@@ -174,6 +188,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         )
     if is_generating(branch):
         raise ServiceError("This branch is already generating", field="branch")
+    limits.check_room_for_tokens(branch.length)
     try:
         delay = int(delay_ms or 0)
     except (TypeError, ValueError):

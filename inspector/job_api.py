@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from inspector import explorations, services
 from inspector.models import Job
+from inspector.schema import documented
 from inspector.serializers import AttributionRequestSerializer, HeadsRequestSerializer
 
 JOB_REQUESTS = {
@@ -38,6 +39,7 @@ def job_dict(job: Job) -> dict:
     }
 
 
+@documented(JobRequestSerializer, status=202)
 @api_view(["POST"])
 def start(request):
     request_serializer = JobRequestSerializer(data=request.data)
@@ -51,6 +53,7 @@ def start(request):
     return Response(job_dict(job), status=status.HTTP_202_ACCEPTED)
 
 
+@documented()
 @api_view(["GET"])
 def detail(request, job_id):
     job = Job.objects.filter(pk=job_id, session_key=explorations.session_key(request)).first()

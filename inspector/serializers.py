@@ -188,7 +188,18 @@ class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer)
     def validate_prompt(self, prompt: str) -> str:
         if not prompt.strip():
             raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
+        limit = settings.TOKENLENS_MAX_PROMPT_CHARS
+        if len(prompt) > limit:
+            raise serializers.ValidationError(
+                f"The prompt is too long: {len(prompt):,} characters, at most {limit:,}"
+            )
         return prompt
+
+    def validate_max_new_tokens(self, value: int) -> int:
+        limit = settings.TOKENLENS_MAX_STEPS_PER_BRANCH
+        if value > limit:
+            raise serializers.ValidationError(f"At most {limit:,} new tokens per branch")
+        return value
 
 
 class StepRequestSerializer(serializers.Serializer):

@@ -102,7 +102,7 @@ def make_person(username: str, role: str | None = None, *, staff: bool = False):
         username, f"{username}@example.com", username * 2, is_staff=staff
     )
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     return user
 
 

@@ -71,11 +71,11 @@ TOKENLENS_KV_CACHE_MB = env_int("TOKENLENS_KV_CACHE_MB", 1024)
 TOKENLENS_MAX_TEXT_CHARS = env_int("TOKENLENS_MAX_TEXT_CHARS", 200_000)
 # Generation requests (step, generate to the end, branch) per user or visitor: "<n>/<s|m|h|d>".
 TOKENLENS_GENERATION_RATE = env_str("TOKENLENS_GENERATION_RATE", "120/m")
-TOKENLENS_MAX_PROMPT_CHARS = env_int("TOKENLENS_MAX_PROMPT_CHARS", 20_000)
+TOKENLENS_MAX_PROMPT_CHARS = env_int("TOKENLENS_MAX_PROMPT_CHARS", 50_000)
 TOKENLENS_MAX_STEPS_PER_BRANCH = env_int("TOKENLENS_MAX_STEPS_PER_BRANCH", 1024)
 TOKENLENS_MAX_BRANCHES = env_int("TOKENLENS_MAX_BRANCHES", 64)
 # Demo accounts made by `make run` on an empty database; their passwords are printed.
-TOKENLENS_DEMO = env_bool("TOKENLENS_DEMO", True)
+TOKENLENS_DEMO = env_bool("TOKENLENS_DEMO", DEBUG)
 TOKENLENS_REDIS_URL = env_str("TOKENLENS_REDIS_URL", "")
 TOKENLENS_DATABASE_URL = env_str("TOKENLENS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 # Tasks run in a thread of the web process unless a broker is configured.
@@ -227,9 +227,7 @@ LOGIN_REDIRECT_URL = "explorations"
 LOGOUT_REDIRECT_URL = "home"
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TokenLens <tokenlens@localhost>")
-# django-ratelimit counts in the default cache: per process without Redis, shared with it.
-RATELIMIT_VIEW = "inspector.views.rate_limited"
-SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,11 @@
+from django import template
+
+from inspector.markdown import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text):
+    """{{ lesson.notes|markdown }}: Markdown as HTML, raw HTML shown as text."""
+    return render_markdown(text)
