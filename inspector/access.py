@@ -58,6 +58,13 @@ def session_key(request) -> str:
     return session[VISITOR_KEY]
 
 
+def principal(request) -> str:
+    """Who owns request-scoped things such as jobs: "user:<id>" when signed in (a token script
+    included, whose requests carry no session), else the visitor's session key."""
+    user = user_of(request)
+    return f"user:{user.pk}" if user is not None else session_key(request)
+
+
 def user_of(request):
     user = getattr(request, "user", None)
     return user if user is not None and user.is_authenticated else None

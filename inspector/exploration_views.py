@@ -241,7 +241,8 @@ def step_alternatives(request: HttpRequest, branch_id, index: int) -> HttpRespon
     chosen = step.distribution.get("chosen")
     if chosen and all(candidate["id"] != step.token_id for candidate in candidates):
         candidates.append(chosen)  # a sampled token from outside the top-N
-    context = {"branch": branch, "step": step, "candidates": candidates}
+    viewer = _viewer(request, branch)
+    context = {"branch": branch, "step": step, "candidates": candidates, "access": viewer}
     return render(request, f"{PAGE}#alternatives", context)
 
 

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from inspector import explorations, services
+from inspector import access, services
 from inspector.models import Job
 from inspector.schema import documented
 from inspector.serializers import AttributionRequestSerializer, HeadsRequestSerializer
@@ -48,7 +48,7 @@ def start(request):
     params = JOB_REQUESTS[kind](data=request_serializer.validated_data["params"])
     params.is_valid(raise_exception=True)
     job = services.start_job(
-        kind, dict(params.validated_data), session_key=explorations.session_key(request)
+        kind, dict(params.validated_data), session_key=access.principal(request)
     )
     return Response(job_dict(job), status=status.HTTP_202_ACCEPTED)
 
@@ -56,7 +56,7 @@ def start(request):
 @documented()
 @api_view(["GET"])
 def detail(request, job_id):
-    job = Job.objects.filter(pk=job_id, session_key=explorations.session_key(request)).first()
+    job = Job.objects.filter(pk=job_id, session_key=access.principal(request)).first()
     if job is None:
         raise services.ServiceError("No such job in this browser session", status=404)
     return Response(job_dict(job))

@@ -7,14 +7,17 @@ Errors are {"error": {"field": ..., "message": ...}}.
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from inspector import access, lessons
 from inspector.models import Lesson, LessonItem
 from inspector.schema import documented
+from inspector.transfer_api import sent_file
 
 
 class LessonItemSerializer(serializers.ModelSerializer):
@@ -92,6 +95,10 @@ class ForkResultSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="Its page")
 
 
+class LessonUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A lesson .json exported from TokenLens")
+
+
 @extend_schema_view(
     list=documented(response=LessonSerializer(many=True)),
     retrieve=documented(response=LessonSerializer),
@@ -100,6 +107,11 @@ class ForkResultSerializer(serializers.Serializer):
     destroy=documented(response=None, status=204),
     items=documented(ItemAddSerializer, LessonItemSerializer, status=201),
     order=documented(OrderSerializer, LessonSerializer),
+    import_file=documented(
+        {"application/json": OpenApiTypes.OBJECT, "multipart/form-data": LessonUploadSerializer},
+        LessonSerializer,
+        status=201,
+    ),
     fork=documented(ForkSerializer, ForkResultSerializer, status=201),
     export=documented(description="The lesson with each exploration's full export"),
 )
@@ -191,6 +203,18 @@ class LessonViewSet(viewsets.ViewSet):
         copy = lessons.fork_item(request, lesson, item)
         url = request.build_absolute_uri(reverse("exploration", args=[copy.pk]))
         return Response({"id": copy.pk, "url": url}, status=status.HTTP_201_CREATED)
+
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[JSONParser, MultiPartParser],
+    )
+    def import_file(self, request):
+        """A new private lesson from a lesson export (JSON body or multipart `file`), with a
+        copy of each exploration; a bad file saves nothing and names where it is wrong."""
+        lesson = lessons.import_lesson(request, sent_file(request))
+        return Response(self._body(lesson), status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):

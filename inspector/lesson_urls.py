@@ -7,6 +7,7 @@ from inspector import lesson_views as views
 urlpatterns = [
     path("lessons/", views.lesson_list, name="lessons"),
     path("lessons/new/", views.lesson_create, name="lesson-create"),
+    path("lessons/import/", views.lesson_import, name="lesson-import"),
     path("lessons/forks/", views.lesson_forks, name="lesson-forks"),
     path("lessons/link/<str:token>/", views.lesson_link, name="lesson-link"),
     path("lessons/<uuid:lesson_id>/", views.lesson_page, name="lesson"),

@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from inspector import access, lessons
 from inspector.models import Lesson, LessonItem
 from inspector.services import ServiceError
+from inspector.transfer_views import ImportForm
 
 LIST = "inspector/lessons.html"
 PAGE = "inspector/lesson.html"
@@ -129,8 +130,11 @@ def _refused(request: HttpRequest, status: int) -> int:
 # --- the list, creating, reading --------------------------------------------------------------
 
 
-def _list(request: HttpRequest, form: LessonForm, status: int = 200) -> HttpResponse:
+def _list(
+    request: HttpRequest, form: LessonForm, status: int = 200, import_form=None
+) -> HttpResponse:
     context = {
+        "import_form": import_form or ImportForm(),
         "published": lessons.published_lessons(),
         "is_instructor": access.is_instructor(access.user_of(request)),
         "mine": lessons.own_lessons(request),
@@ -155,6 +159,28 @@ def lesson_create(request: HttpRequest) -> HttpResponse:
         context = {"form": form, "is_instructor": True}
         return render(request, f"{LIST}#lesson-create-form", context, status=422)
     return _list(request, form, status=refused)
+
+
+@require_POST
+def lesson_import(request: HttpRequest) -> HttpResponse:
+    """A lesson file uploaded from the lessons page becomes a new private lesson."""
+    form = ImportForm(request.POST, request.FILES)
+
+    def import_file(data):
+        try:
+            return lessons.import_lesson(request, data["file"])
+        except ServiceError as error:
+            if error.status != 403:  # say where in the file, beside the file input
+                error.message = f"{error.message} (at {error.field})"
+                error.field = "file"
+            raise
+
+    lesson, refused = _apply(form, import_file)
+    if refused is None:
+        return redirect("lesson-edit", lesson_id=lesson.pk)
+    if refused == 403:
+        raise PermissionDenied("Only instructors import lessons")
+    return _list(request, LessonForm(), status=refused, import_form=form)
 
 
 @require_GET

@@ -14,8 +14,7 @@ UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
 def _person(group: str, request) -> str:
     """Whom the rate counts for: the signed-in user, else the visitor's browser session."""
-    user = access.user_of(request)
-    return f"user:{user.pk}" if user is not None else f"visitor:{access.session_key(request)}"
+    return access.principal(request)
 
 
 def rate_in_words(rate: str) -> str:

@@ -106,22 +106,26 @@ class DistributionRequestSerializer(ModelRequestSerializer):
         return prompt
 
 
+# What a step records (the API's step objects and the export file's steps).
+STEP_FIELDS = (
+    "index",
+    "token_id",
+    "text",
+    "piece",
+    "mode",
+    "p_base",
+    "p_final",
+    "rank",
+    "distribution",
+    "params",
+    "elapsed_ms",
+)
+
+
 class StepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Step
-        fields = [
-            "index",
-            "token_id",
-            "text",
-            "piece",
-            "mode",
-            "p_base",
-            "p_final",
-            "rank",
-            "distribution",
-            "params",
-            "elapsed_ms",
-        ]
+        fields = list(STEP_FIELDS)
 
 
 class BranchSerializer(serializers.ModelSerializer):

@@ -23,7 +23,7 @@ from rest_framework import serializers
 from inspector import access, audit
 from inspector.explorations import branch_tree
 from inspector.models import Branch, Exploration, Step
-from inspector.serializers import ExplorationSerializer
+from inspector.serializers import STEP_FIELDS, ExplorationSerializer
 from inspector.services import ServiceError
 
 FORMAT = "tokenlens.exploration"
@@ -42,19 +42,6 @@ SETTINGS = {
     "stop": "stop",
     "constraint": "constraint",
 }
-STEP_FIELDS = (
-    "index",
-    "token_id",
-    "text",
-    "piece",
-    "mode",
-    "p_base",
-    "p_final",
-    "rank",
-    "distribution",
-    "params",
-    "elapsed_ms",
-)
 CSV_COLUMNS = (
     "index",
     "token_id",

@@ -75,13 +75,13 @@ def export_exploration(request, exploration_id):
 @api_view(["POST"])
 @parser_classes([JSONParser, MultiPartParser])
 def import_exploration(request):
-    exploration = transfer.import_exploration(_sent_file(request), request)
+    exploration = transfer.import_exploration(sent_file(request), request)
     url = request.build_absolute_uri(reverse("exploration", args=[exploration.pk]))
     return Response({"id": str(exploration.pk), "url": url}, status=status.HTTP_201_CREATED)
 
 
-def _sent_file(request):
-    """The export's content: the multipart `file`, or the JSON body."""
+def sent_file(request):
+    """The export's content: the multipart `file`, or the JSON body (lesson imports too)."""
     if int(request.META.get("CONTENT_LENGTH") or 0) > transfer.MAX_UPLOAD_BYTES + 2**16:
         limit = transfer.MAX_UPLOAD_BYTES // 2**20
         raise ServiceError(f"The file is too large: at most {limit} MB", "file", status=413)
@@ -89,7 +89,7 @@ def _sent_file(request):
         return request.data
     upload = request.FILES.get("file")
     if upload is None:
-        raise ServiceError("Send the exploration file in the multipart field 'file'", "file")
+        raise ServiceError("Send the file in the multipart field 'file'", "file")
     return transfer.read_upload(upload)
 
 

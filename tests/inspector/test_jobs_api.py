@@ -43,3 +43,22 @@ def test_a_failed_job_says_why_and_strangers_cannot_read_jobs(
     assert job["status"] == "failed" and job["error"]["field"] == "text"
     stranger = APIClient().get(f"/api/v1/jobs/{started.json()['id']}/")
     assert stranger.status_code == 404
+
+
+@pytest.mark.model
+def test_a_script_with_a_token_follows_its_own_jobs(
+    student, other_student, django_capture_on_commit_callbacks
+):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def script(user):
+        return APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+
+    mine, theirs = script(student), script(other_student)
+    params = {"model": "gemma-3-270m", "text": TEXT, "k": 2}
+    with django_capture_on_commit_callbacks(execute=True):
+        started = mine.post("/api/v1/jobs/", {"kind": "heads", "params": params}, "json")
+    job_url = f"/api/v1/jobs/{started.json()['id']}/"
+    assert mine.get(job_url).json()["status"] == "done"  # each request is a fresh session
+    assert theirs.get(job_url).status_code == 404

@@ -514,3 +514,88 @@ def test_a_bad_item_change_shows_its_message_and_keeps_the_old_prompts(
         assert f'id="item-{item.pk}-suggested_prompts"' in html
     item.refresh_from_db()
     assert (item.note, item.suggested_prompts) == ("", ["kept"])
+
+
+# --- importing a lesson -----------------------------------------------------------------------
+
+
+def _exported(instructor, two_explorations) -> dict:
+    lesson = make_lesson(
+        instructor, Lesson.Visibility.PUBLISHED, two_explorations, notes="**Read** me"
+    )
+    LessonItem.objects.filter(lesson=lesson).update(suggested_prompts=["Try this"])
+    return client_for(instructor).get(f"/api/v1/lessons/{lesson.pk}/export/").json()
+
+
+def _counts() -> tuple[int, ...]:
+    from inspector.models import Branch, Step
+
+    return tuple(model.objects.count() for model in (Lesson, LessonItem, Exploration, Branch, Step))
+
+
+def test_an_exported_lesson_imports_as_a_private_copy(instructor, two_explorations):
+    exported = _exported(instructor, two_explorations)
+    response = client_for(instructor).post("/api/v1/lessons/import/", exported, "json")
+    assert response.status_code == 201, response.content
+    copy = Lesson.objects.get(pk=response.json()["id"])
+    assert copy.visibility == Lesson.Visibility.PRIVATE and copy.notes == "**Read** me"
+    items = list(copy.items.order_by("position"))
+    assert [item.suggested_prompts for item in items] == [["Try this"], ["Try this"]]
+    originals = [exploration.root.token_ids() for exploration in two_explorations]
+    assert [item.exploration.root.token_ids() for item in items] == originals
+    assert all(item.exploration.owner == instructor for item in items)
+    assert AuditEvent.objects.filter(action="lesson.import", target_id=str(copy.pk)).exists()
+
+
+@pytest.mark.parametrize(
+    ("spoil", "field"),
+    [
+        (lambda data: data.update(version=2), "version"),
+        (lambda data: data.update(format="other"), "format"),
+        (lambda data: data["lesson"].update(title=""), "title"),
+        (
+            lambda data: data["items"][1]["exploration"].update(version=9),
+            "items[1].exploration.version",
+        ),
+        (
+            lambda data: data["items"][1]["exploration"]["branches"][0]["steps"][0].update(index=5),
+            "items[1].exploration.branches[0].steps[0].index",
+        ),
+        (
+            lambda data: data["items"][0].update(suggested_prompts=["x" * 501]),
+            "items[0].suggested_prompts",
+        ),
+    ],
+)
+def test_a_bad_lesson_file_is_refused_whole(instructor, two_explorations, spoil, field):
+    exported = _exported(instructor, two_explorations)
+    spoil(exported)
+    before = _counts()
+    response = client_for(instructor).post("/api/v1/lessons/import/", exported, "json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["field"] == field
+    assert _counts() == before
+
+
+def test_only_instructors_import_lessons(instructor, student, two_explorations):
+    exported = _exported(instructor, two_explorations)
+    response = client_for(student).post("/api/v1/lessons/import/", exported, "json")
+    assert response.status_code == 403
+
+
+def test_the_lessons_page_imports_a_file_and_says_what_is_wrong(
+    instructor, teacher, two_explorations
+):
+    import json
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    exported = _exported(instructor, two_explorations)
+    upload = SimpleUploadedFile("lesson.json", json.dumps(exported).encode())
+    response = teacher.post("/lessons/import/", {"file": upload})
+    assert response.status_code == 302 and "/edit/" in response["Location"]
+    exported["items"][0]["exploration"]["exploration"]["model"] = "no-such-model"
+    bad = SimpleUploadedFile("lesson.json", json.dumps(exported).encode())
+    refused = teacher.post("/lessons/import/", {"file": bad})
+    assert refused.status_code == 400
+    assert "items[0].exploration.exploration.model" in refused.content.decode()
