@@ -218,3 +218,10 @@ async def test_only_readers_can_follow_the_websocket(world, role):
         await communicator.disconnect()
     else:
         assert code == 4403
+
+
+@pytest.mark.parametrize(("role", "offered"), [("owner", True), ("share_holder", False)])
+def test_only_the_owner_is_offered_to_branch_from_an_alternative(world, role, offered):
+    html = world.clients[role].get(f"/branches/{world.root.pk}/steps/0/").content.decode()
+    assert 'data-testid="alternatives"' in html
+    assert ('data-action="fork"' in html) == offered
