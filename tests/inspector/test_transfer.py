@@ -207,7 +207,7 @@ def test_a_multipart_import_without_a_file_says_so(api, db):
     assert response.status_code == 400
     assert response.json()["error"] == {
         "field": "file",
-        "message": "Send the exploration file in the multipart field 'file'",
+        "message": "Send the file in the multipart field 'file'",
     }
 
 
