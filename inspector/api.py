@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action, api_view
@@ -53,6 +55,14 @@ def exception_handler(exc, context):
         field, message = "non_field_errors", str(getattr(exc, "detail", exc))
     response.data = {"error": {"field": field, "message": message}}
     return response
+
+
+@csrf_exempt  # it changes nothing, and unsafe methods get the same JSON 404 as GET
+def not_found(request, path: str = ""):
+    """Any other address under /api/v1/ (an id that is not a uuid or a number included): the
+    API's JSON error, not Django's HTML 404 page."""
+    message = f"No API endpoint or object at {request.path}"
+    return JsonResponse({"error": {"field": "path", "message": message}}, status=404)
 
 
 @documented()

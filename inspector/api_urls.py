@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
 from inspector import api, job_api, lesson_api, share_api, transfer_api
@@ -39,4 +39,6 @@ urlpatterns = [
         "branches/<uuid:branch_id>/steps.csv", transfer_api.steps_csv, name="api-branch-steps-csv"
     ),
     *router.urls,
+    # Last: anything else under /api/v1/ answers the API's JSON 404.
+    re_path(r"^(?P<path>[\s\S]*)$", api.not_found, name="api-not-found"),
 ]

@@ -21,6 +21,7 @@ from engine.types import EngineError, InputError
 from inspector.models import Branch, Step
 
 TOP_N = 20
+NUL_SYMBOL = "\u2400"
 
 
 def _branch(branch_id: str) -> Branch:
@@ -66,6 +67,19 @@ def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) 
     )
 
 
+def storable(value):
+    """Text, or JSON-like data, with each NUL character shown as ␀ (U+2400): a token can be NUL
+    (byte 0x00 is in every byte-level vocabulary, as a candidate or forced), and PostgreSQL
+    keeps no NUL in text or jsonb. The token's id and its piece's bytes stay exact."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_SYMBOL)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
+
+
 def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
     """Write the steps of one result; a step already taken at that index (another tab, another
     worker) is refused and nothing of this result is kept."""
@@ -74,13 +88,13 @@ def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
             branch=branch,
             index=token.index,
             token_id=token.id,
-            text=token.piece.text[:300],
-            piece=token.piece.to_dict(),
+            text=storable(token.piece.text[:300]),
+            piece=storable(token.piece.to_dict()),
             mode=token.how,
             p_base=token.distribution.chosen.p_base,
             p_final=token.distribution.chosen.p_final,
             rank=token.distribution.chosen.rank,
-            distribution=token.distribution.to_dict(),
+            distribution=storable(token.distribution.to_dict()),
             params=params,
             elapsed_ms=token.elapsed_ms,
         )

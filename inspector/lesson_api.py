@@ -11,11 +11,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from inspector import access, lessons
 from inspector.models import Lesson, LessonItem
+from inspector.parsers import JSONParser
 from inspector.schema import documented
 from inspector.transfer_api import sent_file
 

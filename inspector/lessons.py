@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from rest_framework import serializers
 
 from inspector import access, audit, transfer
 from inspector.explorations import explorations_for
@@ -24,13 +25,23 @@ MAX_ITEMS = 50
 MAX_PROMPTS = 20
 MAX_PROMPT_CHARS = 500
 LESSON_FIELDS = ("title", "notes", "goals", "visibility")
+STORABLE_TEXT = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
 # --- checking what people typed ---------------------------------------------------------------
 
 
+def storable_text(text: str, field: str) -> str:
+    """The text, unless it holds a NUL or a lone surrogate (a JSON import can carry both; no
+    database column keeps them): the checks DRF's CharField makes for the API's fields."""
+    try:
+        return STORABLE_TEXT.run_validation(text)
+    except serializers.ValidationError as error:
+        raise ServiceError(str(error.detail[0]), field=field) from None
+
+
 def clean_title(title) -> str:
-    title = str(title or "").strip()
+    title = storable_text(str(title or "").strip(), "title")
     if not title:
         raise ServiceError("Give the lesson a title", field="title")
     if len(title) > MAX_TITLE_CHARS:
@@ -42,7 +53,7 @@ def clean_title(title) -> str:
 
 
 def clean_notes(notes, field: str = "notes") -> str:
-    notes = str(notes or "")
+    notes = storable_text(str(notes or ""), field)
     if len(notes) > MAX_NOTES_CHARS:
         raise ServiceError(f"At most {MAX_NOTES_CHARS:,} characters of notes", field=field)
     return notes
@@ -57,7 +68,7 @@ def split_lines(text) -> list[str]:
 
 def clean_lines(lines, *, field: str, what: str, most: int, longest: int) -> list[str]:
     """Lines trimmed, empty ones dropped; at most `most` of at most `longest` characters."""
-    kept = [line.strip() for line in split_lines(lines) if line.strip()]
+    kept = [storable_text(line.strip(), field) for line in split_lines(lines) if line.strip()]
     if len(kept) > most:
         raise ServiceError(f"At most {most} {what} ({len(kept)} given)", field=field)
     for number, line in enumerate(kept, start=1):

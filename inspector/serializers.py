@@ -1,5 +1,7 @@
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from engine.attention import ENCODINGS
 from engine.attribution import DEFAULT_STEPS, MAX_STEPS, METHODS
@@ -13,6 +15,25 @@ from engine.stepping import MAX_STOP_SEQUENCES
 from engine.types import InputError
 from inspector import services
 from inspector.models import Branch, Exploration, Step
+
+TEXT_CHECKS = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
+
+
+def storable_json(value) -> None:
+    """Validator for JSON that is saved: each string and key in it passes the checks of DRF's
+    CharField (no NUL, no lone surrogate), which PostgreSQL's jsonb needs too. Walks with a
+    stack, so data nested as deep as the parser allows cannot exhaust the recursion limit."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            for check in TEXT_CHECKS:
+                check(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 class ModelRequestSerializer(serializers.Serializer):
@@ -77,7 +98,7 @@ class ConstraintSerializer(serializers.Serializer):
     a bad regex, grammar or schema is a 400 before any model work."""
 
     type = serializers.ChoiceField(choices=CONSTRAINT_TYPES)
-    spec = serializers.JSONField()
+    spec = serializers.JSONField(validators=[storable_json])
 
     def validate(self, data):
         try:
@@ -295,6 +316,7 @@ class LensRequestSerializer(SequenceRequestSerializer):
                 raise serializers.ValidationError(
                     f"Each token to contrast is a token id or a non-empty text, not {token!r}"
                 )
+        storable_json(pair)  # a lone surrogate would make the tokenizer fail
         return pair
 
 

@@ -75,6 +75,12 @@ class ActivityPageSerializer(serializers.Serializer):
     results = AuditEventSerializer(many=True)
 
 
+class ActivityQuerySerializer(serializers.Serializer):
+    """The activity log's filter; a CharField refuses what the database cannot compare (NUL)."""
+
+    action = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+
+
 class ActivityPagination(PageNumberPagination):
     page_size = 50
 
@@ -153,9 +159,11 @@ def review(request, pk):
 @api_view(["GET"])
 def activity(request):
     _require_staff(request)
+    query = ActivityQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
     events = AuditEvent.objects.all()
-    if request.query_params.get("action"):
-        events = events.filter(action=request.query_params["action"])
+    if query.validated_data.get("action"):
+        events = events.filter(action=query.validated_data["action"])
     paginator = ActivityPagination()
     page = paginator.paginate_queryset(events, request)
     return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -23,13 +23,13 @@ from rest_framework import serializers
 from inspector import access, audit
 from inspector.explorations import branch_tree
 from inspector.models import Branch, Exploration, Step
-from inspector.serializers import STEP_FIELDS, ExplorationSerializer
+from inspector.serializers import STEP_FIELDS, ExplorationSerializer, storable_json
 from inspector.services import ServiceError
 
 FORMAT = "tokenlens.exploration"
 VERSION = 1
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_TOKEN_ID = 2**31 - 1  # what the database's token_id column holds
+MAX_TOKEN_ID = 2**31 - 1  # what the database's token_id (and rank) column holds
 FORK_PREFIX = "Fork of "
 SETTINGS = {
     "title": "title",
@@ -182,12 +182,19 @@ class StepFileSerializer(serializers.ModelSerializer):
             "invalid_choice": "A step's mode is sampled, greedy or forced, not {input!r}"
         },
     )
-    piece = serializers.DictField(required=False, default=dict)
+    piece = serializers.DictField(required=False, default=dict, validators=[storable_json])
     p_base = _probability()
     p_final = _probability()
-    rank = serializers.IntegerField(min_value=0)
-    distribution = serializers.DictField()
-    params = serializers.DictField(required=False, default=dict)
+    rank = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TOKEN_ID,
+        error_messages={
+            "min_value": f"A rank is between 0 and {MAX_TOKEN_ID}",
+            "max_value": f"A rank is between 0 and {MAX_TOKEN_ID}",
+        },
+    )
+    distribution = serializers.DictField(validators=[storable_json])
+    params = serializers.DictField(required=False, default=dict, validators=[storable_json])
     elapsed_ms = serializers.FloatField(min_value=0.0, required=False, default=0.0)
 
     class Meta:

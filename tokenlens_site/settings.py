@@ -198,6 +198,11 @@ CELERY_RESULT_EXPIRES = 3600
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "inspector.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "inspector.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "inspector.authentication.BrowserSessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
