@@ -255,6 +255,12 @@ def lesson_edit(request: HttpRequest, lesson_id) -> HttpResponse:
 
 
 @require_POST
+def lesson_renew_link(request: HttpRequest, lesson_id) -> HttpResponse:
+    lessons.renew_link(request, _lesson(request, lesson_id, need="change"))
+    return _redirect(request, reverse("lesson", args=[lesson_id]))
+
+
+@require_POST
 def lesson_delete(request: HttpRequest, lesson_id) -> HttpResponse:
     lesson = _lesson(request, lesson_id, need="change")
     lessons.delete_lesson(request, lesson)

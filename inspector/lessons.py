@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from inspector import access, audit, transfer
 from inspector.explorations import explorations_for
-from inspector.models import Exploration, Lesson, LessonItem
+from inspector.models import Exploration, Lesson, LessonItem, new_link_token
 from inspector.services import ServiceError
 
 MAX_TITLE_CHARS = 200
@@ -213,6 +213,14 @@ def update_lesson(request, lesson: Lesson, data: dict) -> Lesson:
     return lesson
 
 
+def renew_link(request, lesson: Lesson) -> None:
+    """A new link token: the old link stops opening the lesson (for new readers and for
+    those who opened it before)."""
+    lesson.link_token = new_link_token()
+    lesson.save(update_fields=["link_token", "updated_at"])
+    audit.record(request, "lesson.renew_link", lesson, f"made a new link for {lesson.title!r}")
+
+
 def delete_lesson(request, lesson: Lesson) -> None:
     audit.record(request, "lesson.delete", lesson, f"deleted lesson {lesson.title!r}")
     lesson.delete()
@@ -389,7 +397,11 @@ def _validated_lesson_file(data) -> tuple[dict, list[dict]]:
     lesson = data.get("lesson")
     if not isinstance(lesson, dict):
         raise ServiceError("The file has no lesson object", field="lesson")
-    fields = clean_lesson({name: lesson.get(name, "") for name in ("title", "notes")})
+    texts = {name: lesson.get(name, "") for name in ("title", "notes")}
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise ServiceError(f"The lesson's {name} is text", field=name)
+    fields = clean_lesson(texts)
     fields["goals"] = clean_goals(lesson.get("goals") or [])
     items = data.get("items")
     if not isinstance(items, list) or len(items) > MAX_ITEMS:

@@ -175,6 +175,15 @@ def test_private_and_link_only_lessons_stay_hidden_from_others(
     assert outsider.get(f"/explore/{exploration.pk}/").status_code == 200
     assert outsider.get(f"/lessons/{lesson.pk}/edit/").status_code == 403
 
+    old_token = lesson.link_token
+    assert outsider.post(f"/lessons/{lesson.pk}/new-link/").status_code == 403
+    assert browser(instructor).post(f"/lessons/{lesson.pk}/new-link/").status_code == 302
+    lesson.refresh_from_db()
+    assert lesson.link_token != old_token
+    assert outsider.get(f"/lessons/{lesson.pk}/").status_code == 404  # the old link is void
+    assert outsider.get(f"/lessons/link/{old_token}/").status_code == 404
+    assert AuditEvent.objects.filter(action="lesson.renew_link").exists()
+
 
 def test_the_owner_sees_the_share_link_of_a_link_only_lesson(instructor, teacher, student):
     lesson = make_lesson(instructor, "link")
@@ -553,6 +562,7 @@ def test_an_exported_lesson_imports_as_a_private_copy(instructor, two_exploratio
         (lambda data: data.update(version=2), "version"),
         (lambda data: data.update(format="other"), "format"),
         (lambda data: data["lesson"].update(title=""), "title"),
+        (lambda data: data["lesson"].update(title={"a": 1}), "title"),
         (
             lambda data: data["items"][1]["exploration"].update(version=9),
             "items[1].exploration.version",
