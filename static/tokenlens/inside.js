@@ -32,15 +32,25 @@
 
   // A long computation as a job: started, then polled; its stage ("… 12 of 32 steps") drives
   // a progress bar in the panel's status line.
+  // A newer job on the same panel (another method, more steps) supersedes an older one: the
+  // older one's result must not land on top of the newer one when it happens to finish later.
+  const SUPERSEDED = new Error("superseded by a newer request");
+  let jobTickets = 0;
+
   async function runJob(panel, kind, params) {
+    const ticket = String(++jobTickets);
+    panel.dataset.jobTicket = ticket;
+    const current = function () { return panel.dataset.jobTicket === ticket; };
     let job = await post("jobs", { kind: kind, params: params });
     while (job.status === "pending" || job.status === "running") {
+      if (!current()) throw SUPERSEDED;
       showProgress(panel, job.stage || (job.status === "pending" ? "Waiting for a worker…" : "Working…"));
       await new Promise(function (resolve) { setTimeout(resolve, 400); });
       const response = await fetch("/api/v1/jobs/" + job.id + "/", { credentials: "same-origin" });
       job = await response.json();
       if (!response.ok) throw new Error(job.error ? job.error.message : "The job vanished");
     }
+    if (!current()) throw SUPERSEDED;
     if (job.status === "failed") throw new Error(job.error.message);
     return job.result;
   }
@@ -129,7 +139,7 @@
       await work();
       setStatus(panel, "");
     } catch (error) {
-      setStatus(panel, error.message, "error");
+      if (error !== SUPERSEDED) setStatus(panel, error.message, "error");
     }
   }
 
