@@ -19,10 +19,6 @@ from inspector.models import Branch, Exploration, Step
 from inspector.services import ServiceError, compute_now, dispatch
 
 
-def session_key(request) -> str:
-    return access.session_key(request)
-
-
 def explorations_for(request) -> QuerySet[Exploration]:
     """The explorations the request's user (or visitor session) owns."""
     return Exploration.objects.filter(access.owned_by(request))
@@ -90,7 +86,7 @@ def create_exploration(request, data: dict) -> Exploration:
     owner = request.user if request.user.is_authenticated else None
     with transaction.atomic():
         exploration = Exploration.objects.create(
-            owner=owner, session_key="" if owner else session_key(request), **data
+            owner=owner, session_key="" if owner else access.session_key(request), **data
         )
         Branch.objects.create(exploration=exploration, label="main")
     return exploration
