@@ -16,6 +16,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from engine.kvcache import LayerStates, PrefixCache
+from engine.output import output_logits, reproduces_model_logits
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,21 @@ class CachedForward:
         self.cache = cache
 
     def _run(self, input_ids: torch.Tensor, cache: DynamicCache, n_logits: int, **extra):
-        output = self.model(
-            input_ids=input_ids.to(self.device),
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=n_logits,
-            **extra,
-        )
-        return output.logits  # (batch, n_logits, vocab)
+        """Logits (batch, n_logits, vocab) of the last n_logits positions, extending `cache`."""
+        input_ids = input_ids.to(self.device)
+        if not reproduces_model_logits(self.model, self.device):
+            output = self.model(
+                input_ids=input_ids,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=n_logits,
+                **extra,
+            )
+            return output.logits
+        hidden = self.model.get_decoder()(
+            input_ids=input_ids, past_key_values=cache, use_cache=True, **extra
+        ).last_hidden_state
+        return output_logits(self.model, hidden[:, -n_logits:])
 
     def _extend(self, row: Row, upto: int, n_logits: int) -> tuple[DynamicCache, torch.Tensor]:
         """Run the tokens of row.ids[:upto] not yet cached; returns the cache covering them and

