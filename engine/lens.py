@@ -123,6 +123,7 @@ class LayerLogits:
 
     logits: (depths, vocab) float32 on CPU, after final norm, lm_head and softcapping.
     log_normalizer: (depths,) logsumexp of each row, so p = exp(logit - log_normalizer).
+    entropy: (depths,) of each row's softmax, in bits.
     usable_vocab: ids below it have both a logit and a tokenizer entry.
     """
 
@@ -130,6 +131,7 @@ class LayerLogits:
     labels: tuple[str, ...]
     logits: torch.Tensor
     log_normalizer: torch.Tensor
+    entropy: torch.Tensor
     usable_vocab: int
 
     def probabilities(self, token_id: int) -> torch.Tensor:
@@ -411,20 +413,34 @@ def read_layers(loaded: LoadedModel, residuals: torch.Tensor) -> LayerLogits:
     """LayerLogits of captured residuals (depths, hidden)."""
     with torch.inference_mode():
         logits = layer_logits(loaded.model, residuals).cpu()  # (depths, vocab)
+    log_normalizer, entropy = normalizer_and_entropy(logits)
     return LayerLogits(
         tokenizer=loaded.tokenizer,
         labels=depth_labels(residuals.shape[0] - 1),
         logits=logits,
-        log_normalizer=logits.logsumexp(-1),
+        log_normalizer=log_normalizer,
+        entropy=entropy,
         usable_vocab=usable_vocab(loaded),
     )
 
 
+def normalizer_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logsumexp, entropy in bits) of each row of finite logits (rows, vocab), from one exp
+    pass: with s = logit - max and Z = Σ exp(s), H = log Z - Σ exp(s)·s / Z. A quarter of the
+    time of logsumexp plus a separate entropy over 19 × 262k Gemma logits."""
+    peak = logits.amax(-1, keepdim=True)
+    shifted = logits - peak
+    weights = shifted.exp()
+    total = weights.sum(-1, keepdim=True)
+    log_total = total.log()
+    entropy_nats = log_total - (weights * shifted).sum(-1, keepdim=True) / total
+    return (peak + log_total)[:, 0], entropy_nats[:, 0] / math.log(2)
+
+
 def lens_rows(readout: LayerLogits, top_k: int) -> tuple[LensRow, ...]:
-    log_probs = readout.logits - readout.log_normalizer[:, None]  # (depths, vocab)
-    entropies = torch.special.entr(log_probs.exp()).sum(-1) / math.log(2)  # bits, (depths,)
+    entropies = readout.entropy
     top = readout.logits.topk(top_k, dim=-1)  # values, indices: (depths, top_k)
-    probabilities = log_probs.gather(-1, top.indices).exp()
+    probabilities = (top.values - readout.log_normalizer[:, None]).exp()
     rows = []
     for depth, label in enumerate(readout.labels):
         tokens = tuple(

@@ -242,3 +242,14 @@ def test_softcapping_is_read_from_the_config(softcapped, monkeypatch):
     monkeypatch.setattr(lens_module, "_checked_models", weakref.WeakSet())
     with pytest.raises(EngineError, match="cannot reproduce this model's own logits"):
         logit_lens(softcapped, "Hello there, world")
+
+
+def test_normalizer_and_entropy_equal_their_definitions():
+    torch.manual_seed(3)
+    logits = torch.cat([torch.randn(3, 5000) * 4, torch.full((1, 5000), -30.0)])
+    logits[3, 17] = 40.0  # one row almost certain
+    log_normalizer, bits = lens_module.normalizer_and_entropy(logits)
+    assert torch.allclose(log_normalizer, logits.logsumexp(-1), atol=1e-5)
+    for row, value in zip(logits, bits, strict=True):
+        assert float(value) == pytest.approx(entropy(row.softmax(-1)), abs=1e-4)
+    assert float(bits[3]) < 1e-6
