@@ -1073,6 +1073,7 @@
     let tokens = [];
     let target = null; // {position, id}: explain `id` as the prediction made after `position`
     let hoverTimer = null;
+    let hoverAnchor = null; // the generated token being explained on hover, if any
 
     let tokensFor = null;
     async function sequenceTokens() {
@@ -1084,16 +1085,18 @@
       return tokens;
     }
 
-    function drawStrip(result) {
-      const strip = panel.querySelector("[data-role=strip]");
-      strip.replaceChildren();
+    // The text's tokens, each shaded by its score (blue raises the target, red lowers it).
+    // upto: how many tokens to show (the card stops at the explained token); pickable: the
+    // panel's strip, where a click explains that token.
+    function shadedTokens(result, container, upto, pickable) {
+      container.replaceChildren();
       const scores = result ? result.scores : [];
       const top = Math.max.apply(null, scores.map(Math.abs).concat([1e-12]));
-      tokens.forEach(function (token, index) {
+      tokens.slice(0, upto).forEach(function (token, index) {
         const explained = target && index === target.position + 1;
         const node = make("span", {
-          class: "tok" + (explained ? " selected" : ""), "data-q": index, role: "button", tabindex: "0",
-          title: "#" + index + (index < scores.length ? " · score " + scores[index].toPrecision(3) : "") + (index > 0 ? " · click to explain this token" : ""),
+          class: "tok" + (explained ? " selected" : ""), "data-q": index, role: pickable && "button", tabindex: pickable && "0",
+          title: "#" + index + (index < scores.length ? " · score " + scores[index].toPrecision(3) : "") + (pickable && index > 0 ? " · click to explain this token" : ""),
         });
         if (index < scores.length) {
           const share = scores[index] / top;
@@ -1103,8 +1106,33 @@
           node.classList.add("later");
         }
         node.appendChild(token.special ? document.createTextNode(token.text) : visibleText(token.text, true));
-        strip.appendChild(node);
+        container.appendChild(node);
       });
+    }
+
+    function drawStrip(result) {
+      shadedTokens(result, panel.querySelector("[data-role=strip]"), tokens.length, true);
+    }
+
+    // Hover explanations also show beside the hovered token, in a card over the generation view.
+    const card = make("div", { class: "attribution-card", role: "status", "data-testid": "attribution-card", hidden: "" });
+    document.body.appendChild(card);
+
+    function showCard(result, anchor) {
+      if (!anchor.isConnected) return;
+      card.replaceChildren(make("p", { class: "muted" }, "Which earlier tokens drove "));
+      card.firstChild.appendChild(make("span", { class: "tok" })).appendChild(visibleText(label(result.target), true));
+      card.firstChild.appendChild(document.createTextNode(" (by " + result.method.replace(/_/g, " ") + "; blue raised it, red lowered it):"));
+      shadedTokens(result, card.appendChild(make("div", { class: "tokens heat" })), result.position + 2, false);
+      const box = anchor.getBoundingClientRect();
+      card.style.left = Math.max(8, window.scrollX + Math.min(box.left, window.innerWidth - 520)) + "px";
+      card.style.top = window.scrollY + box.bottom + 6 + "px";
+      card.hidden = false;
+    }
+
+    function hideCard() {
+      card.hidden = true;
+      hoverAnchor = null;
     }
 
     function describe(result) {
@@ -1127,9 +1155,11 @@
       const method = panel.querySelector("[data-role=method]").value;
       const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) });
       await guarded(panel, "Attributing…", async function () {
+        const anchor = hoverAnchor;
         const result = await runJob(panel, "attribution", params);
         describe(result);
         drawStrip(result);
+        if (anchor && anchor === hoverAnchor) showCard(result, anchor);
         await chart(panel.querySelector("[data-role=scores-box]"), "attribution-" + method + "-position" + result.position, [{
           type: "bar", x: result.tokens.map(function (token, index) { return index + " " + label(token); }), y: result.scores,
           marker: { color: result.scores.map(function (score) { return score >= 0 ? "#3451d1" : "#d1495b"; }) },
@@ -1180,9 +1210,23 @@
     // Hovering a generated token in the branch view explains it (when the box is ticked).
     document.addEventListener("mouseover", function (event) {
       const token = event.target.closest && event.target.closest("#branch-view .generated [data-token-id]");
-      if (!token || !panel.querySelector("[data-role=hover]").checked) return;
+      if (!token || !panel.querySelector("[data-role=hover]").checked || token === hoverAnchor) return;
       clearTimeout(hoverTimer);
-      hoverTimer = setTimeout(function () { fromStep(Number(token.dataset.index), false); }, 350);
+      hoverTimer = setTimeout(function () {
+        hoverAnchor = token;
+        fromStep(Number(token.dataset.index), false);
+      }, 350);
+    });
+    document.addEventListener("mouseout", function (event) {
+      const from = event.target.closest && event.target.closest("#branch-view .generated [data-token-id]");
+      const to = event.relatedTarget && event.relatedTarget.closest && event.relatedTarget.closest("#branch-view .generated [data-token-id]");
+      if (from && !to) {
+        clearTimeout(hoverTimer);
+        hideCard();
+      }
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") hideCard();
     });
 
     // Explain generated token `index` of the branch (from its alternatives or a hover).

@@ -207,3 +207,15 @@ def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     panel.locator("[data-role=candidate] [name=candidate]").fill(" Paris")
     panel.locator("[data-role=candidate] button").click()
     expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("Paris")
+
+    # Hovering a generated token explains it in a card beside it, shaded by score.
+    panel.locator("[data-role=hover]").check()
+    generated = page.locator("[data-testid=generated] .gen")
+    generated.nth(1).hover()
+    card = page.locator("[data-testid=attribution-card]")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("by saliency")
+    expect(card.locator(".tok.selected")).to_have_count(1)
+    expect(card.locator(".heat .tok").first).to_have_attribute("title", re.compile("score"))
+    page.locator("h1").hover()
+    expect(card).to_be_hidden()
