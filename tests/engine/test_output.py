@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from engine.distribution import next_token_logits
 from engine.forward import CachedForward, Row
@@ -46,17 +46,8 @@ class ScaledLlama(LlamaForCausalLM):
 
 
 @pytest.mark.model
-def test_a_model_with_its_own_logit_transform_keeps_its_own_forward(smollm2):
-    config = LlamaConfig(
-        vocab_size=len(smollm2.tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    torch.manual_seed(0)
-    model = ScaledLlama(config).eval()
+def test_a_model_with_its_own_logit_transform_keeps_its_own_forward(smollm2, tiny_model_dir):
+    model = ScaledLlama.from_pretrained(tiny_model_dir).eval()
     info = replace(smollm2.info, n_layers=2, hidden_size=32)
     loaded = LoadedModel(smollm2.spec, model, smollm2.tokenizer, torch.device("cpu"), info)
     assert not reproduces_model_logits(model, loaded.device)
