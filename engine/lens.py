@@ -28,16 +28,13 @@ from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
 from engine.kvcache import PrefixCache
 from engine.loading import LoadedModel
-from engine.output import output_logits, softcapping
+from engine.output import OUTPUT_PATH_TOLERANCE, output_logits, relative_gap, softcapping
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import EngineError, InputError, TokenPiece
 
 MAX_TOP_K = 50
 MAX_CHOSEN = 20
 FINAL_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
-# The lens's last row and the model's own logits do the same arithmetic on the same vector;
-# a bigger gap (relative to the logits' size) means a final step the lens does not know.
-FINAL_TOLERANCE = 1e-4
 METHOD = (
     "The residual stream at `position` after each decoder layer (depth 0: the embeddings "
     "entering layer 0), each through the model's own final norm and unembedding (lm_head), "
@@ -388,7 +385,7 @@ def output_path_gap(loaded: LoadedModel, ids: list[int]) -> float:
     with torch.inference_mode():
         ours = layer_logits(loaded.model, residuals[-1:])[0].cpu()
     theirs = next_token_logits(loaded, ids)
-    return float((ours - theirs).abs().max()) / (1 + float(theirs.abs().max()))
+    return relative_gap(ours, theirs)
 
 
 _checked_models: weakref.WeakSet = weakref.WeakSet()
@@ -400,7 +397,7 @@ def check_output_path(loaded: LoadedModel) -> None:
     if loaded in _checked_models:
         return
     gap = output_path_gap(loaded, loaded.tokenizer("The logit lens checks itself").input_ids)
-    if not gap <= FINAL_TOLERANCE:
+    if not gap <= OUTPUT_PATH_TOLERANCE:
         raise EngineError(
             f"The logit lens cannot reproduce this model's own logits (off by {gap:.3g} of "
             "their size): it transforms its final logits in a way the lens does not know",
@@ -438,7 +435,6 @@ def normalizer_and_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def lens_rows(readout: LayerLogits, top_k: int) -> tuple[LensRow, ...]:
-    entropies = readout.entropy
     top = readout.logits.topk(top_k, dim=-1)  # values, indices: (depths, top_k)
     probabilities = (top.values - readout.log_normalizer[:, None]).exp()
     rows = []
@@ -453,7 +449,7 @@ def lens_rows(readout: LayerLogits, top_k: int) -> tuple[LensRow, ...]:
             )
         )
         layer = depth - 1 if depth else None
-        rows.append(LensRow(depth, layer, label, float(entropies[depth]), tokens))
+        rows.append(LensRow(depth, layer, label, float(readout.entropy[depth]), tokens))
     return tuple(rows)
 
 

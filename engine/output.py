@@ -21,7 +21,10 @@ import weakref
 import torch
 
 FAST_ROWS_MAX = 64  # beyond this BLAS's usual path is as fast
-OUTPUT_PATH_TOLERANCE = 1e-4  # relative to the logits' size; float rounding is ~1e-6
+# How far another path to the logits may be from the model's own, relative to their size: the
+# same arithmetic on the same vector differs by float rounding (~1e-6); more means a final step
+# the path does not know.
+OUTPUT_PATH_TOLERANCE = 1e-4
 
 
 def softcapping(model) -> float | None:
@@ -54,6 +57,11 @@ def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits.reshape(*hidden.shape[:-1], logits.shape[-1])
 
 
+def relative_gap(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    """The largest difference between two sets of logits, relative to the size of `theirs`."""
+    return float((ours - theirs).abs().max()) / (1 + float(theirs.abs().max()))
+
+
 _verdicts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _verdict_lock = threading.Lock()
 
@@ -69,6 +77,5 @@ def reproduces_model_logits(model, device: torch.device) -> bool:
             theirs = model(input_ids=ids, use_cache=False).logits.float()
             hidden = model.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
             ours = output_logits(model, hidden).float()
-            gap = float((ours - theirs).abs().max()) / (1 + float(theirs.abs().max()))
-            _verdicts[model] = gap <= OUTPUT_PATH_TOLERANCE
+            _verdicts[model] = relative_gap(ours, theirs) <= OUTPUT_PATH_TOLERANCE
         return _verdicts[model]

@@ -238,7 +238,7 @@ def test_softcapping_is_read_from_the_config(softcapped, monkeypatch):
     assert torch.allclose(lens.readout.probabilities(lens.rows[-1].top[0].id)[-1], real.max())
     assert output_path_gap(softcapped, ids) < 1e-6
     monkeypatch.setattr(output_module, "softcapping", lambda _model: None)  # a lens that forgot
-    assert output_path_gap(softcapped, ids) > 100 * lens_module.FINAL_TOLERANCE
+    assert output_path_gap(softcapped, ids) > 100 * output_module.OUTPUT_PATH_TOLERANCE
     monkeypatch.setattr(lens_module, "_checked_models", weakref.WeakSet())
     with pytest.raises(EngineError, match="cannot reproduce this model's own logits"):
         logit_lens(softcapped, "Hello there, world")
