@@ -5,6 +5,10 @@ described by its full token ids, so the cache is only an accelerator: correctnes
 what it holds. A lookup returns the longest cached prefix of the ids asked for — the branch's own
 entry (grown one token per step; cropped on undo) or, for a new branch forked from another, the
 prefix they share. Entries are evicted least recently used first under a byte budget.
+
+Keys may carry a scope (`scoped(scope, key)`: whose text it is, e.g. one person). A lookup only
+ever reuses entries of its own scope: how much of a text was already cached is itself
+information about what someone else typed, so it never crosses from one person to another.
 """
 
 from __future__ import annotations
@@ -33,6 +37,21 @@ class CachedPrefix:
     @property
     def nbytes(self) -> int:
         return sum(keys.nbytes + values.nbytes for keys, values in self.layers)
+
+
+SCOPE_SEPARATOR = "\x1f"
+
+
+def scoped(scope: str, key: str | None) -> str | None:
+    """The cache key of `key` within `scope` (None stays None; an empty scope adds nothing)."""
+    if key is None or not scope:
+        return key
+    return f"{scope}{SCOPE_SEPARATOR}{key}"
+
+
+def scope_of(key: str) -> str:
+    scope, separator, _ = key.partition(SCOPE_SEPARATOR)
+    return scope if separator else ""
 
 
 def common_prefix_length(a: torch.Tensor, b: torch.Tensor) -> int:
@@ -78,12 +97,16 @@ class PrefixCache:
     ) -> tuple[int, LayerStates]:
         """The longest cached prefix of `ids` usable for branch `key`, at most `max_length` long.
 
-        Looks at the branch's own entry first, then its `parent` (a fork), then every entry.
-        Returns (length, layer states cropped to it); (0, []) when nothing matches.
+        Looks at the branch's own entry first, then its `parent` (a fork), then every entry of
+        the same scope (never another scope's). Returns (length, layer states cropped to it);
+        (0, []) when nothing matches.
         """
+        scope = scope_of(key)
         with self._lock:
-            candidates = [self._entries.get(key), self._entries.get(parent) if parent else None]
-            candidates += list(self._entries.values())
+            same_scope = [entry for name, entry in self._entries.items() if scope_of(name) == scope]
+            if parent and scope_of(parent) == scope:
+                same_scope.insert(0, self._entries.get(parent))
+            candidates = [self._entries.get(key), *same_scope]
             best_length, best = 0, None
             for entry in candidates:
                 if entry is None:

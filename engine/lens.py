@@ -26,7 +26,7 @@ import torch
 
 from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
-from engine.kvcache import PrefixCache
+from engine.kvcache import PrefixCache, scoped
 from engine.loading import LoadedModel
 from engine.output import OUTPUT_PATH_TOLERANCE, output_logits, relative_gap, softcapping
 from engine.tokenization import read_model_sequence, token_text
@@ -344,20 +344,22 @@ def read_residuals(
     position: int,
     kv_cache: PrefixCache | None = None,
     cache_branch: str | None = None,
+    cache_scope: str = "",
 ) -> tuple[torch.Tensor, int]:
     """(residuals (depths, hidden), cached token count) at `position` of `ids`. Only
     ids[:position + 1] go through the decoder (later tokens cannot change the position), and
     no logits are computed: the lens makes its own.
 
     With kv_cache, the longest cached prefix is reused (looked for under this sequence's lens
-    key, then cache_branch, then every entry). At the last position the sequence's states are
-    stored under its lens key, so the lens at any other position of it then runs one token;
-    other positions store nothing (they would crop that entry)."""
+    key, then cache_branch, then every entry of cache_scope, never another scope's). At the last
+    position the sequence's states are stored under its lens key, so the lens at any other
+    position of it then runs one token; other positions store nothing (they would crop it)."""
     upto = torch.tensor(ids[: position + 1], dtype=torch.long)
     cached, past = 0, None
     if kv_cache is not None:
-        key = _cache_key(ids)
-        cached, states = kv_cache.lookup(key, upto, position, cache_branch)
+        key = scoped(cache_scope, _cache_key(ids))
+        branch = scoped(cache_scope, cache_branch)
+        cached, states = kv_cache.lookup(key, upto, position, branch)
         past = cache_from(states)
     with _ResidualRecorder(loaded.model) as recorder:
         loaded.model.get_decoder()(
@@ -589,6 +591,7 @@ def logit_lens(
     contrast_tokens=None,
     kv_cache: PrefixCache | None = None,
     cache_branch: str | None = None,
+    cache_scope: str = "",
     **sequence_options,
 ) -> LogitLens:
     """The logit lens (LogitLens) at `position` of `text` followed by any generated tokens
@@ -597,7 +600,7 @@ def logit_lens(
     position: default the last token; negative counts from the end. top_k: tokens listed per
     depth (1..50). chosen_ids: tokens to follow through every depth (default: the token that
     follows the position, and the last layer's top-1). contrast_tokens: optional [a, b], ids
-    or texts (see contrast()). kv_cache / cache_branch: see read_residuals."""
+    or texts (see contrast()). kv_cache / cache_branch / cache_scope: see read_residuals."""
     vocab = usable_vocab(loaded)
     top_k, asked = check_top_k(top_k), check_ids(chosen_ids, vocab, "chosen_ids")
     pair = check_contrast(contrast_tokens, loaded.tokenizer, vocab)
@@ -605,7 +608,7 @@ def logit_lens(
     ids = [token.id for token in tokenization.tokens]
     position = check_position(position, len(ids))
     check_output_path(loaded)
-    residuals, cached = read_residuals(loaded, ids, position, kv_cache, cache_branch)
+    residuals, cached = read_residuals(loaded, ids, position, kv_cache, cache_branch, cache_scope)
     readout = read_layers(loaded, residuals)
     after = position + 1
     next_id = ids[after] if after < len(ids) and ids[after] < vocab else None

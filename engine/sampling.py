@@ -28,6 +28,9 @@ STAGES = (
     "min_p",
 )
 GREEDY_STAGE = "temperature"  # temperature 0 (or greedy) keeps only the argmax
+# Below this, logits / temperature overflow float32 (1e-40 gives inf - inf = NaN and a wrong
+# pick); 0.01 already makes the top token ~e^100 times likelier than one 1 logit behind.
+MIN_TEMPERATURE = 0.01
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class SamplingParams:
 
     def __post_init__(self):
         checks = {
-            "temperature": 0.0 <= self.temperature <= 100.0,
+            "temperature": self.temperature == 0 or MIN_TEMPERATURE <= self.temperature <= 100.0,
             "top_k": isinstance(self.top_k, int) and self.top_k >= 0,
             "top_p": 0.0 < self.top_p <= 1.0,
             "min_p": 0.0 <= self.min_p <= 1.0,
@@ -56,7 +59,7 @@ class SamplingParams:
             "seed": isinstance(self.seed, int) and 0 <= self.seed < 2**63,
         }
         ranges = {
-            "temperature": "between 0 and 100 (0 means greedy)",
+            "temperature": f"0 (greedy) or between {MIN_TEMPERATURE} and 100",
             "top_k": "a whole number ≥ 0 (0 means off)",
             "top_p": "above 0 and at most 1 (1 means off)",
             "min_p": "between 0 and 1 (0 means off)",

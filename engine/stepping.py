@@ -20,7 +20,7 @@ import torch
 from engine.constraints import Constraint, ConstraintMatcher
 from engine.distribution import MAX_TOP_N, Distribution, check_token_ids, summarize
 from engine.forward import CachedForward, Row
-from engine.kvcache import PrefixCache
+from engine.kvcache import PrefixCache, scoped
 from engine.loading import LoadedModel
 from engine.sampling import SamplingParams, choose, run_pipeline
 from engine.tokenization import TextJoiner
@@ -43,6 +43,7 @@ class StepRequest:
     mode: "sample" (a seeded draw from p_final, or the argmax when params are greedy),
       "greedy" (the argmax of p_final), or "force" (append force_ids, e.g. a forced text's tokens).
     stop: stop sequences; max_new_tokens: the completion's length limit (None: the context).
+    cache_scope: whose text this is (e.g. "user:7"); cached states are reused within it only.
     """
 
     branch: str
@@ -56,6 +57,7 @@ class StepRequest:
     stop: tuple[str, ...] = ()
     max_new_tokens: int | None = None
     parent: str | None = None
+    cache_scope: str = ""
 
     @property
     def context_ids(self) -> tuple[int, ...]:
@@ -161,6 +163,15 @@ class Stepper:
             )
         check_token_ids(self.loaded, list(request.completion_ids), "completion_ids")
         check_token_ids(self.loaded, list(request.force_ids), "token_id")
+        if request.max_new_tokens is not None and request.mode == "force":
+            left = request.max_new_tokens - len(request.completion_ids)
+            if request.n_new > left:
+                raise InputError(
+                    f"The forced text is {request.n_new:,} tokens; this branch has room for "
+                    f"{max(left, 0):,} more (max new tokens: {request.max_new_tokens:,}). "
+                    "Force a shorter text; nothing was added",
+                    field="text",
+                )
         room = self.loaded.info.context_length - len(request.context_ids)
         if request.n_new > room:
             raise InputError(
@@ -238,7 +249,8 @@ class Stepper:
 
     def _row(self, request: StepRequest, extra: tuple[int, ...] = ()) -> Row:
         ids = torch.tensor(request.context_ids + tuple(extra), dtype=torch.long)
-        return Row(request.branch, ids, request.parent)
+        scope = request.cache_scope
+        return Row(scoped(scope, request.branch), ids, scoped(scope, request.parent))
 
     def _finish(
         self,
@@ -263,6 +275,13 @@ class Stepper:
             finish_reason = self._finish_reason(
                 request, completion, joiner.text, text_before, matcher
             )
+            if finish_reason and position < request.n_new - 1:
+                raise InputError(
+                    f"The forced text would end the branch ({finish_reason.replace('_', ' ')}) "
+                    f"after its token {position + 1} of {request.n_new}; force only up to "
+                    "there. Nothing was added",
+                    field="text",
+                )
             if finish_reason:
                 break
         return StepResult(request.branch, tuple(tokens), finish_reason)

@@ -111,6 +111,7 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
         params=SamplingParams.from_dict(params.get("params")),
         constraint=Constraint.from_dict(params.get("constraint")),
         top_n=int(params.get("top_n") or 20),
+        cache_scope=params.get("cache_scope") or "",
     )
     return model_stepper.step(request).tokens[0].distribution.to_dict()
 
@@ -189,6 +190,7 @@ def compute_lens(params: dict, progress: Progress | None = None) -> dict:
         contrast_tokens=params.get("contrast") or None,
         kv_cache=model_stepper.cache,
         cache_branch=params.get("cache_branch") or None,
+        cache_scope=params.get("cache_scope") or "",
         **sequence_options(params),
     ).to_dict()
 

@@ -15,6 +15,7 @@ request checks again that the link still resolves (not revoked, not hidden).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -24,6 +25,7 @@ from inspector.models import Exploration, Lesson, ShareLink
 SHARE_TOKENS = "tokenlens_share_tokens"
 LESSON_TOKENS = "tokenlens_lesson_tokens"
 VISITOR_KEY = "tokenlens_visitor_key"
+PAGE_IDS = "tokenlens_page_ids"
 INSTRUCTORS = "Instructor"
 STUDENTS = "Student"
 
@@ -65,6 +67,12 @@ def principal(request) -> str:
     return f"user:{user.pk}" if user is not None else session_key(request)
 
 
+def exploration_principal(exploration: Exploration) -> str:
+    """Whose work an exploration is, in principal()'s terms: "user:<id>" or the visitor key.
+    The worker reuses cached model states only within one principal."""
+    return f"user:{exploration.owner_id}" if exploration.owner_id else exploration.session_key
+
+
 def user_of(request):
     user = getattr(request, "user", None)
     return user if user is not None and user.is_authenticated else None
@@ -86,6 +94,18 @@ def remember_token(request, kind: str, token: str) -> None:
     tokens = list(request.session.get(kind, []))
     if token not in tokens:
         request.session[kind] = [*tokens[-49:], token]
+
+
+def new_page_id(request) -> uuid.UUID:
+    """A fresh id for one open Tokens page, remembered in this browser session only: its
+    websocket and its jobs answer to that session and no other."""
+    page_id = uuid.uuid4()
+    remember_token(request, PAGE_IDS, str(page_id))
+    return page_id
+
+
+def owns_page(session, page_id) -> bool:
+    return session is not None and str(page_id) in session.get(PAGE_IDS, [])
 
 
 def viewable_lessons(request) -> QuerySet[Lesson]:

@@ -11,7 +11,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from inspector import explorations, limits, services
+from inspector import access, explorations, limits, services
 from inspector.schema import documented
 from inspector.serializers import (
     AttentionRequestSerializer,
@@ -75,7 +75,9 @@ def _compute(request, serializer_class, kind: str) -> Response:
     """Validate the request, run the computation in a worker and wait for its result."""
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
-    result = services.compute_now(kind, dict(serializer.validated_data))
+    # Cached model states are reused only within one person's own requests (see kvcache).
+    params = {**serializer.validated_data, "cache_scope": access.principal(request)}
+    result = services.compute_now(kind, params)
     return Response(result, status=status.HTTP_200_OK)
 
 

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from inspector import broadcast
+from inspector import access, broadcast
 from inspector.models import Job
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,11 @@ class PageConsumer(GroupConsumer):
     notice = "This connection only delivers updates; use the form to ask for work."
 
     async def group_for_connection(self) -> str | None:
-        return broadcast.page_group(self.scope["url_route"]["kwargs"]["page_id"])
+        """Only the browser session that opened the page (its id is remembered there)."""
+        page_id = self.scope["url_route"]["kwargs"]["page_id"]
+        if not await database_sync_to_async(access.owns_page)(self.scope.get("session"), page_id):
+            return None
+        return broadcast.page_group(page_id)
 
     async def job_update(self, event):
         html = await self._render_job(event["job_id"])

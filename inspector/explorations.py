@@ -14,8 +14,9 @@ from django.db.models import QuerySet
 
 from engine.tasks import generate_branch_task
 from inspector import access, audit, broadcast, limits
-from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY
+from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, lock_branch
 from inspector.models import Branch, Exploration, Step
+from inspector.serializers import MAX_FORCED_CHARS
 from inspector.services import ServiceError, compute_now, dispatch
 
 
@@ -97,6 +98,11 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
     if is_generating(branch):
         raise ServiceError("This branch is generating; press Stop first", field="branch")
     limits.check_room_for_tokens(branch.length)
+    if text and len(text) > MAX_FORCED_CHARS:
+        raise ServiceError(
+            f"A forced text is at most {MAX_FORCED_CHARS:,} characters; this one has {len(text):,}",
+            field="text",
+        )
     outcome = compute_now(
         "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
     )
@@ -108,18 +114,22 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
 def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
     """A new branch holding this branch's first `at_index` tokens, then `token_id` (forced);
     the original branch stays as it is."""
-    length = branch.length
-    if at_index > length:
-        raise ServiceError(
-            f"This branch has {length} tokens; a branch can start at index 0 to {length}",
-            field="at_index",
+    with transaction.atomic():  # an undo of the parent waits (see undo)
+        lock_branch(branch.pk)
+        length = branch.length
+        if at_index > length:
+            raise ServiceError(
+                f"This branch has {length} tokens; a branch can start at index 0 to {length}",
+                field="at_index",
+            )
+        count = branch.exploration.branches.count()
+        limits.check_room_for_branch(count)
+        child = Branch.objects.create(
+            exploration=branch.exploration,
+            parent=branch,
+            fork_index=at_index,
+            label=f"branch {count + 1}",
         )
-    count = branch.exploration.branches.count()
-    limits.check_room_for_branch(count)
-    number = count + 1
-    child = Branch.objects.create(
-        exploration=branch.exploration, parent=branch, fork_index=at_index, label=f"branch {number}"
-    )
     try:
         step(child, "force", token_id=token_id)
     except ServiceError as error:
@@ -131,21 +141,27 @@ def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
 
 
 def undo(branch: Branch) -> Step:
-    """Remove the branch's last own token (inherited ones belong to the parent branch)."""
-    last = branch.steps.order_by("-index").first()
-    if last is None:
-        raise ServiceError(
-            "This branch has no token of its own to undo; its tokens belong to the branch it "
-            "started from",
-            field="branch",
-        )
-    if branch.children.filter(fork_index__gt=last.index).exists():
-        raise ServiceError(
-            "Another branch starts after this token; delete that branch first", field="branch"
-        )
+    """Remove the branch's last own token (inherited ones belong to the parent branch).
+
+    The branch row is locked while the last token is read and deleted, so an undo racing a
+    step removes exactly one token: the step's save then sees the prefix changed and keeps
+    nothing (generation.save_result)."""
     if is_generating(branch):
         raise ServiceError("This branch is generating; press Stop first", field="branch")
     with transaction.atomic():
+        lock_branch(branch.pk)
+        last = branch.steps.order_by("-index").first()
+        if last is None:
+            raise ServiceError(
+                "This branch has no token of its own to undo; its tokens belong to the branch "
+                "it started from",
+                field="branch",
+            )
+        if branch.children.filter(fork_index__gt=last.index).exists():
+            raise ServiceError(
+                "Another branch starts after this token; delete that branch first",
+                field="branch",
+            )
         last.delete()
         Branch.objects.filter(pk=branch.pk).update(finish_reason="")
     branch.finish_reason = ""
@@ -243,6 +259,7 @@ def next_distribution(branch: Branch, params: dict) -> dict:
             "constraint": exploration.constraint,
             "top_n": 20,
             "cache_branch": str(branch.pk),
+            "cache_scope": access.exploration_principal(exploration),
         },
     )
 

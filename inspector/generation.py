@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from engine.constraints import Constraint
@@ -18,6 +19,7 @@ from engine.distribution import prompt_ids
 from engine.sampling import SamplingParams
 from engine.stepping import StepRequest, StepResult
 from engine.types import EngineError, InputError
+from inspector.access import exploration_principal
 from inspector.models import Branch, Step
 
 TOP_N = 20
@@ -64,7 +66,21 @@ def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) 
         top_n=TOP_N,
         stop=tuple(exploration.stop or ()),
         max_new_tokens=exploration.max_new_tokens,
+        cache_scope=exploration_principal(exploration),
     )
+
+
+def check_branch_room(request: StepRequest) -> None:
+    """A step that would take the branch past TOKENLENS_MAX_STEPS_PER_BRANCH is refused whole
+    (a forced text is never cut short without saying so)."""
+    limit = settings.TOKENLENS_MAX_STEPS_PER_BRANCH
+    left = limit - len(request.completion_ids)
+    if request.n_new > left:
+        raise InputError(
+            f"This step adds {request.n_new:,} tokens; the branch has room for {max(left, 0):,} "
+            f"more (the limit is {limit:,} tokens a branch). Nothing was added",
+            field="text" if request.mode == "force" else "branch",
+        )
 
 
 def storable(value):
@@ -80,9 +96,14 @@ def storable(value):
     return value
 
 
-def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
-    """Write the steps of one result; a step already taken at that index (another tab, another
-    worker) is refused and nothing of this result is kept."""
+def save_result(branch: Branch, result: StepResult, params: dict, computed_on) -> list[Step]:
+    """Write the steps of one result, if the branch still holds exactly `computed_on` (the
+    completion the step was computed from) and has not ended. Another step, an undo or a
+    generation that got there first means nothing of this result is kept: a clear error, and
+    the branch stays as the other operation left it.
+
+    The branch row is locked for the check and the write (SQLite: the IMMEDIATE transaction
+    takes the write lock), so step, undo and fork on one branch happen one after another."""
     steps = [
         Step(
             branch=branch,
@@ -102,15 +123,29 @@ def save_result(branch: Branch, result: StepResult, params: dict) -> list[Step]:
     ]
     try:
         with transaction.atomic():
+            locked = lock_branch(branch.pk)
+            if locked.finish_reason or tuple(locked.token_ids()) != tuple(computed_on):
+                raise BranchChanged()
             Step.objects.bulk_create(steps)
             if result.finish_reason:
                 Branch.objects.filter(pk=branch.pk).update(finish_reason=result.finish_reason)
-    except IntegrityError:
+    except (IntegrityError, BranchChanged):
         raise InputError(
-            "Another step was taken at this position meanwhile; reload to see it", field="branch"
+            "The branch changed while this step was computed (another tab or person stepped, "
+            "undid or generated); nothing was saved. Reload to see it as it is",
+            field="branch",
         ) from None
     branch.finish_reason = result.finish_reason or ""
     return steps
+
+
+class BranchChanged(Exception):
+    """The branch no longer holds the tokens a step was computed from."""
+
+
+def lock_branch(branch_id) -> Branch:
+    """The branch's row, locked until the end of the transaction (select_for_update)."""
+    return Branch.objects.select_for_update().get(pk=branch_id)
 
 
 def _open_branch(branch_id: str) -> Branch:
@@ -136,8 +171,9 @@ def step_branch(params: dict, stepper_for) -> dict:
     request = build_request(
         branch, stepper, params.get("mode", "sample"), params.get("token_id"), params.get("text")
     )
+    check_branch_room(request)
     result = stepper.step(request)
-    steps = save_result(branch, result, branch.exploration.params)
+    steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
     return {
         "branch": str(branch.pk),
         "step_ids": [step.pk for step in steps],
@@ -177,7 +213,7 @@ def generate_branch(params: dict, stepper_for) -> dict:
         while not cache.get(STOP_KEY.format(branch=branch_id)):
             cache.set(GENERATING_KEY.format(branch=branch_id), True, GENERATING_TTL_SECONDS)
             result = stepper.step(request)
-            steps = save_result(branch, result, branch.exploration.params)
+            steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
             broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
             if result.finish_reason:
                 reason = result.finish_reason

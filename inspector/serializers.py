@@ -17,6 +17,8 @@ from inspector import services
 from inspector.models import Branch, Exploration, Step
 
 TEXT_CHECKS = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
+# A forced text is read token by token into the branch: a few paragraphs at most.
+MAX_FORCED_CHARS = 4000
 
 
 def storable_json(value) -> None:
@@ -230,7 +232,9 @@ class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer)
 class StepRequestSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["sample", "greedy", "force"], default="sample")
     token_id = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    text = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_FORCED_CHARS
+    )
 
     def validate(self, data):
         if data["mode"] == "force" and data.get("token_id") is None and not data.get("text"):

@@ -1,11 +1,9 @@
-import uuid
-
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from inspector import services
+from inspector import access, services
 from inspector.forms import TokenizeForm
 from inspector.models import Job
 
@@ -26,7 +24,9 @@ def _get_job_for_session(request: HttpRequest, job_id) -> Job:
 
 
 def _page(request: HttpRequest, form: TokenizeForm, job: Job | None = None, status: int = 200):
-    page_id = form["page_id"].value() or uuid.uuid4()
+    page_id = form["page_id"].value()
+    if not access.owns_page(request.session, page_id):
+        page_id = access.new_page_id(request)
     context = {
         "form": form,
         "job": job,
@@ -39,7 +39,7 @@ def _page(request: HttpRequest, form: TokenizeForm, job: Job | None = None, stat
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     _session_key(request)
-    return _page(request, TokenizeForm(initial={"page_id": uuid.uuid4()}))
+    return _page(request, TokenizeForm(initial={"page_id": access.new_page_id(request)}))
 
 
 @require_POST
@@ -49,10 +49,12 @@ def tokenize(request: HttpRequest) -> HttpResponse:
         if request.htmx:
             return render(request, f"{HOME}#tokenize-form", {"form": form}, status=422)
         return _page(request, form, status=400)
+    page_id = form.cleaned_data["page_id"]
     job = services.start_job(
         "tokenize",
         form.job_params(),
-        page_id=form.cleaned_data["page_id"],
+        # Results are pushed only to a page this session opened (see access.new_page_id).
+        page_id=page_id if access.owns_page(request.session, page_id) else None,
         session_key=_session_key(request),
     )
     if request.htmx:
@@ -65,7 +67,7 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     job = _get_job_for_session(request, job_id)
     if request.htmx:
         return render(request, f"{HOME}#job-status", {"job": job})
-    form = TokenizeForm(initial={**job.params, "page_id": uuid.uuid4()})
+    form = TokenizeForm(initial={**job.params, "page_id": access.new_page_id(request)})
     return _page(request, form, job=job)
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from engine.kvcache import PrefixCache, common_prefix_length
+from engine.kvcache import PrefixCache, common_prefix_length, scoped
 
 
 def states(length: int, layers: int = 2):
@@ -47,3 +47,16 @@ def test_an_entry_larger_than_the_budget_is_not_kept():
     cache = PrefixCache(budget_bytes=100)
     cache.store("big", ids(1, 2, 3), states(3))
     assert cache.keys() == []
+
+
+def test_a_lookup_never_reuses_another_scopes_entries():
+    """How much of a text is cached tells what someone typed: scopes never share entries."""
+    cache = PrefixCache(budget_bytes=10**6)
+    cache.store(scoped("user:1", "private"), ids(5, 6, 7, 8), states(4))
+    assert cache.lookup(scoped("user:2", "probe"), ids(5, 6, 7, 9), 4) == (0, [])
+    private = scoped("user:1", "private")
+    probe_parent = cache.lookup(scoped("user:2", "probe"), ids(5, 6, 7), 3, private)
+    assert probe_parent == (0, [])
+    assert cache.lookup("unscoped", ids(5, 6, 7), 3)[0] == 0
+    length, _ = cache.lookup(scoped("user:1", "fork"), ids(5, 6, 7, 9), 4)
+    assert length == 3

@@ -15,6 +15,7 @@ from transformers import (
 
 from engine.distribution import next_token_logits, prompt_ids
 from engine.sampling import (
+    MIN_TEMPERATURE,
     PRESETS,
     STAGES,
     SamplingParams,
@@ -103,6 +104,8 @@ def test_a_constraint_that_allows_nothing_is_an_error():
     [
         ("temperature", -0.1),
         ("temperature", math.nan),
+        ("temperature", 1e-40),
+        ("temperature", 0.005),
         ("top_k", -1),
         ("top_p", 0.0),
         ("top_p", 1.5),
@@ -117,6 +120,15 @@ def test_it_rejects_out_of_range_parameters_naming_them(name, value):
     with pytest.raises(InputError, match=name) as caught:
         SamplingParams(**{name: value})
     assert caught.value.field == name
+
+
+def test_the_smallest_temperature_allowed_still_picks_the_argmax_with_finite_probabilities():
+    logits = torch.tensor([30.0, 29.9, -5.0, 12.0] * 1000)
+    logits[393] = 30.5
+    result = run_pipeline(logits, SamplingParams(temperature=MIN_TEMPERATURE))
+    assert torch.isfinite(result.p_final).all()
+    assert int(result.p_final.argmax()) == 393
+    assert choose(result, SamplingParams(temperature=MIN_TEMPERATURE), 0) == 393
 
 
 def test_unknown_parameters_are_rejected():

@@ -25,13 +25,41 @@ def _done_job(page_id):
     )
 
 
+def _session_with_pages(*page_ids) -> str:
+    """A browser session that opened these Tokens pages (as the home page remembers them)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from inspector.access import PAGE_IDS
+
+    session = SessionStore()
+    session[PAGE_IDS] = [str(page_id) for page_id in page_ids]
+    session.create()
+    return session.session_key
+
+
+async def _open_page_socket(page_id, session_key=None):
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if session_key is None:
+        session_key = await database_sync_to_async(_session_with_pages)(page_id)
+    if session_key:
+        headers.append((b"cookie", f"sessionid={session_key}".encode()))
+    communicator = WebsocketCommunicator(application, f"/ws/pages/{page_id}/", headers=headers)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
 async def _connect(page_id):
-    communicator = WebsocketCommunicator(
-        application, f"/ws/pages/{page_id}/", headers=[(b"origin", b"http://127.0.0.1")]
-    )
-    connected, _ = await communicator.connect()
+    communicator, connected, _ = await _open_page_socket(page_id)
     assert connected
     return communicator
+
+
+async def test_only_the_session_that_opened_a_page_may_follow_it():
+    page_id = uuid.uuid4()
+    other_session = await database_sync_to_async(_session_with_pages)(uuid.uuid4())
+    for session_key in ("", other_session):
+        communicator, connected, code = await _open_page_socket(page_id, session_key)
+        assert not connected and code == 4403
 
 
 async def test_a_job_update_arrives_as_html_for_that_page_only():

@@ -147,3 +147,15 @@ def test_model_loading_progress_reaches_the_page(
         browser.post("/tokenize/", _form(model=key), **HTMX)
     assert ("running", f"Loading {tiny_model_dir.name} weights") in seen
     assert seen[-1] == ("done", "")
+
+
+def test_a_job_reaches_only_a_page_this_session_opened(browser, django_capture_on_commit_callbacks):
+    from inspector.access import PAGE_IDS
+
+    own_page = browser.session[PAGE_IDS][-1]
+    someone_elses_page = str(uuid.uuid4())
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post("/tokenize/", _form(page_id=own_page), **HTMX)
+        browser.post("/tokenize/", _form(page_id=someone_elses_page), **HTMX)
+    pages = [str(page) if page else None for page in Job.objects.values_list("page_id", flat=True)]
+    assert sorted(pages, key=str) == sorted([own_page, None], key=str)
