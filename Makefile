@@ -6,12 +6,20 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install models migrate worker browser lint format bench clean
+.PHONY: run dev test install models migrate worker browser lint format bench clean
 
+# `make run` is what a class sees: never Django's debug pages (they list every URL and setting),
+# static files collected and served by WhiteNoise, the demo accounts made on an empty database.
+run: export DEBUG = false
+run: export TOKENLENS_DEMO ?= true
 run: install models migrate ## start the app at http://127.0.0.1:8000 (embedded default)
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	@echo "TokenLens is starting at http://$(HOST):$(PORT)/"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) tokenlens_site.asgi:application
+
+dev: export DEBUG = true
+dev: install models migrate ## for developers: debug pages, reload on code changes
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 test: install browser models ## run the whole test suite
 	$(BIN)/python manage.py collectstatic --noinput -v 0

@@ -66,3 +66,11 @@ def test_the_app_talks_to_the_compose_database_and_redis():
     env = SERVICES["web"]["environment"]
     assert "@db:5432/" in env["TOKENLENS_DATABASE_URL"]
     assert env["TOKENLENS_REDIS_URL"].startswith("redis://redis:6379")
+
+
+def test_no_secret_goes_into_the_image():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"var/", ".env", ".venv/"} <= set(ignored)  # var/secret_key, the database, models
+    build_steps = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if "RUN" in line]
+    collect = next(line for line in build_steps if "collectstatic" in line)
+    assert "SECRET_KEY=" in collect, "without it, settings would write var/secret_key in the image"

@@ -9,6 +9,7 @@ TOKENLENS_DATABASE_URL switches the database (PostgreSQL via psycopg 3).
 from __future__ import annotations
 
 import os
+import secrets
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str) -> str:
@@ -26,8 +27,9 @@ def env_str(name: str, default: str) -> str:
 
 
 def env_bool(name: str, default: bool) -> bool:
+    """true/false (1/0, yes/no, on/off); unset or empty (`NAME=` in an .env file) is `default`."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
     if value in _TRUE:
@@ -51,14 +53,69 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def secret_key_from_file(path: Path) -> str:
+    """The secret key kept in `path`, made once (random, readable by its owner only) when the
+    file does not exist yet, so sessions and reset links outlive a restart without a key in the
+    environment. Two processes starting together get the same key."""
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = _create_secret_key(path)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"Cannot read the secret key file {path}: {exc}") from exc
+    if len(key) < 50:
+        raise ImproperlyConfigured(
+            f"{path} holds no usable secret key (under 50 characters): delete it to have a new "
+            "one made, or set SECRET_KEY"
+        )
+    return key
+
+
+def _create_secret_key(path: Path) -> str:
+    key = secrets.token_urlsafe(64)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, "w") as draft_file:
+            draft_file.write(key + "\n")
+        try:
+            os.link(draft, path)  # atomic, and never over a key another process just made
+        except FileExistsError:
+            return path.read_text().strip()
+        finally:
+            draft.unlink()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and the secret key file {path} cannot be made: {exc}"
+        ) from exc
+    return key
+
+
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is false")
-    SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+TOKENLENS_SECRET_KEY_FILE = Path(
+    env_str("TOKENLENS_SECRET_KEY_FILE", "") or BASE_DIR / "var" / "secret_key"
+)
+SECRET_KEY = env_str("SECRET_KEY", "") or secret_key_from_file(TOKENLENS_SECRET_KEY_FILE)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# HTTPS. Off by default, so `make run` serves plain http://127.0.0.1:8000; a deployment behind
+# TLS sets TOKENLENS_HTTPS=true (secure cookies, redirect to https, a year of HSTS), and each
+# setting below can still be set on its own.
+TOKENLENS_HTTPS = env_bool("TOKENLENS_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", TOKENLENS_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", TOKENLENS_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", TOKENLENS_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if TOKENLENS_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", TOKENLENS_HTTPS)
+# Consent to browsers' built-in HSTS list, which is hard to leave: only ever on purpose.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The header a TLS-terminating proxy sets to "https" (e.g. X-Forwarded-Proto); trusted only when
+# named, since a client could send it too.
+_PROXY_SSL_HEADER = env_str("SECURE_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
 
 VAR_DIR = BASE_DIR / "var"
 TOKENLENS_MODEL_CACHE = Path(env_str("TOKENLENS_MODEL_CACHE", str(VAR_DIR / "models")))
