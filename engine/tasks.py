@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import socket
 import threading
+import time
 
 from celery import shared_task
 
@@ -33,6 +35,7 @@ _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
 LOADED_KEY = "tokenlens:loaded:{key}"
 LOADED_TTL_SECONDS = 600
+EXPIRED = "This request waited too long for a worker and was dropped; try again"
 
 
 def _publish_loaded(loaded: LoadedModel) -> None:
@@ -225,7 +228,11 @@ COMPUTATIONS = {
 
 
 def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:
-    """Run one computation; returns {"result": ...} or {"error": {"field", "message"}}."""
+    """Run one computation; returns {"result": ...} or {"error": {"field", "message"}}.
+    Work that starts after params["expires_at"] (whoever asked has been told it failed) is
+    not done."""
+    if time.time() > params.get("expires_at", math.inf):
+        return {"error": {"field": "non_field_errors", "message": EXPIRED}}
     try:
         return {"result": COMPUTATIONS[kind](params, progress)}
     except EngineError as exc:

@@ -7,17 +7,22 @@ the worker writes the steps (inspector.generation) so every front door sees the 
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
 from engine.tasks import generate_branch_task
-from inspector import access, audit, broadcast, limits
+from inspector import access, audit, broadcast, leases, limits
 from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, lock_branch
 from inspector.models import Branch, Exploration, Step
 from inspector.serializers import MAX_FORCED_CHARS
 from inspector.services import ServiceError, compute_now, dispatch
+
+logger = logging.getLogger(__name__)
 
 
 def explorations_for(request) -> QuerySet[Exploration]:
@@ -187,36 +192,52 @@ def delete_branch(branch: Branch) -> None:
 
 
 def is_generating(branch: Branch) -> bool:
-    return bool(cache.get(GENERATING_KEY.format(branch=branch.pk)))
+    """Whether a generation holds this branch's lease: queued (waiting for a worker) or running
+    (its worker renews the lease; a dead worker's lease lapses, see inspector.leases).
+    False while Redis is unreachable: then nothing can generate, and pages still render."""
+    try:
+        return leases.store().holder(GENERATING_KEY.format(branch=branch.pk)) is not None
+    except Exception:
+        logger.warning("Leases unreachable; showing branch %s as not generating", branch.pk)
+        return False
 
 
 def start_generation(branch: Branch, delay_ms=0) -> None:
-    """Generate to the end in the worker; steps reach the open pages as they are made."""
+    """Generate to the end in the worker; steps reach the open pages as they are made.
+
+    The lease is taken here for as long as the queued message may wait; a worker that gets
+    the message later than that finds the lease gone and does nothing."""
     if branch.finish_reason:
         raise ServiceError(
             f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); undo or branch "
             "off to go on",
             field="branch",
         )
-    if is_generating(branch):
-        raise ServiceError("This branch is already generating", field="branch")
     limits.check_room_for_tokens(branch.length)
     try:
         delay = int(delay_ms or 0)
     except (TypeError, ValueError):
         raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
+    key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()
+    queued_for = settings.TOKENLENS_TASK_TIMEOUT
+    if not leases.store().acquire(key, token, queued_for):
+        raise ServiceError("This branch is already generating", field="branch")
     cache.delete_many([STOP_KEY.format(branch=branch.pk), OUTCOME_KEY.format(branch=branch.pk)])
-    cache.set(GENERATING_KEY.format(branch=branch.pk), True, 30)
     params = {
         "branch": str(branch.pk),
         "exploration": str(branch.exploration_id),
         "delay_ms": delay,
+        "lease": token,
     }
-    try:
-        transaction.on_commit(lambda: dispatch(generate_branch_task, [params]))
-    except ServiceError:
-        cache.delete(GENERATING_KEY.format(branch=branch.pk))
-        raise
+
+    def send() -> None:
+        try:
+            dispatch(generate_branch_task, [params], expires=queued_for)
+        except ServiceError:
+            leases.store().release(key, token)
+            raise
+
+    transaction.on_commit(send)
 
 
 def stop_generation(branch: Branch) -> None:

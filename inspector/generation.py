@@ -7,6 +7,8 @@ web request directly. Errors are EngineErrors so they travel back as {"error": .
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import replace
 from functools import lru_cache
@@ -19,6 +21,7 @@ from engine.distribution import prompt_ids
 from engine.sampling import SamplingParams
 from engine.stepping import StepRequest, StepResult
 from engine.types import EngineError, InputError
+from inspector import leases
 from inspector.access import exploration_principal
 from inspector.models import Branch, Step
 
@@ -173,6 +176,8 @@ def step_branch(params: dict, stepper_for) -> dict:
     )
     check_branch_room(request)
     result = stepper.step(request)
+    if time.time() > params.get("expires_at", math.inf):
+        raise InputError("This step took too long and was not saved; try again", field="branch")
     steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
     return {
         "branch": str(branch.pk),
@@ -185,9 +190,6 @@ def step_branch(params: dict, stepper_for) -> dict:
 GENERATING_KEY = "tokenlens:generating:{branch}"
 STOP_KEY = "tokenlens:stop:{branch}"
 OUTCOME_KEY = "tokenlens:generation-outcome:{branch}"
-# A running generation refreshes its flag every step; if its worker dies the flag lapses, so
-# the page offers to generate again instead of waiting forever.
-GENERATING_TTL_SECONDS = 30
 MAX_DELAY_MS = 2000
 
 
@@ -195,39 +197,58 @@ def generate_branch(params: dict, stepper_for) -> dict:
     """Sample steps on a branch until it finishes or someone presses Stop; each step is saved
     and pushed to the exploration's open pages as it comes.
 
-    params: {"branch": id, "exploration": id, "delay_ms": pause between steps (speed control)}.
+    params: {"branch": id, "exploration": id, "delay_ms": pause between steps (speed control),
+    "lease": the token of the lease the web side took when it queued this generation}.
+    Runs only while it holds that lease (see inspector.leases): a redelivered or superseded
+    message does nothing, and a generation whose lease was lost stops before its next save.
     """
     from django.core.cache import cache
 
     from inspector import broadcast
 
     branch_id, exploration_id = params["branch"], params["exploration"]
+    key, token = GENERATING_KEY.format(branch=branch_id), params.get("lease") or ""
+    seconds = settings.TOKENLENS_LEASE_SECONDS
+    if not token or not leases.store().renew(key, token, seconds):
+        return {"branch": branch_id, "reason": "not_held", "message": ""}
     delay = min(max(int(params.get("delay_ms") or 0), 0), MAX_DELAY_MS) / 1000
     reason, message = "stopped", ""
     try:
-        # The branch is read once; the loop keeps its tokens in memory (a step taken meanwhile
-        # elsewhere collides on the unique index and stops the generation with a message).
-        branch = _open_branch(branch_id)
-        stepper = stepper_for(branch.exploration.model_key)
-        request = build_request(branch, stepper, "sample")
-        while not cache.get(STOP_KEY.format(branch=branch_id)):
-            cache.set(GENERATING_KEY.format(branch=branch_id), True, GENERATING_TTL_SECONDS)
-            result = stepper.step(request)
-            steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
-            broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
-            if result.finish_reason:
-                reason = result.finish_reason
-                break
-            new_ids = tuple(token.id for token in result.tokens)
-            request = replace(request, completion_ids=request.completion_ids + new_ids)
-            if delay:
-                time.sleep(delay)
+        with leases.Heartbeat(key, token, seconds) as heartbeat:
+            reason = _generate(branch_id, exploration_id, stepper_for, delay, heartbeat)
     except EngineError as error:
         reason, message = "error", error.message
     finally:
-        cache.set(OUTCOME_KEY.format(branch=branch_id), [reason, message], 600)
-        cache.delete_many(
-            [GENERATING_KEY.format(branch=branch_id), STOP_KEY.format(branch=branch_id)]
-        )
+        with contextlib.suppress(Exception):  # Redis gone: the lease lapses by itself
+            cache.set(OUTCOME_KEY.format(branch=branch_id), [reason, message], 600)
+            cache.delete(STOP_KEY.format(branch=branch_id))
+            leases.store().release(key, token)
         broadcast.generation_done(exploration_id, branch_id, reason, message)
     return {"branch": branch_id, "reason": reason, "message": message}
+
+
+def _generate(branch_id, exploration_id, stepper_for, delay: float, heartbeat) -> str:
+    """The generation loop; returns why it ended ("stopped" or a finish reason)."""
+    from django.core.cache import cache
+
+    from inspector import broadcast
+
+    # The branch is read once; the loop keeps its tokens in memory (a step taken meanwhile
+    # elsewhere changes the prefix, so its save is refused and the generation stops).
+    branch = _open_branch(branch_id)
+    stepper = stepper_for(branch.exploration.model_key)
+    request = build_request(branch, stepper, "sample")
+    while not cache.get(STOP_KEY.format(branch=branch_id)):
+        check_branch_room(request)
+        result = stepper.step(request)
+        if heartbeat.lost.is_set():
+            raise InputError("This generation lost its lease (its worker was presumed gone)")
+        steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
+        broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
+        if result.finish_reason:
+            return result.finish_reason
+        new_ids = tuple(token.id for token in result.tokens)
+        request = replace(request, completion_ids=request.completion_ids + new_ids)
+        if delay:
+            time.sleep(delay)
+    return "stopped"

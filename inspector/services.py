@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from engine.loading import build_catalog, inspect_prepared, is_prepared
 from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
 from engine.types import ModelSpec
-from inspector import broadcast
+from inspector import broadcast, worker_heartbeat
 from inspector.models import Job
 
 logger = logging.getLogger(__name__)
@@ -91,8 +91,12 @@ def catalog_entries() -> list[dict]:
     return entries
 
 
-def _apply_in_thread(task, args: list) -> None:
-    """Run a task in the worker thread, with a fresh database connection each time."""
+def _apply_in_thread(task, args: list, deadline: float | None) -> None:
+    """Run a task in the worker thread, with a fresh database connection each time; work
+    whose deadline passed while it waited is dropped (whoever asked was told it failed)."""
+    if deadline is not None and time.monotonic() > deadline:
+        logger.info("Dropped %s: it waited past its deadline", task.name)
+        return
     close_old_connections()
     try:
         task.apply(args=args)
@@ -100,37 +104,57 @@ def _apply_in_thread(task, args: list) -> None:
         connections.close_all()
 
 
-def _send(task, args: list) -> None:
+def _send(task, args: list, expires: float | None = None) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         task.apply(args=args)
     elif settings.TOKENLENS_TASKS_IN_PROCESS:
-        _in_process_executor().submit(_apply_in_thread, task, args)
+        deadline = time.monotonic() + expires if expires else None
+        _in_process_executor().submit(_apply_in_thread, task, args, deadline)
     else:
-        task.apply_async(args=args, retry=False)
+        require_worker()
+        task.apply_async(args=args, retry=False, expires=expires)
 
 
-def dispatch(task, args: list) -> None:
-    """Queue a task for a worker; ServiceError (503) when the queue is unreachable."""
+def dispatch(task, args: list, expires: float | None = None) -> None:
+    """Queue a task for a worker (dropped unstarted after `expires` seconds); ServiceError
+    (503) when the queue is unreachable or no worker is alive."""
     try:
-        _send(task, args)
+        _send(task, args, expires)
+    except ServiceError:
+        raise
     except Exception as exc:
         logger.warning("Could not queue %s: %s", task.name, exc)
-        raise ServiceError(
-            "The task queue (Redis) is unreachable, so no worker can compute this. "
-            "Start Redis and a worker (`make worker`), then try again.",
-            status=503,
-        ) from exc
+        raise ServiceError(QUEUE_DOWN, status=503) from exc
+
+
+QUEUE_DOWN = (
+    "The task queue (Redis) is unreachable, so no worker can compute this. "
+    "Start Redis and a worker (`make worker`), then try again."
+)
+NO_WORKER = (
+    "No worker is running to compute this (none has reported in the last "
+    "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
+)
+
+
+def require_worker() -> None:
+    """ServiceError (503) at once when no Celery worker has sent a heartbeat lately, instead
+    of queueing work that nobody will take (see worker_heartbeat)."""
+    try:
+        alive = worker_heartbeat.any_alive()
+    except Exception as exc:
+        raise ServiceError(QUEUE_DOWN, status=503) from exc
+    if not alive:
+        seconds = worker_heartbeat.HEARTBEAT_TTL_SECONDS
+        raise ServiceError(NO_WORKER.format(seconds=seconds), status=503)
 
 
 def _dispatch_job(job: Job) -> None:
     try:
-        _send(run_job_task, [str(job.pk)])
+        _send(run_job_task, [str(job.pk)], expires=settings.TOKENLENS_TASK_TIMEOUT)
     except Exception as exc:  # broker down: say so instead of spinning forever
         logger.warning("Could not queue job %s: %s", job.pk, exc)
-        job.fail(
-            "The task queue (Redis) is unreachable, so no worker can compute this. "
-            "Start Redis and a worker (`make worker`), then try again."
-        )
+        job.fail(exc.message if isinstance(exc, ServiceError) else QUEUE_DOWN)
         broadcast.job_updated(job.page_id, job.pk)
 
 
@@ -151,15 +175,22 @@ def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -
 def compute_now(kind: str, params: dict) -> dict:
     """Run a computation in the worker and wait for it (the synchronous API)."""
     timeout = settings.TOKENLENS_TASK_TIMEOUT
+    # The worker drops the work if it starts too late, and a step is not saved after this.
+    params = {**params, "expires_at": time.time() + timeout}
     try:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             outcome = compute(kind, params)
         elif settings.TOKENLENS_TASKS_IN_PROCESS:
-            outcome = _in_process_executor().submit(compute, kind, params).result(timeout)
+            future = _in_process_executor().submit(compute, kind, params)
+            try:
+                outcome = future.result(timeout)
+            finally:
+                future.cancel()  # still queued: it never runs
         else:
-            outcome = compute_task.apply_async(args=[kind, params], retry=False).get(
-                timeout=timeout
-            )
+            require_worker()
+            outcome = compute_task.apply_async(
+                args=[kind, params], retry=False, expires=timeout
+            ).get(timeout=timeout)
     except (FutureTimeout, CeleryTimeout) as exc:
         raise ServiceError(
             f"No worker answered within {timeout} s; is a worker running (`make worker`)?",

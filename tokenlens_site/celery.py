@@ -4,12 +4,30 @@
 fork-safe, so a prefork pool must never load a model in its parent.
 """
 
+import contextlib
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 app = Celery("tokenlens")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.include = ["engine.tasks"]
+
+
+@worker_ready.connect
+def _start_heartbeat(**_):
+    """Tell the web processes this worker is alive (inspector.worker_heartbeat)."""
+    from inspector import worker_heartbeat
+
+    worker_heartbeat.start_beating()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_):
+    from inspector import worker_heartbeat
+
+    with contextlib.suppress(Exception):
+        worker_heartbeat.stop(worker_heartbeat.worker_name())

@@ -1,0 +1,80 @@
+"""What a person gets when a service is down or a request is too big, instead of a 500.
+
+- Redis (the queue, the channel layer, leases, the rate limiter) unreachable: the API answers
+  its JSON error with 503; a page answers 503 with the banner that says what is wrong. Nothing
+  saved is touched: explorations live in the database.
+- Any other unhandled error under /api/ is the API's JSON error with 500, never HTML.
+- A body over the limits is a 413 before anything reads it (JSON under /api/).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
+
+REDIS_DOWN = (
+    "Redis is unreachable, so nothing can be computed or queued right now. Your saved work "
+    "is safe; try again once Redis is back."
+)
+
+
+def _is_outage(exc: BaseException | None) -> bool:
+    """Whether exc (or what caused it) is a failure to reach Redis or the broker."""
+    import redis
+    from kombu.exceptions import OperationalError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, redis.RedisError | OperationalError | ConnectionRefusedError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def api_error(message: str, status: int, field: str = "non_field_errors") -> JsonResponse:
+    return JsonResponse({"error": {"field": field, "message": message}}, status=status)
+
+
+def _body_limit(request: HttpRequest) -> int:
+    if request.content_type == "multipart/form-data":
+        return settings.TOKENLENS_MAX_UPLOAD_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+class OutageMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = _body_limit(request)
+        if length > limit:
+            message = f"The request body is {length:,} bytes; the limit is {limit:,} bytes"
+            if is_api(request):
+                return api_error(message, 413, field="body")
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if _is_outage(exc):
+            logger.warning("Redis unreachable during %s %s: %s", request.method, request.path, exc)
+            if is_api(request):
+                return api_error(REDIS_DOWN, 503)
+            html = render_to_string("503.html", {"message": REDIS_DOWN}, request=request)
+            return HttpResponse(html, status=503)
+        if is_api(request):
+            logger.exception("Unhandled error in %s %s", request.method, request.path)
+            return api_error("The server failed to answer this request; it was logged", 500)
+        return None
