@@ -123,9 +123,21 @@ TOKENLENS_DEVICE = env_str("TOKENLENS_DEVICE", "auto")
 TOKENLENS_DEFAULT_MODEL = env_str("TOKENLENS_DEFAULT_MODEL", "smollm2-135m-instruct")
 TOKENLENS_EXTRA_MODELS = env_list("TOKENLENS_EXTRA_MODELS")
 TOKENLENS_TASK_TIMEOUT = env_int("TOKENLENS_TASK_TIMEOUT", 180)
+# Jobs (and their results) are deleted once unchanged for this long (inspector/job_expiry.py).
+TOKENLENS_JOB_TTL_HOURS = env_int("TOKENLENS_JOB_TTL_HOURS", 24)
+if TOKENLENS_JOB_TTL_HOURS < 1:
+    raise ImproperlyConfigured(
+        f"TOKENLENS_JOB_TTL_HOURS must be at least 1 (a page may still be following a job), "
+        f"got {TOKENLENS_JOB_TTL_HOURS}"
+    )
+# A running generate-to-end renews its lease this often (a third of it); a dead worker's
+# generation is reported stopped once its lease lapses.
+TOKENLENS_LEASE_SECONDS = env_int("TOKENLENS_LEASE_SECONDS", 15)
 # Key/value caches of branches kept per model in each worker (least recently used evicted).
 TOKENLENS_KV_CACHE_MB = env_int("TOKENLENS_KV_CACHE_MB", 1024)
 TOKENLENS_MAX_TEXT_CHARS = env_int("TOKENLENS_MAX_TEXT_CHARS", 200_000)
+# A multipart request (an exploration or lesson file to import) is refused (413) above this.
+TOKENLENS_MAX_UPLOAD_BYTES = env_int("TOKENLENS_MAX_UPLOAD_BYTES", 10 * 2**20)
 # Generation requests (step, generate to the end, branch) per user or visitor: "<n>/<s|m|h|d>".
 TOKENLENS_GENERATION_RATE = env_str("TOKENLENS_GENERATION_RATE", "120/m")
 TOKENLENS_MAX_PROMPT_CHARS = env_int("TOKENLENS_MAX_PROMPT_CHARS", 50_000)
@@ -168,6 +180,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "inspector.outages.OutageMiddleware",
 ]
 
 ROOT_URLCONF = "tokenlens_site.urls"
@@ -190,7 +203,17 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": dj_database_url.parse(TOKENLENS_DATABASE_URL, conn_max_age=60)}
+DATABASES = {"default": dj_database_url.parse(TOKENLENS_DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under daphne every thread would keep its own persistent connection (98 of a server's
+    # 100 with 16 clients): psycopg's pool bounds them, and a request waits up to `timeout`
+    # for a free one. Persistent connections (CONN_MAX_AGE) must be off with a pool.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("TOKENLENS_DB_POOL_SIZE", 8),
+        "timeout": env_int("TOKENLENS_DB_POOL_TIMEOUT", 10),
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The worker thread writes steps while pages read: WAL lets readers go on during a write,
     # IMMEDIATE takes the write lock up front (no "database is locked" half-way through a
@@ -224,13 +247,17 @@ STATICFILES_DIRS = [
 STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = DEBUG
 
+
+def redis_channel_layer(url: str) -> dict:
+    """channels-redis on `url`. Its blocking read waits up to 5 s, which equals redis-py's
+    default socket timeout: idle websockets then dropped every 5-6 s (code 1011). The socket
+    timeout stays above the read's; connecting fails fast when Redis is down."""
+    host = {"address": url, "socket_timeout": 15, "socket_connect_timeout": 2}
+    return {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
+
+
 if TOKENLENS_REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [TOKENLENS_REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(TOKENLENS_REDIS_URL)}
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -253,6 +280,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600
+# Redis down: fail within a second or two instead of retrying for ~20 s (the page shows the
+# banner and the API answers 503).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 5,
+    "max_retries": 0,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
+CELERY_REDIS_SOCKET_TIMEOUT = 5
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
 
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "inspector.api.exception_handler",
