@@ -10,19 +10,24 @@ NUL_MESSAGE = "The {where} holds a NUL character (%00), which no TokenLens addre
 
 
 def _nul_in(request: HttpRequest) -> str | None:
-    """ "path" or "query" if that part of the request's address holds a NUL, else None."""
+    """Where the request's address holds a NUL: "path", the name of the query parameter that
+    holds it, or "query" (the query string as a whole); None when it holds none."""
     if "\x00" in request.path or "\x00" in request.path_info:
         return "path"
     query = request.META.get("QUERY_STRING", "")
-    if "\x00" in query or "%00" in query:
-        return "query"
-    return None
+    if "\x00" not in query and "%00" not in query:
+        return None
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            return name.replace("\x00", "") or "query"
+    return "query"
 
 
 class RefuseNulMiddleware:
     """A NUL in the address is a 400: PostgreSQL refuses NUL in text, so a lookup by a slug,
     token or id that holds one would otherwise end as a 500. The API answers in its error
-    format; pages get the plain 400 page."""
+    format (the field: "path", or the query parameter that holds it); pages get the plain 400
+    page."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -31,7 +36,8 @@ class RefuseNulMiddleware:
         where = _nul_in(request)
         if where is None:
             return self.get_response(request)
-        message = NUL_MESSAGE.format(where="address" if where == "path" else "query string")
+        part = {"path": "address", "query": "query string"}.get(where, f"parameter {where!r}")
+        message = NUL_MESSAGE.format(where=part)
         if request.path_info.startswith("/api/"):
             return JsonResponse({"error": {"field": where, "message": message}}, status=400)
         return bad_request(request, BadRequest(message))

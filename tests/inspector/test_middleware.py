@@ -12,8 +12,10 @@ pytestmark = pytest.mark.django_db
     [
         ("/api/v1/explorations/%00/", "path"),
         ("/api/v1/lessons/link/%00/", "path"),
-        ("/api/v1/explorations/?search=%00", "query"),
-        ("/api/v1/models/?x=a\x00b", "query"),
+        ("/api/v1/explorations/?search=%00", "search"),
+        ("/api/v1/models/?x=a\x00b", "x"),
+        ("/api/v1/models/?a=1&b%00=2", "b"),
+        ("/api/v1/models/?%00", "query"),
     ],
 )
 def test_the_api_refuses_a_nul_in_the_address_in_its_error_format(client, url, where):
