@@ -16,7 +16,11 @@ from inspector import access, charts, explorations, limits, services
 from inspector.api import first_error
 from inspector.forms import ExplorationForm
 from inspector.models import Branch
-from inspector.serializers import ExplorationSerializer, SamplingParamsSerializer
+from inspector.serializers import (
+    ExplorationSerializer,
+    SamplingParamsSerializer,
+    StepRequestSerializer,
+)
 from inspector.services import ServiceError
 
 DEFAULTS = SamplingParams().to_dict()
@@ -98,6 +102,13 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
     branch = _branch(request, branch_id, "view") if branch_id else exploration.root
     if branch.exploration_id != exploration.pk:
         raise Http404("That branch belongs to another exploration")
+    return _page(request, branch)
+
+
+def _page(request: HttpRequest, branch: Branch, status: int = 200, **extra) -> HttpResponse:
+    """The whole exploration page on `branch` (`extra`: e.g. the error of a form posted
+    without JavaScript)."""
+    exploration = branch.exploration
     sliders = [
         (name, label, low, high, step, exploration.params.get(name, DEFAULTS[name]))
         for name, label, low, high, step in SLIDERS
@@ -113,8 +124,9 @@ def exploration_page(request: HttpRequest, exploration_id) -> HttpResponse:
         sliders=sliders,
         presets=presets,
         inside=_inside_context(exploration),
+        **extra,
     )
-    return render(request, PAGE, context)
+    return render(request, PAGE, context, status=status)
 
 
 def _inside_context(exploration) -> dict:
@@ -136,8 +148,11 @@ def _viewer(request: HttpRequest, branch: Branch) -> access.Access:
 
 
 def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | None = None):
-    """The branch panel after an action (htmx), or the whole page (no JavaScript)."""
+    """The branch panel after an action (htmx), or the whole page (no JavaScript): redirected
+    to after a success, shown with the error (and its status, 400 for bad input) after one."""
     if not request.htmx:
+        if error:
+            return _page(request, branch, status=error.status, error=error)
         url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
         return redirect(url)
     context = branch_context(branch, _viewer(request, branch), error=error)
@@ -146,16 +161,16 @@ def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | Non
 
 @require_POST
 def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
+    """One step (sample, greedy or force), the form checked by the API's serializer."""
     branch = _branch(request, branch_id)
-    mode = request.POST.get("mode", "sample")
-    token_id = request.POST.get("token_id", "").strip()
-    text = request.POST.get("text", "")
 
     def step():
+        serializer = StepRequestSerializer(data=request.POST)
+        if not serializer.is_valid():
+            raise ServiceError(*reversed(first_error(serializer.errors)))
         limits.check_generation_rate(request)
-        if mode == "force" and token_id and not token_id.isdigit():
-            raise ServiceError(f"A token id is a whole number ≥ 0, not {token_id!r}", "token_id")
-        explorations.step(branch, mode, int(token_id) if token_id else None, text or None)
+        data = serializer.validated_data
+        explorations.step(branch, data["mode"], data.get("token_id"), data.get("text") or None)
 
     return _after(request, branch, step)
 

@@ -18,6 +18,7 @@ from inspector import access, lessons
 from inspector.models import Lesson, LessonItem
 from inspector.parsers import JSONParser
 from inspector.schema import documented
+from inspector.serializers import StrictCharField
 from inspector.transfer_api import sent_file
 
 
@@ -37,9 +38,9 @@ class LessonItemSerializer(serializers.ModelSerializer):
 class ItemChangeSerializer(serializers.ModelSerializer):
     """An item's note and prompts to try (checked and trimmed by inspector.lessons)."""
 
-    note = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    note = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     suggested_prompts = serializers.ListField(
-        child=serializers.CharField(allow_blank=True), required=False
+        child=StrictCharField(allow_blank=True), required=False
     )
 
     class Meta:
@@ -56,10 +57,10 @@ class ItemAddSerializer(ItemChangeSerializer):
 
 class LessonSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.get_username", read_only=True)
-    title = serializers.CharField(required=False, allow_blank=True, help_text="1 to 200 chars")
-    notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    title = StrictCharField(required=False, allow_blank=True, help_text="1 to 200 chars")
+    notes = StrictCharField(required=False, allow_blank=True, trim_whitespace=False)
     goals = serializers.ListField(
-        child=serializers.CharField(allow_blank=True), required=False, help_text="At most 20"
+        child=StrictCharField(allow_blank=True), required=False, help_text="At most 20"
     )
     items = LessonItemSerializer(many=True, read_only=True)
     link = serializers.SerializerMethodField(

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
+from django.db import models
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -19,6 +20,44 @@ from inspector.models import Branch, Exploration, Step
 TEXT_CHECKS = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
 # A forced text is read token by token into the branch: a few paragraphs at most.
 MAX_FORCED_CHARS = 4000
+
+
+# The largest top_k accepted: far above any vocabulary TokenLens loads (262k for Gemma), and
+# still a number the engine and the database handle; the engine treats a larger k as "all".
+MAX_SAMPLING_TOP_K = 1_000_000
+JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", list: "a list"}
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that takes only strings. DRF's own turns 123 into "123", so a client that
+    sends a number where text belongs never learns of its mistake; this one answers 400 naming
+    the field. Every string that comes from JSON goes through it."""
+
+    default_error_messages = {"not_a_string": "Give a text (a JSON string), not {kind}"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=JSON_KINDS.get(type(data), "an object"))
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A FloatField that refuses true and false (DRF's reads them as 1.0 and 0.0)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose text columns are StrictCharFields."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
 
 def storable_json(value) -> None:
@@ -54,8 +93,8 @@ class ModelRequestSerializer(serializers.Serializer):
 
 
 class TokenizeRequestSerializer(ModelRequestSerializer):
-    text = serializers.CharField(trim_whitespace=False)
-    system_prompt = serializers.CharField(
+    text = StrictCharField(trim_whitespace=False)
+    system_prompt = StrictCharField(
         required=False, allow_blank=True, allow_null=True, trim_whitespace=False
     )
     use_chat_template = serializers.BooleanField(required=False, default=False)
@@ -75,15 +114,25 @@ class TokenizeRequestSerializer(ModelRequestSerializer):
 
 
 class SamplingParamsSerializer(serializers.Serializer):
-    """Decoding parameters; omitted ones take engine.sampling.SamplingParams' defaults."""
+    """Decoding parameters; omitted ones take engine.sampling.SamplingParams' defaults, whose
+    checks give each its range: temperature 0 (greedy) or 0.01 to 100, top_k a whole number
+    from 0 (off) to MAX_SAMPLING_TOP_K, top_p above 0 to 1, min_p 0 to 1, repetition_penalty
+    above 0 to 100, presence and frequency penalties -2 to 2, seed 0 to 2**63 - 1."""
 
-    temperature = serializers.FloatField(required=False)
-    top_k = serializers.IntegerField(required=False)
-    top_p = serializers.FloatField(required=False)
-    min_p = serializers.FloatField(required=False)
-    repetition_penalty = serializers.FloatField(required=False)
-    presence_penalty = serializers.FloatField(required=False)
-    frequency_penalty = serializers.FloatField(required=False)
+    temperature = StrictFloatField(required=False)
+    top_k = serializers.IntegerField(
+        required=False,
+        max_value=MAX_SAMPLING_TOP_K,
+        error_messages={
+            "max_value": f"top_k must be at most {MAX_SAMPLING_TOP_K:,} (0 means off)",
+            "invalid": "top_k must be a whole number ≥ 0 (0 means off)",
+        },
+    )
+    top_p = StrictFloatField(required=False)
+    min_p = StrictFloatField(required=False)
+    repetition_penalty = StrictFloatField(required=False)
+    presence_penalty = StrictFloatField(required=False)
+    frequency_penalty = StrictFloatField(required=False)
     greedy = serializers.BooleanField(required=False)
     seed = serializers.IntegerField(required=False)
 
@@ -111,8 +160,8 @@ class ConstraintSerializer(serializers.Serializer):
 
 
 class DistributionRequestSerializer(ModelRequestSerializer):
-    prompt = serializers.CharField(trim_whitespace=False)
-    system_prompt = serializers.CharField(
+    prompt = StrictCharField(trim_whitespace=False)
+    system_prompt = StrictCharField(
         required=False, allow_blank=True, allow_null=True, trim_whitespace=False
     )
     use_chat_template = serializers.BooleanField(required=False, default=False)
@@ -145,13 +194,13 @@ STEP_FIELDS = (
 )
 
 
-class StepSerializer(serializers.ModelSerializer):
+class StepSerializer(StrictModelSerializer):
     class Meta:
         model = Step
         fields = list(STEP_FIELDS)
 
 
-class BranchSerializer(serializers.ModelSerializer):
+class BranchSerializer(StrictModelSerializer):
     """A branch with its whole sequence (inherited steps first)."""
 
     steps = serializers.SerializerMethodField()
@@ -166,7 +215,7 @@ class BranchSerializer(serializers.ModelSerializer):
         return StepSerializer(branch.sequence(), many=True).data
 
 
-class BranchSummarySerializer(serializers.ModelSerializer):
+class BranchSummarySerializer(StrictModelSerializer):
     length = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -174,7 +223,7 @@ class BranchSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "label", "parent", "fork_index", "finish_reason", "length"]
 
 
-class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer):
+class ExplorationSerializer(ModelRequestSerializer, StrictModelSerializer):
     """An exploration's settings. `model` names a catalog model; params, stop sequences and the
     constraint are validated as the engine will use them."""
 
@@ -182,7 +231,7 @@ class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer)
     params = SamplingParamsSerializer(required=False, default=dict)
     constraint = ConstraintSerializer(required=False, allow_null=True, default=None)
     stop = serializers.ListField(
-        child=serializers.CharField(trim_whitespace=False, max_length=100),
+        child=StrictCharField(trim_whitespace=False, max_length=100),
         required=False,
         default=list,
         max_length=MAX_STOP_SEQUENCES,
@@ -229,10 +278,22 @@ class ExplorationSerializer(ModelRequestSerializer, serializers.ModelSerializer)
         return value
 
 
+TOKEN_ID_MESSAGE = "A token id is a whole number ≥ 0"
+
+
 class StepRequestSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=["sample", "greedy", "force"], default="sample")
-    token_id = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    text = serializers.CharField(
+    mode = serializers.ChoiceField(
+        choices=["sample", "greedy", "force"],
+        default="sample",
+        error_messages={"invalid_choice": "A step is sample, greedy or force, not {input!r}"},
+    )
+    token_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        error_messages={"invalid": TOKEN_ID_MESSAGE, "min_value": TOKEN_ID_MESSAGE},
+    )
+    text = StrictCharField(
         required=False, allow_blank=True, trim_whitespace=False, max_length=MAX_FORCED_CHARS
     )
 
@@ -247,7 +308,7 @@ class ForkRequestSerializer(serializers.Serializer):
     token_id = serializers.IntegerField(min_value=0)
 
 
-class ExplorationTitleSerializer(serializers.ModelSerializer):
+class ExplorationTitleSerializer(StrictModelSerializer):
     """What may change after creation: the title (the rest is what the steps were made with)."""
 
     class Meta:
@@ -255,7 +316,7 @@ class ExplorationTitleSerializer(serializers.ModelSerializer):
         fields = ["title"]
 
 
-class BranchLabelSerializer(serializers.ModelSerializer):
+class BranchLabelSerializer(StrictModelSerializer):
     class Meta:
         model = Branch
         fields = ["label"]
@@ -340,4 +401,4 @@ class AttributionRequestSerializer(SequenceRequestSerializer):
 class VocabularyRequestSerializer(ModelRequestSerializer):
     """A word (or a token id, "1234" or "#1234") to look up in the model's vocabulary."""
 
-    word = serializers.CharField(max_length=200, trim_whitespace=False)
+    word = StrictCharField(max_length=200, trim_whitespace=False)

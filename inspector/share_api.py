@@ -13,6 +13,7 @@ from inspector import explorations, sharing
 from inspector.access import user_of
 from inspector.models import AuditEvent, ShareLink
 from inspector.schema import ERRORS, documented
+from inspector.serializers import StrictCharField
 from inspector.services import ServiceError
 
 
@@ -46,7 +47,7 @@ class ShareLinkSerializer(serializers.ModelSerializer):
 
 class ReviewSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "hide"])
-    reason = serializers.CharField(
+    reason = StrictCharField(
         required=False, allow_blank=True, help_text="Required to hide; its owner reads it"
     )
 

@@ -20,10 +20,17 @@ from django.utils import timezone
 from django.utils.text import slugify
 from rest_framework import serializers
 
-from inspector import access, audit
+from inspector import access, audit, services
 from inspector.explorations import branch_tree
 from inspector.models import Branch, Exploration, Step
-from inspector.serializers import STEP_FIELDS, ExplorationSerializer, storable_json
+from inspector.serializers import (
+    STEP_FIELDS,
+    ExplorationSerializer,
+    StrictCharField,
+    StrictFloatField,
+    StrictModelSerializer,
+    storable_json,
+)
 from inspector.services import ServiceError
 
 FORMAT = "tokenlens.exploration"
@@ -152,8 +159,8 @@ class ExplorationSettingsSerializer(ExplorationSerializer):
         fields = list(SETTINGS)
 
 
-def _probability() -> serializers.FloatField:
-    return serializers.FloatField(
+def _probability() -> StrictFloatField:
+    return StrictFloatField(
         min_value=0.0,
         max_value=1.0,
         error_messages={
@@ -163,7 +170,7 @@ def _probability() -> serializers.FloatField:
     )
 
 
-class StepFileSerializer(serializers.ModelSerializer):
+class StepFileSerializer(StrictModelSerializer):
     """One recorded step. The JSON parts (piece, distribution, params) are kept as they are."""
 
     index = serializers.IntegerField(min_value=0)
@@ -175,7 +182,7 @@ class StepFileSerializer(serializers.ModelSerializer):
             "max_value": f"A token id is between 0 and {MAX_TOKEN_ID}",
         },
     )
-    text = serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False)
+    text = StrictCharField(max_length=300, allow_blank=True, trim_whitespace=False)
     mode = serializers.ChoiceField(
         choices=Step.Mode.choices,
         error_messages={
@@ -195,7 +202,7 @@ class StepFileSerializer(serializers.ModelSerializer):
     )
     distribution = serializers.DictField(validators=[storable_json])
     params = serializers.DictField(required=False, default=dict, validators=[storable_json])
-    elapsed_ms = serializers.FloatField(min_value=0.0, required=False, default=0.0)
+    elapsed_ms = StrictFloatField(min_value=0.0, required=False, default=0.0)
 
     class Meta:
         model = Step
@@ -221,11 +228,11 @@ class StepFileSerializer(serializers.ModelSerializer):
 
 
 class BranchFileSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=64, help_text="Links children to parents only")
-    parent = serializers.CharField(max_length=64, allow_null=True, default=None)
+    id = StrictCharField(max_length=64, help_text="Links children to parents only")
+    parent = StrictCharField(max_length=64, allow_null=True, default=None)
     fork_index = serializers.IntegerField(min_value=0, default=0)
-    label = serializers.CharField(max_length=100, trim_whitespace=False)
-    finish_reason = serializers.CharField(max_length=32, allow_blank=True, default="")
+    label = StrictCharField(max_length=100, trim_whitespace=False)
+    finish_reason = StrictCharField(max_length=32, allow_blank=True, default="")
     steps = StepFileSerializer(many=True, help_text="The branch's own steps, in order")
 
 
@@ -272,6 +279,7 @@ def validate_file(data) -> dict:
         raise ServiceError(message, field)
     validated = serializer.validated_data
     _check_tree(validated["branches"])
+    _check_vocabulary(validated)
     return validated
 
 
@@ -342,6 +350,31 @@ def _check_tree(branches: list[dict]) -> None:
                 f"{where}.steps",
             )
         lengths[branch["id"]] = length
+
+
+def vocabulary_size(model_key: str) -> int | None:
+    """The model's vocabulary size as the catalog knows it without loading the model (from the
+    prepared copy's config, or from a worker that has it loaded); None when not known yet."""
+    entry = next((entry for entry in services.catalog_entries() if entry["key"] == model_key), {})
+    return entry.get("vocab_size") or None
+
+
+def _check_vocabulary(validated: dict) -> None:
+    """Every step's token is in the model's vocabulary: a branch holding one outside it could
+    never be stepped again. Skipped when the vocabulary's size is not known without loading
+    the model (the database bound of MAX_TOKEN_ID still holds)."""
+    model_key = validated["exploration"]["model_key"]
+    size = vocabulary_size(model_key)
+    if size is None:
+        return
+    for position, branch in enumerate(validated["branches"]):
+        for number, step in enumerate(branch["steps"]):
+            if step["token_id"] >= size:
+                raise ServiceError(
+                    f"Token id {step['token_id']} is not in the vocabulary of {model_key} "
+                    f"(ids 0 to {size - 1})",
+                    f"branches[{position}].steps[{number}].token_id",
+                )
 
 
 def _check_ids(branches: list[dict]) -> None:

@@ -57,6 +57,28 @@ def test_keeping_the_settings_changes_the_next_steps(client, branch):
     assert branch.steps.get().mode == "greedy"
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mode": "sample", "token_id": "abc"}, "A token id is a whole number ≥ 0"),
+        ({"mode": "force", "token_id": "²"}, "A token id is a whole number ≥ 0"),  # isdigit()
+        ({"mode": "force", "token_id": "-3"}, "A token id is a whole number ≥ 0"),
+        ({"mode": "force", "token_id": "", "text": ""}, "Give a token id or a text to force"),
+        ({"mode": "jump"}, "A step is sample, greedy or force, not &#x27;jump&#x27;"),
+    ],
+)
+def test_a_bad_step_form_shows_why_and_steps_nothing(client, branch, data, message):
+    swapped = client.post(f"/branches/{branch.pk}/step/", data, HTTP_HX_REQUEST="true")
+    assert swapped.status_code == 422  # the status htmx swaps (base.html's htmx-config)
+    assert message in swapped.content.decode()
+    assert 'id="branch-view"' in swapped.content.decode()
+    plain = client.post(f"/branches/{branch.pk}/step/", data)
+    assert plain.status_code == 400
+    page = plain.content.decode()
+    assert message in page and "<html" in page
+    assert branch.steps.count() == 0
+
+
 def test_the_page_shows_tokens_surprisal_and_the_tree(client, branch):
     for _ in range(3):
         client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"})

@@ -142,6 +142,20 @@ def test_an_ended_branch_refuses_steps_until_undone(api, exploration):
         ({"stop": [""]}, "stop.0", "blank"),
         ({"constraint": {"type": "regex", "spec": "(("}}, "constraint.spec", "Invalid regex"),
         ({"model": "nope"}, "model", "Unknown model"),
+        # Text is a JSON string, never a number or a list coerced into one.
+        ({"prompt": 123}, "prompt", "not a number"),
+        ({"system_prompt": 4.5}, "system_prompt", "not a number"),
+        ({"title": ["a"]}, "title", "not a list"),
+        ({"stop": [1, 2]}, "stop.0", "not a number"),
+        ({"stop": [True]}, "stop.0", "not true or false"),
+        # Sampling numbers stay in their documented ranges, top_k a whole number.
+        ({"params": {"top_k": 10**30}}, "params.top_k", "at most 1,000,000"),
+        ({"params": {"top_k": 1_000_001}}, "params.top_k", "at most 1,000,000"),
+        ({"params": {"top_k": 2.5}}, "params.top_k", "whole number"),
+        ({"params": {"top_k": -1}}, "params.top_k", "whole number"),
+        ({"params": {"temperature": True}}, "params.temperature", "valid number"),
+        ({"params": {"temperature": 1e30}}, "params.temperature", "100"),
+        ({"params": {"seed": 2**63}}, "params.seed", "2**63"),
     ],
 )
 def test_bad_explorations_are_refused_naming_the_field(api, payload, field, fragment):
@@ -158,7 +172,9 @@ def test_bad_explorations_are_refused_naming_the_field(api, payload, field, frag
     [
         ("steps", {"mode": "force", "token_id": 10**9}, "token_id", "outside this model"),
         ("steps", {"mode": "force"}, "token_id", "token id or a text"),
-        ("steps", {"mode": "jump"}, "mode", "not a valid choice"),
+        ("steps", {"mode": "jump"}, "mode", "sample, greedy or force, not 'jump'"),
+        ("steps", {"mode": "force", "text": 42}, "text", "not a number"),
+        ("steps", {"mode": "force", "token_id": "²"}, "token_id", "whole number"),
         ("fork", {"at_index": 5, "token_id": 3}, "at_index", "start at index 0 to 0"),
         ("fork", {"at_index": 0, "token_id": 10**9}, "token_id", "outside this model"),
     ],
@@ -172,6 +188,13 @@ def test_bad_steps_and_forks_are_refused_and_nothing_is_lost(
     error = response.json()["error"]
     assert error["field"] == field and fragment in error["message"]
     assert Branch.objects.filter(exploration_id=exploration["id"]).count() == 1
+
+
+def test_the_largest_top_k_is_kept_as_an_integer(api):
+    payload = {"model": SMOL, "prompt": PROMPT, "params": {"top_k": 1_000_000}}
+    response = api.post("/api/v1/explorations/", payload, "json")
+    assert response.status_code == 201, response.content
+    assert response.json()["params"]["top_k"] == 1_000_000
 
 
 def test_someone_else_cannot_see_or_step_an_exploration(exploration):

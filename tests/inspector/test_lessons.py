@@ -420,6 +420,9 @@ def test_a_new_order_must_name_every_item_once(instructor, two_explorations, bod
         ({"title": "x" * 201}, "title", "at most 200"),
         ({"title": "ok", "goals": [f"g{n}" for n in range(21)]}, "goals", "At most 20 goals"),
         ({"title": "ok", "visibility": "everyone"}, "visibility", "not a valid choice"),
+        ({"title": 12}, "title", "not a number"),
+        ({"title": "ok", "notes": ["x"]}, "notes", "not a list"),
+        ({"title": "ok", "goals": [1]}, "goals.0", "not a number"),
     ],
 )
 def test_the_api_refuses_bad_lessons(instructor, body, field, message):

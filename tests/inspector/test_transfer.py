@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"
 PROMPT = "The capital of France is"
 IMPORT = "/api/v1/explorations/import/"
+SMOL_VOCABULARY = 49152  # SmolLM2's config.vocab_size
 
 _made_once: dict[str, dict] = {}
 
@@ -370,6 +371,37 @@ REFUSALS = [
         lambda data: data,
         "branches",
         "at most 1",
+    ),
+    (
+        "token outside the vocabulary",
+        {},
+        _set("branches.0.steps.1.token_id", SMOL_VOCABULARY),
+        "branches[0].steps[1].token_id",
+        f"not in the vocabulary of {SMOL} (ids 0 to {SMOL_VOCABULARY - 1})",
+    ),
+    (
+        "text a number",
+        {},
+        _set("branches.0.steps.0.text", 5),
+        "branches[0].steps[0].text",
+        "not a number",
+    ),
+    ("label a number", {}, _set("branches.1.label", 3), "branches[1].label", "not a number"),
+    ("prompt a number", {}, _set("exploration.prompt", 7), "exploration.prompt", "not a number"),
+    ("stop numbers", {}, _set("exploration.stop", [1, 2]), "exploration.stop[0]", "not a number"),
+    (
+        "huge top_k",
+        {},
+        _set("exploration.params", {"top_k": 10**30}),
+        "exploration.params.top_k",
+        "at most 1,000,000",
+    ),
+    (
+        "probability true",
+        {},
+        _set("branches.0.steps.0.p_base", True),
+        "branches[0].steps[0].p_base",
+        "valid number",
     ),
     (
         "prompt",
