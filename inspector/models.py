@@ -119,6 +119,13 @@ class Exploration(models.Model):
         related_name="forks",
         help_text="The lesson this exploration was forked from (its instructor may read it)",
     )
+    imported = models.BooleanField(
+        default=False,
+        help_text=(
+            "Made from an imported file (or a fork of such): its recorded steps and "
+            "distributions came from the file, not from this server's model"
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -254,11 +254,13 @@ class ExplorationSerializer(ModelRequestSerializer, StrictModelSerializer):
             "max_new_tokens",
             "stop",
             "constraint",
+            "imported",
             "branches",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        # imported: made from a file, so its distributions were not recorded by this server
+        read_only_fields = ["id", "imported", "created_at", "updated_at"]
         extra_kwargs = {"prompt": {"trim_whitespace": False}}
 
     def validate_prompt(self, prompt: str) -> str:

@@ -78,7 +78,12 @@ def export_exploration(exploration: Exploration) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "exported_at": timezone.now().isoformat(),
-        "exploration": {name: getattr(exploration, attr) for name, attr in SETTINGS.items()},
+        "exploration": {
+            **{name: getattr(exploration, attr) for name, attr in SETTINGS.items()},
+            # True when this exploration was itself made from a file: its distributions were
+            # not recorded by the exporting server's model. (An import is always marked.)
+            "imported": exploration.imported,
+        },
         "branches": [
             _export_branch(branch, own_steps[branch.pk]) for branch, _ in branch_tree(exploration)
         ],
@@ -460,7 +465,7 @@ def import_exploration(data, request, *, forked_from=None, lesson=None) -> Explo
     file's content. Everything is checked first (ServiceError with the field path, e.g.
     "branches[2].steps[3].index"); then all of it is written, or nothing."""
     validated = validate_file(data)
-    exploration = _write(validated, request, forked_from=forked_from, lesson=lesson)
+    exploration = _write(validated, request, forked_from=forked_from, lesson=lesson, imported=True)
     steps = sum(len(branch["steps"]) for branch in validated["branches"])
     audit.record(
         request,
@@ -482,7 +487,10 @@ def copy_exploration(source: Exploration, request, *, lesson=None) -> Exploratio
     if not title.startswith(FORK_PREFIX):
         title = f"{FORK_PREFIX}{title}"
     validated["exploration"]["title"] = title[:200]
-    exploration = _write(validated, request, forked_from=source, lesson=lesson)
+    # A fork of an imported exploration came from that file too, and still says so.
+    exploration = _write(
+        validated, request, forked_from=source, lesson=lesson, imported=source.imported
+    )
     audit.record(
         request,
         "exploration.fork",
@@ -494,9 +502,10 @@ def copy_exploration(source: Exploration, request, *, lesson=None) -> Exploratio
     return exploration
 
 
-def _write(validated: dict, request, *, forked_from, lesson) -> Exploration:
+def _write(validated: dict, request, *, forked_from, lesson, imported: bool) -> Exploration:
     """Save a validated file in one transaction; branches in file order (their created_at
-    order is the file's order), with new ids."""
+    order is the file's order), with new ids. `imported` marks what came from a file (its
+    distributions were not recorded by this server's model)."""
     user = access.user_of(request)
     key = "" if user else access.session_key(request)
     with transaction.atomic():
@@ -505,6 +514,7 @@ def _write(validated: dict, request, *, forked_from, lesson) -> Exploration:
             session_key=key,
             forked_from=forked_from,
             lesson=lesson,
+            imported=imported,
             **validated["exploration"],
         )
         new_ids: dict[str, object] = {}
