@@ -125,6 +125,22 @@
     return token.special ? token.text : token.text.replace(/[ \t\n\r]/g, function (char) { return MARKS[char][0]; });
   }
 
+  // Text as Plotly must be given it to show it literally. Plotly reads a subset of HTML in
+  // every string it draws (tick labels, hover text, text on marks, annotations, legend names,
+  // titles): <b>, <i>, <sup>, <br>, <a href> and entities, and hover templates read %{...}.
+  // Vocabularies hold tokens such as "<b>" and "</a>", so every text from a model or a person
+  // goes through here on its way into a figure (never into the CSV and JSON downloads, which
+  // keep the raw text). Plotly turns the entities back into the characters.
+  const PLOT_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", "%": "&#37;" };
+  function plotText(text) {
+    return String(text).replace(/[&<>%]/g, function (char) { return PLOT_ENTITIES[char]; });
+  }
+
+  // A token's one-line label, ready for a figure.
+  function plotLabel(token) {
+    return plotText(label(token));
+  }
+
   function setStatus(panel, message, kind) {
     const box = panel.querySelector("[data-role=status]");
     box.replaceChildren();
@@ -504,7 +520,7 @@
       const variance = overview.map.explained_variance.map(function (v) { return (v * 100).toFixed(1) + " %"; });
       await chart(box, "embedding-map", [{
         type: "scatter", mode: "markers+text", x: points.map(function (p) { return p.x; }), y: points.map(function (p) { return p.y; }),
-        text: points.map(function (p) { return label(p); }), textposition: "top center", marker: { size: 8, color: points.map(function (p) { return p.position; }), colorscale: "Viridis", colorbar: { title: { text: "position" } } },
+        text: points.map(plotLabel), textposition: "top center", marker: { size: 8, color: points.map(function (p) { return p.position; }), colorscale: "Viridis", colorbar: { title: { text: "position" } } },
         customdata: points.map(function (p) { return [p.position, p.id]; }), hovertemplate: "%{text}<br>position %{customdata[0]} · id %{customdata[1]}<extra></extra>",
       }], {
         height: 460, xaxis: { title: { text: "first principal component (" + variance[0] + " of the variance)" } },
@@ -619,7 +635,7 @@
     const labels = [];
     for (let start = 0; start < tokens.length; start += step) {
       const end = Math.min(tokens.length, start + step) - 1;
-      labels.push(step === 1 ? start + " " + label(tokens[start]) : start + "–" + end);
+      labels.push(step === 1 ? start + " " + plotLabel(tokens[start]) : start + "–" + end);
     }
     return labels;
   }
@@ -899,8 +915,8 @@
       const rows = lens.rows;
       const k = lens.top_k;
       const z = rows.map(function (row) { return row.top.map(function (token) { return token.probability; }); });
-      const text = rows.map(function (row) { return row.top.map(function (token) { return label(token); }); });
-      const labels = rows.map(function (row) { return row.label; });
+      const text = rows.map(function (row) { return row.top.map(plotLabel); });
+      const labels = rows.map(function (row) { return plotText(row.label); });
       await chart(panel.querySelector("[data-role=table-box]"), "logit-lens-position" + lens.position, [{
         type: "heatmap", z: z, text: text, x: Array.from({ length: k }, function (_v, i) { return "#" + (i + 1); }), y: labels,
         texttemplate: "%{text}", textfont: { size: 10 }, colorscale: SCALE, zmin: 0, zmax: 1,
@@ -926,12 +942,12 @@
     }
 
     async function drawTraces() {
-      const labels = lens.rows.map(function (row) { return row.label; });
+      const labels = lens.rows.map(function (row) { return plotText(row.label); });
       const traces = lens.chosen.map(function (trace, index) {
         return {
-          type: "scatter", mode: "lines+markers", name: label(trace) + " (" + trace.reasons.join(", ").replace(/_/g, " ") + ")",
+          type: "scatter", mode: "lines+markers", name: plotLabel(trace) + " (" + trace.reasons.join(", ").replace(/_/g, " ") + ")",
           x: labels, y: trace.probabilities, customdata: trace.ranks, line: { color: LINE_COLOURS[index % LINE_COLOURS.length] },
-          hovertemplate: "%{x}<br>p = %{y:.4f}, rank %{customdata}<extra>" + label(trace) + "</extra>",
+          hovertemplate: "%{x}<br>p = %{y:.4f}, rank %{customdata}<extra>" + plotLabel(trace) + "</extra>",
         };
       });
       await chart(panel.querySelector("[data-role=trace-box]"), "logit-lens-chosen-position" + lens.position, traces, {
@@ -940,7 +956,7 @@
         legend: { orientation: "h", y: -0.35 },
       }, function () {
         const records = [];
-        lens.chosen.forEach(function (trace) { trace.probabilities.forEach(function (p, depth) { records.push({ position: lens.position, token_id: trace.id, token: trace.text, depth: depth, layer: labels[depth], probability: p, rank: trace.ranks[depth], logit: trace.logits[depth] }); }); });
+        lens.chosen.forEach(function (trace) { trace.probabilities.forEach(function (p, depth) { records.push({ position: lens.position, token_id: trace.id, token: trace.text, depth: depth, layer: lens.rows[depth].label, probability: p, rank: trace.ranks[depth], logit: trace.logits[depth] }); }); });
         return records;
       });
     }
@@ -954,13 +970,15 @@
       if (contrast.decided_at !== null && contrast.final_favours !== "tie") summary += ", settled from " + contrast.rows[contrast.decided_at].label + " on";
       summary += " (final logit difference " + last.logit_diff.toFixed(2) + "). " + contrast.favour_a.length + " rows favour " + a + ", " + contrast.favour_b.length + " favour " + b + ".";
       facts.textContent = summary + (contrast.note ? " " + contrast.note : "");
-      const labels = contrast.rows.map(function (row) { return row.label; });
+      const labels = contrast.rows.map(function (row) { return plotText(row.label); });
+      const plotA = plotLabel(contrast.a);
+      const plotB = plotLabel(contrast.b);
       await chart(panel.querySelector("[data-role=contrast-box]"), "contrast-" + contrast.a.id + "-" + contrast.b.id, [
-        { type: "bar", name: "logit(" + a + ") − logit(" + b + ")", x: labels, y: contrast.rows.map(function (row) { return row.logit_diff; }), marker: { color: contrast.rows.map(function (row) { return row.favours === "a" ? "#3451d1" : row.favours === "b" ? "#d1495b" : "#999"; }) } },
-        { type: "scatter", mode: "lines", name: "p(" + a + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_a; }), yaxis: "y2", line: { color: "#3451d1", dash: "dot" } },
-        { type: "scatter", mode: "lines", name: "p(" + b + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_b; }), yaxis: "y2", line: { color: "#d1495b", dash: "dot" } },
+        { type: "bar", name: "logit(" + plotA + ") − logit(" + plotB + ")", x: labels, y: contrast.rows.map(function (row) { return row.logit_diff; }), marker: { color: contrast.rows.map(function (row) { return row.favours === "a" ? "#3451d1" : row.favours === "b" ? "#d1495b" : "#999"; }) } },
+        { type: "scatter", mode: "lines", name: "p(" + plotA + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_a; }), yaxis: "y2", line: { color: "#3451d1", dash: "dot" } },
+        { type: "scatter", mode: "lines", name: "p(" + plotB + ")", x: labels, y: contrast.rows.map(function (row) { return row.p_b; }), yaxis: "y2", line: { color: "#d1495b", dash: "dot" } },
       ], {
-        height: 380, xaxis: { type: "category", tickangle: -45 }, yaxis: { title: { text: "logit difference (blue: " + a + ")" } },
+        height: 380, xaxis: { type: "category", tickangle: -45 }, yaxis: { title: { text: "logit difference (blue: " + plotA + ")" } },
         yaxis2: { overlaying: "y", side: "right", title: { text: "probability" }, rangemode: "tozero" }, legend: { orientation: "h", y: -0.35 },
       }, function () { return contrast.rows.map(function (row) { return Object.assign({ token_a: contrast.a.text, token_b: contrast.b.text }, row); }); });
     }
@@ -1012,9 +1030,9 @@
         const depths = result.rows.length - 1;
         const trace = result.chosen.find(function (entry) { return entry.id === top.id; });
         return {
-          type: "scatter", mode: "lines+markers", name: names[index] + ": " + label(top),
+          type: "scatter", mode: "lines+markers", name: plotText(names[index]) + ": " + plotLabel(top),
           x: result.rows.map(function (_row, depth) { return depth / depths; }), y: trace ? trace.probabilities : [],
-          customdata: result.rows.map(function (row) { return row.label; }), hovertemplate: "%{customdata}<br>p = %{y:.4f}<extra>" + names[index] + "</extra>",
+          customdata: result.rows.map(function (row) { return plotText(row.label); }), hovertemplate: "%{customdata}<br>p = %{y:.4f}<extra>" + plotText(names[index]) + "</extra>",
         };
       });
       await chart(panel.querySelector("[data-role=models-box]"), "lens-two-models", traces, {
@@ -1161,11 +1179,11 @@
         drawStrip(result);
         if (anchor && anchor === hoverAnchor) showCard(result, anchor);
         await chart(panel.querySelector("[data-role=scores-box]"), "attribution-" + method + "-position" + result.position, [{
-          type: "bar", x: result.tokens.map(function (token, index) { return index + " " + label(token); }), y: result.scores,
+          type: "bar", x: result.tokens.map(function (token, index) { return index + " " + plotLabel(token); }), y: result.scores,
           marker: { color: result.scores.map(function (score) { return score >= 0 ? "#3451d1" : "#d1495b"; }) },
           hovertemplate: "%{x}<br>%{y:.4g}<extra></extra>",
         }], {
-          title: { text: result.method.replace(/_/g, " ") + " → " + label(result.target) }, height: 320,
+          title: { text: result.method.replace(/_/g, " ") + " → " + plotLabel(result.target) }, height: 320,
           xaxis: { type: "category", tickangle: -60, automargin: true }, yaxis: { title: { text: result.signed ? "contribution to log p" : "score" } },
         }, function () {
           return result.scores.map(function (score, index) { return { method: result.method, target_id: result.target.id, target: result.target.text, position: index, token_id: result.tokens[index].id, token: result.tokens[index].text, score: score }; });
@@ -1269,12 +1287,12 @@
       const traces = result.clusters.map(function (cluster, index) {
         const heads = result.heads.filter(function (head) { return head.cluster === cluster.id; });
         return {
-          type: "scatter", mode: "markers", name: cluster.label + " (" + cluster.size + ")",
+          type: "scatter", mode: "markers", name: plotText(cluster.label) + " (" + cluster.size + ")",
           x: heads.map(function (head) { return head.x; }), y: heads.map(function (head) { return head.y; }),
           marker: { size: 9, color: COLOURS[index % COLOURS.length], line: { width: 1, color: "#fff" } },
           customdata: heads.map(function (head) { return [head.layer, head.head, head.kv_head].concat(names.map(function (name) { return head.features[name]; })); }),
           hovertemplate: "layer %{customdata[0]}, head %{customdata[1]} (K/V %{customdata[2]})<br>" +
-            names.map(function (name, i) { return name + " %{customdata[" + (i + 3) + "]:.3f}"; }).join("<br>") + "<extra>" + cluster.label + "</extra>",
+            names.map(function (name, i) { return name + " %{customdata[" + (i + 3) + "]:.3f}"; }).join("<br>") + "<extra>" + plotText(cluster.label) + "</extra>",
         };
       });
       await chart(panel.querySelector("[data-role=scatter-box]"), "head-clusters", traces, {

@@ -14,6 +14,8 @@ from xml.etree import ElementTree
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import ARTIFACTS
+
 pytestmark = pytest.mark.e2e
 
 PROMPT = "The lighthouse keeper wrote: café 🎉\nThe sea was calm."
@@ -114,6 +116,34 @@ def test_attention_panel_heatmaps_selection_and_exports(app_server, page):
     expect(heatmap.locator("[data-chart=attention-layer29-all-heads]")).to_have_count(1)
     panel.locator("[data-role=view]").select_option("mean")
     expect(heatmap.locator("[data-chart='attention-layer29-mean-over-heads']")).to_have_count(1)
+
+
+# Gemma reads each of <b>, </b>, <i>, </i>, <sup>, </sup> and %{ as one token.
+MARKUP_PROMPT = "Use <b>bold</b> and <i>it</i>, x<sup>2</sup> 50%{x}"
+
+
+def test_token_text_that_looks_like_markup_is_drawn_literally_in_charts(app_server, page):
+    page.goto(app_server.url + "/explore/")
+    page.select_option("select[name=model]", "gemma-3-270m")
+    page.fill("textarea[name=prompt]", MARKUP_PROMPT)
+    page.click("#exploration-form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/"))
+    panel = _open(page, "attention")
+    heatmap = panel.locator("[data-role=heatmap-box]")
+    expect(heatmap.locator(".chart[data-rendered]")).to_have_count(1)
+    ticks = heatmap.locator(".xtick text").evaluate_all("nodes => nodes.map(n => n.textContent)")
+    for tick in ("0 <bos>", "3 <b>", "5 </b>", "8 <i>", "10 </i>", "13 <sup>", "15 </sup>"):
+        assert tick in ticks, ticks
+    assert any(tick.endswith(" %{") for tick in ticks), ticks
+    # Nothing was read as markup: no bold, italic or raised text, no line breaks.
+    styled = heatmap.locator("tspan[style*=bold], tspan[style*=italic], tspan[dy]")
+    expect(styled).to_have_count(0)
+    received = panel.locator("[data-role=received-box]")
+    expect(received.locator(".chart[data-rendered]")).to_have_count(1)
+    bars = received.locator(".xtick text").evaluate_all("nodes => nodes.map(n => n.textContent)")
+    assert "3 <b>" in bars and "13 <sup>" in bars, bars
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    heatmap.screenshot(path=str(ARTIFACTS / "literal-markup-tokens.png"))
 
 
 def test_embeddings_panel_vector_neighbours_positions_map_and_exports(app_server, page):
