@@ -32,7 +32,7 @@ def test_the_api_refuses_a_nul_in_the_address_in_its_error_format(client, url, w
 def test_pages_refuse_a_nul_in_the_address_with_the_400_page(client, url):
     response = client.get(url)
     assert response.status_code == 400
-    assert "Bad Request" in response.content.decode()
+    assert response["Content-Type"].startswith("text/html")  # the 400 page, any template
 
 
 def test_a_nul_in_a_form_post_to_a_page_is_refused_too(client):
