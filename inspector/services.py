@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from engine.loading import build_catalog, inspect_prepared, is_prepared
 from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
 from engine.types import ModelSpec
-from inspector import broadcast, worker_heartbeat
+from inspector import broadcast, job_expiry, worker_heartbeat
 from inspector.models import Job
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def _loaded_state(key: str) -> dict | None:
+    if redis_status() == "down":  # known down: do not wait for the cache to fail again
+        return None
     try:
         return cache.get(LOADED_KEY.format(key=key))
     except Exception:  # Redis down: "loaded" is unknown, the page still works
@@ -159,7 +161,11 @@ def _dispatch_job(job: Job) -> None:
 
 
 def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -> Job:
-    """Save a Job and queue it once the row is committed; the page follows its progress."""
+    """Save a Job and queue it once the row is committed; the page follows its progress.
+    ServiceError (503) first, with nothing saved, when no worker could take it."""
+    if not (settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS):
+        require_worker()
+    job_expiry.expire_jobs_now_and_then()
     job = Job.objects.create(
         kind=kind,
         model_key=params.get("model", ""),
@@ -172,11 +178,21 @@ def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -
     return job
 
 
+def _release_connection() -> None:
+    """Hand this thread's database connection back (to the pool) while it waits for a worker:
+    sixteen requests waiting on the model must not hold sixteen connections. The next query
+    takes one again. Inside a transaction the connection stays."""
+    connection = connections["default"]
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def compute_now(kind: str, params: dict) -> dict:
     """Run a computation in the worker and wait for it (the synchronous API)."""
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
     params = {**params, "expires_at": time.time() + timeout}
+    _release_connection()
     try:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             outcome = compute(kind, params)

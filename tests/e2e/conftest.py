@@ -68,6 +68,24 @@ def _wait_until_healthy(url: str, processes: list, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not become healthy within {timeout} s")
 
 
+def wait_for_worker(redis_url: str, processes: list, timeout: float = 90) -> None:
+    """Until a Celery worker has sent its first heartbeat (the web answers 503 before that)."""
+    import redis
+
+    from inspector.worker_heartbeat import WORKERS_KEY
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
+        if client.zcard(WORKERS_KEY):
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"no worker reported in within {timeout} s")
+
+
 def _with_database(url: str, name: str) -> str:
     return urlunparse(urlparse(url)._replace(path=f"/{name}"))
 
@@ -158,6 +176,8 @@ def app_server(request, tmp_path_factory):
     app = RunningApp(mode, f"http://127.0.0.1:{port}", env)
     try:
         _wait_until_healthy(app.url, processes)
+        if mode == "services":
+            wait_for_worker(env["TOKENLENS_REDIS_URL"], processes)
         yield app
     finally:
         for process in processes:

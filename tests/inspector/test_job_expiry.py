@@ -107,3 +107,12 @@ def test_a_ttl_under_an_hour_fails_loudly(hours):
     with pytest.raises(subprocess.CalledProcessError) as caught:
         _read_setting({"TOKENLENS_JOB_TTL_HOURS": hours}, "s.TOKENLENS_JOB_TTL_HOURS")
     assert "TOKENLENS_JOB_TTL_HOURS must be at least 1" in caught.value.stderr
+
+
+def test_starting_a_job_expires_old_ones(monkeypatch):
+    from inspector import services
+
+    monkeypatch.setattr(job_expiry, "_last_run", -job_expiry.EVERY_SECONDS)
+    _job(DONE, hours_ago=30)
+    job = services.start_job(Job.Kind.HEADS, {"model": "m"}, session_key="s")
+    assert _left() == {job.pk}
