@@ -23,6 +23,7 @@ from engine.types import InputError, TokenPiece
 
 ENCODINGS = ("uint8", "float16")
 MAX_TOKENS = 2048  # eager attention forms (heads, n, n) per layer: keep it bounded
+MAX_CELLS = 64 * 2**20  # attention values one request may hold (256 MiB in float32)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,20 @@ def _check_indices(values, count: int, field: str) -> tuple[int, ...]:
                 field=field,
             )
     return tuple(dict.fromkeys(values))
+
+
+def check_cells(n_layers: int, n_heads: int, n_tokens: int, max_cells: int) -> None:
+    """InputError naming `layers` when the maps would hold more than max_cells values."""
+    cells = n_layers * n_heads * n_tokens * n_tokens
+    if cells > max_cells:
+        fitting = max(1, max_cells // (n_heads * n_tokens * n_tokens))
+        raise InputError(
+            f"{n_layers} layers × {n_heads} heads × {n_tokens:,}² tokens is {cells:,} attention "
+            f"values ({cells * 4 / 2**30:.1f} GiB); one request may hold {max_cells:,}. Ask "
+            f"for at most {fitting} layer{'s' if fitting > 1 else ''} at this length, or a "
+            "shorter text",
+            field="layers",
+        )
 
 
 def kv_heads(n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
@@ -170,9 +185,12 @@ def attention_for(
     system_prompt: str | None = None,
     use_chat_template: bool = False,
     completion_ids=(),
+    max_cells: int = MAX_CELLS,
 ) -> AttentionResult:
     """The attention maps of the chosen layers and heads (all heads when heads is None) over
-    `text` followed by any generated tokens (`completion_ids`)."""
+    `text` followed by any generated tokens (`completion_ids`). Refused before the forward
+    pass when the maps captured (every head of each chosen layer, tokens × tokens) would be
+    more than max_cells values."""
     info = loaded.info
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}", field="encoding")
@@ -192,6 +210,7 @@ def attention_for(
             f"{MAX_TOKENS:,} tokens",
             field="text",
         )
+    check_cells(len(layers), info.n_heads, len(ids), max_cells)
     captured = capture_attention(loaded, ids, layers)
     maps = torch.stack([captured[layer][list(heads)] for layer in layers])  # (L, H, n, n)
     data, raw_bytes = pack(maps, encoding)

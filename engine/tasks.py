@@ -121,6 +121,8 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
 
 def compute_attention(params: dict, progress: Progress | None = None) -> dict:
     """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
+    from django.conf import settings
+
     loaded = loaded_model(params["model"], progress)
     result = attention_for(
         loaded,
@@ -128,6 +130,7 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
         layers=params.get("layers") or [],
         heads=params.get("heads") or None,
         encoding=params.get("encoding") or "uint8",
+        max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
         **sequence_options(params),
     )
     return result.to_dict()

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from engine.tasks import generate_branch_task
-from inspector import access, audit, broadcast, leases, limits
+from inspector import access, audit, broadcast, budget, leases, limits
 from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, lock_branch
 from inspector.models import Branch, Exploration, Step
 from inspector.serializers import MAX_FORCED_CHARS
@@ -218,6 +218,8 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         delay = int(delay_ms or 0)
     except (TypeError, ValueError):
         raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
+    left = branch.exploration.max_new_tokens - branch.length
+    budget.charge("generate", {}, budget.generation_price(left))
     key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()
     queued_for = settings.TOKENLENS_TASK_TIMEOUT
     if not leases.store().acquire(key, token, queued_for):

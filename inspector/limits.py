@@ -6,15 +6,16 @@ from __future__ import annotations
 from django.conf import settings
 from django_ratelimit.core import is_ratelimited
 
-from inspector import access
+from inspector import budget
 from inspector.services import ServiceError
 
 UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
 
 def _person(group: str, request) -> str:
-    """Whom the rate counts for: the signed-in user, else the visitor's browser session."""
-    return access.principal(request)
+    """Whom the rate counts for: the signed-in user, else the visitor's browser session, else
+    (no session cookie) the address, so a cookie-less client gets no fresh count per request."""
+    return budget.identity(request)
 
 
 def rate_in_words(rate: str) -> str:

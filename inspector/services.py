@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 from engine.loading import build_catalog, inspect_prepared, is_prepared
 from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
 from engine.types import ModelSpec
-from inspector import broadcast, job_expiry, worker_heartbeat
+from inspector import broadcast, budget, job_expiry, worker_heartbeat
 from inspector.models import Job
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -
     ServiceError (503) first, with nothing saved, when no worker could take it."""
     if not (settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS):
         require_worker()
+    budget.charge(kind, params)
     job_expiry.expire_jobs_now_and_then()
     job = Job.objects.create(
         kind=kind,
@@ -189,6 +190,7 @@ def _release_connection() -> None:
 
 def compute_now(kind: str, params: dict) -> dict:
     """Run a computation in the worker and wait for it (the synchronous API)."""
+    budget.charge(kind, params)
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
     params = {**params, "expires_at": time.time() + timeout}

@@ -33,8 +33,10 @@ def require_env(name: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _tasks_run_inline(settings):
-    """Unit tests run tasks inline; the e2e tests start real workers of their own."""
+    """Unit tests run tasks inline; the e2e tests start real workers of their own. The compute
+    budget is out of the way (tests/inspector/test_budget.py sets its own)."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.TOKENLENS_COMPUTE_BUDGET = settings.TOKENLENS_VISITOR_BUDGET = 10**12
 
 
 _loaded_models: dict = {}

@@ -136,6 +136,13 @@ TOKENLENS_LEASE_SECONDS = env_int("TOKENLENS_LEASE_SECONDS", 15)
 # Key/value caches of branches kept per model in each worker (least recently used evicted).
 TOKENLENS_KV_CACHE_MB = env_int("TOKENLENS_KV_CACHE_MB", 1024)
 TOKENLENS_MAX_TEXT_CHARS = env_int("TOKENLENS_MAX_TEXT_CHARS", 200_000)
+# Model work each person may ask for per minute, in token passes (inspector/budget.py):
+# signed-in people, visitors, and how many visitors' budgets one address may use together.
+TOKENLENS_COMPUTE_BUDGET = env_int("TOKENLENS_COMPUTE_BUDGET", 20_000)
+TOKENLENS_VISITOR_BUDGET = env_int("TOKENLENS_VISITOR_BUDGET", 5_000)
+TOKENLENS_VISITORS_PER_ADDRESS = env_int("TOKENLENS_VISITORS_PER_ADDRESS", 30)
+# Attention maps one request may hold: layers x heads x tokens x tokens (4 bytes each).
+TOKENLENS_MAX_ATTENTION_CELLS = env_int("TOKENLENS_MAX_ATTENTION_CELLS", 64 * 2**20)
 # A multipart request (an exploration or lesson file to import) is refused (413) above this.
 TOKENLENS_MAX_UPLOAD_BYTES = env_int("TOKENLENS_MAX_UPLOAD_BYTES", 10 * 2**20)
 # Generation requests (step, generate to the end, branch) per user or visitor: "<n>/<s|m|h|d>".
@@ -177,6 +184,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "inspector.budget.BudgetMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

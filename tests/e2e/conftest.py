@@ -123,7 +123,9 @@ def app_server(request, tmp_path_factory):
     mode = request.param
     workdir = tmp_path_factory.mktemp(f"app-{mode}")
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARS}
-    env.update(DEBUG="true", PYTHONUNBUFFERED="1")
+    # Many tests share one server and one address: the compute budget is not what they test.
+    env.update(DEBUG="true", PYTHONUNBUFFERED="1", TOKENLENS_VISITOR_BUDGET=str(10**9))
+    env["TOKENLENS_COMPUTE_BUDGET"] = str(10**9)
     database_name = None
     if mode == "embedded":
         env["TOKENLENS_DATABASE_URL"] = f"sqlite:///{workdir / 'db.sqlite3'}"

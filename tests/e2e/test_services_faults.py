@@ -56,6 +56,7 @@ class Stack:
             TOKENLENS_REDIS_URL=f"redis://127.0.0.1:{self.redis_port}/0",
             TOKENLENS_DB_POOL_SIZE=str(POOL_SIZE),
             TOKENLENS_GENERATION_RATE="10000/m",
+            TOKENLENS_VISITOR_BUDGET=str(10**9),
             TOKENLENS_MODEL_CACHE=os.environ.get(
                 "TOKENLENS_MODEL_CACHE", str(ROOT / "var" / "models")
             ),
