@@ -434,12 +434,14 @@ def attribute(
     position: int | None = None,
     n_steps: int = DEFAULT_STEPS,
     progress: Progress | None = None,
+    cache_scope: str = "",
     **sequence_options,
 ) -> Attribution:
     """Score every token 0..position of `text` (+ sequence_options: system_prompt,
     use_chat_template, completion_ids) by how much it drove `target_id` as the next token
     after `position` (default: the last token). n_steps is used by integrated_gradients only.
-    Results are cached in-process, so asking again is instant."""
+    Results are cached in-process per cache_scope (one person's), so asking again is instant
+    for them and tells nobody else what was asked."""
     _check_choices(method, n_steps)
     tokens = _read_tokens(loaded, text, sequence_options)
     position = _check_position(position, len(tokens))
@@ -467,4 +469,4 @@ def attribute(
             path=found.path,
         )
 
-    return _cached((loaded.spec.key, question), compute)
+    return _cached((loaded.spec.key, cache_scope, question), compute)

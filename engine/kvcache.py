@@ -122,6 +122,14 @@ class PrefixCache:
             self._hits += 1
             return best_length, crop_layers(best.layers, best_length)
 
+    def cached_length(self, key: str, ids: torch.Tensor) -> int:
+        """How many leading ids of `ids` a lookup for `key` would find (counting no hit):
+        the longest prefix any entry of its scope holds."""
+        scope = scope_of(key)
+        with self._lock:
+            entries = [entry for name, entry in self._entries.items() if scope_of(name) == scope]
+            return max((common_prefix_length(entry.ids, ids) for entry in entries), default=0)
+
     def store(self, key: str, ids: torch.Tensor, layers: LayerStates) -> None:
         """Remember `layers` as the states of `ids` for branch `key`, then evict down to budget
         (an entry larger than the whole budget is not kept)."""

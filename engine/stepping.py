@@ -100,11 +100,14 @@ class StepToken:
 
 @dataclass(frozen=True)
 class StepResult:
-    """What one step appended to a branch, and why the branch ended (None: it goes on)."""
+    """What one step appended to a branch, and why the branch ended (None: it goes on).
+    computed_tokens: how many tokens went through the model for it (1 when the branch's
+    prefix was cached; the whole context when it was not), what the step really cost."""
 
     branch: str
     tokens: tuple[StepToken, ...]
     finish_reason: str | None
+    computed_tokens: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -184,11 +187,12 @@ class Stepper:
 
     def _matcher(self, request: StepRequest) -> ConstraintMatcher | None:
         """The branch's matcher, moved to the end of its completion so far."""
+        key = scoped(request.cache_scope, request.branch)
         if request.constraint is None:
-            self._matchers.pop(request.branch, None)
+            self._matchers.pop(key, None)
             return None
         completion = list(request.completion_ids)
-        matcher = self._matchers.pop(request.branch, None)
+        matcher = self._matchers.pop(key, None)
         if matcher is not None and matcher.constraint == request.constraint:
             shared = 0
             for mine, theirs in zip(matcher.consumed, completion, strict=False):
@@ -205,7 +209,7 @@ class Stepper:
                 request.constraint, self.loaded.tokenizer, self.loaded.info.vocab_size
             )
         matcher.consume(completion[len(matcher.consumed) :])
-        self._matchers[request.branch] = matcher
+        self._matchers[key] = matcher
         while len(self._matchers) > _MATCHERS_KEPT:
             self._matchers.popitem(last=False)
         return matcher
@@ -223,6 +227,7 @@ class Stepper:
         if len({request.branch for request in requests}) != len(requests):
             raise InputError("A branch can only step once per call", field="branch")
         with self._lock:
+            computed = [self._uncached(request) for request in requests]
             matchers = [self._matcher(request) for request in requests]
             single = [i for i, request in enumerate(requests) if request.n_new == 1]
             results: dict[int, StepResult] = {}
@@ -245,7 +250,13 @@ class Stepper:
                     logits = self.forward.logits(row, n_positions=request.n_new)
                     elapsed = (time.perf_counter() - started) * 1000
                     results[i] = self._finish(request, logits, matchers[i], elapsed)
-            return [results[i] for i in range(len(requests))]
+            return [replace(results[i], computed_tokens=computed[i]) for i in range(len(requests))]
+
+    def _uncached(self, request: StepRequest) -> int:
+        """How many tokens this step will run through the model (its cost)."""
+        row = self._row(request, extra=request.force_ids[:-1] if request.mode == "force" else ())
+        total = int(row.ids.shape[0])
+        return total - min(self.cache.cached_length(row.branch, row.ids), total - 1)
 
     def _row(self, request: StepRequest, extra: tuple[int, ...] = ()) -> Row:
         ids = torch.tensor(request.context_ids + tuple(extra), dtype=torch.long)

@@ -35,6 +35,9 @@ _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
 LOADED_KEY = "tokenlens:loaded:{key}"
 LOADED_TTL_SECONDS = 600
+# What a computation really cost (tokens through the model), for the web side's budget; it
+# takes the key out of the result before anyone sees it.
+COST_KEY = "_computed_tokens"
 EXPIRED = "This request waited too long for a worker and was dropped; try again"
 
 
@@ -116,7 +119,8 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
         top_n=int(params.get("top_n") or 20),
         cache_scope=params.get("cache_scope") or "",
     )
-    return model_stepper.step(request).tokens[0].distribution.to_dict()
+    result = model_stepper.step(request)
+    return {**result.tokens[0].distribution.to_dict(), COST_KEY: result.computed_tokens}
 
 
 def compute_attention(params: dict, progress: Progress | None = None) -> dict:
@@ -213,6 +217,7 @@ def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
         position=params.get("position"),
         n_steps=params.get("n_steps", DEFAULT_STEPS),
         progress=progress,
+        cache_scope=params.get("cache_scope") or "",
         **sequence_options(params),
     ).to_dict()
 

@@ -15,9 +15,13 @@ request checks again that the link still resolves (not revoked, not hidden).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from inspector.models import Exploration, Lesson, ShareLink
@@ -25,7 +29,6 @@ from inspector.models import Exploration, Lesson, ShareLink
 SHARE_TOKENS = "tokenlens_share_tokens"
 LESSON_TOKENS = "tokenlens_lesson_tokens"
 VISITOR_KEY = "tokenlens_visitor_key"
-PAGE_IDS = "tokenlens_page_ids"
 INSTRUCTORS = "Instructor"
 STUDENTS = "Student"
 
@@ -97,15 +100,26 @@ def remember_token(request, kind: str, token: str) -> None:
 
 
 def new_page_id(request) -> uuid.UUID:
-    """A fresh id for one open Tokens page, remembered in this browser session only: its
-    websocket and its jobs answer to that session and no other."""
-    page_id = uuid.uuid4()
-    remember_token(request, PAGE_IDS, str(page_id))
-    return page_id
+    """A fresh id for one open Tokens page that only this browser session can follow: half
+    random, half a keyed hash of the random half and the session's visitor key. Nothing is
+    stored, so tabs opened at the same moment cannot lose each other's ids."""
+    nonce = secrets.token_bytes(8)
+    return uuid.UUID(bytes=nonce + _page_mac(session_key(request), nonce))
 
 
 def owns_page(session, page_id) -> bool:
-    return session is not None and str(page_id) in session.get(PAGE_IDS, [])
+    """Whether page_id was made by new_page_id for this session."""
+    visitor = session.get(VISITOR_KEY) if session is not None else None
+    try:
+        raw = uuid.UUID(str(page_id)).bytes
+    except ValueError:
+        return False
+    return bool(visitor) and hmac.compare_digest(raw[8:], _page_mac(visitor, raw[:8]))
+
+
+def _page_mac(visitor_key: str, nonce: bytes) -> bytes:
+    message = b"tokenlens-page:" + visitor_key.encode() + b":" + nonce
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()[:8]
 
 
 def viewable_lessons(request) -> QuerySet[Lesson]:

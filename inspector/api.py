@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_view
 from rest_framework import status, viewsets
@@ -12,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from inspector import access, explorations, limits, services
+from inspector.outages import api_error
 from inspector.schema import documented
 from inspector.serializers import (
     AttentionRequestSerializer,
@@ -62,7 +62,7 @@ def not_found(request, path: str = ""):
     """Any other address under /api/v1/ (an id that is not a uuid or a number included): the
     API's JSON error, not Django's HTML 404 page."""
     message = f"No API endpoint or object at {request.path}"
-    return JsonResponse({"error": {"field": "path", "message": message}}, status=404)
+    return api_error(message, 404, field="path")
 
 
 @documented()

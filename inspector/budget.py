@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.cache import cache
 
+from engine.tasks import COST_KEY
 from inspector import access
 
 _current_request: ContextVar = ContextVar("tokenlens_budget_request", default=None)
@@ -55,6 +56,8 @@ def price(kind: str, params: dict) -> tuple[int, str]:
     """(token passes, what they are made of, in words) for one computation."""
     if kind in ("tokenize", "vocabulary"):
         return 1, "a tokenization"
+    if kind in ACTUAL_COST:  # priced by what the worker ran (charge_actual); 1 to start
+        return 1, "a reading from cached states"
     if kind == "branch_step":
         forced = params.get("text")
         if params.get("mode") == "force" and forced:
@@ -71,6 +74,40 @@ def price(kind: str, params: dict) -> tuple[int, str]:
         layers = len(set(params.get("layers") or ())) or 1
         return tokens + tokens * layers // 4, f"{about} and {layers} layers of maps"
     return tokens, about
+
+
+def _lens_cost(result: dict) -> int:
+    return max(1, int(result.get("position", 0)) + 1 - int(result.get("cached_tokens", 0)))
+
+
+def _stepped_cost(result: dict) -> int:
+    return int(result.pop(COST_KEY, 1) or 1)
+
+
+# Kinds whose cost depends on what the worker had cached: (its result → tokens it ran).
+ACTUAL_COST = {
+    "distribution": _stepped_cost,
+    "branch_step": _stepped_cost,
+    "logit_lens": _lens_cost,
+}
+
+
+def charge_actual(kind: str, result: dict) -> None:
+    """After a computation: count what it really ran beyond what was charged up front (a step
+    whose branch was no longer cached reads its whole context). It is not refused now, it has
+    run; a person it takes over budget is refused on their next request."""
+    cost = ACTUAL_COST.get(kind)
+    request = _current_request.get()
+    if cost is None:
+        result.pop(COST_KEY, None)
+        return
+    extra = cost(result) - 1
+    if request is None or extra <= 0:
+        return
+    name, signed_in = _identity(request)
+    _spend(name, extra)
+    if not signed_in:
+        _spend(f"address:{_address(request)}", extra)
 
 
 def generation_price(tokens_left: int) -> tuple[int, str]:

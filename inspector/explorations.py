@@ -218,6 +218,8 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         delay = int(delay_ms or 0)
     except (TypeError, ValueError):
         raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
+    if is_generating(branch):  # before charging for it
+        raise ServiceError("This branch is already generating", field="branch")
     left = branch.exploration.max_new_tokens - branch.length
     budget.charge("generate", {}, budget.generation_price(left))
     key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()

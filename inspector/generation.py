@@ -20,6 +20,7 @@ from engine.constraints import Constraint
 from engine.distribution import prompt_ids
 from engine.sampling import SamplingParams
 from engine.stepping import StepRequest, StepResult
+from engine.tasks import COST_KEY
 from engine.types import EngineError, InputError
 from inspector import leases
 from inspector.access import exploration_principal
@@ -99,14 +100,18 @@ def storable(value):
     return value
 
 
-def save_result(branch: Branch, result: StepResult, params: dict, computed_on) -> list[Step]:
+def save_result(
+    branch: Branch, result: StepResult, params: dict, computed_on, expires_at: float = math.inf
+) -> list[Step]:
     """Write the steps of one result, if the branch still holds exactly `computed_on` (the
     completion the step was computed from) and has not ended. Another step, an undo or a
     generation that got there first means nothing of this result is kept: a clear error, and
     the branch stays as the other operation left it.
 
     The branch row is locked for the check and the write (SQLite: the IMMEDIATE transaction
-    takes the write lock), so step, undo and fork on one branch happen one after another."""
+    takes the write lock), so step, undo and fork on one branch happen one after another.
+    A step whose asker was told it failed (past expires_at, checked under the lock) is not
+    saved either."""
     steps = [
         Step(
             branch=branch,
@@ -127,12 +132,14 @@ def save_result(branch: Branch, result: StepResult, params: dict, computed_on) -
     try:
         with transaction.atomic():
             locked = lock_branch(branch.pk)
+            if time.time() > expires_at:
+                raise InputError("This step took too long and was not saved; try again", "branch")
             if locked.finish_reason or tuple(locked.token_ids()) != tuple(computed_on):
                 raise BranchChanged()
             Step.objects.bulk_create(steps)
             if result.finish_reason:
                 Branch.objects.filter(pk=branch.pk).update(finish_reason=result.finish_reason)
-    except (IntegrityError, BranchChanged):
+    except (IntegrityError, BranchChanged, Branch.DoesNotExist):
         raise InputError(
             "The branch changed while this step was computed (another tab or person stepped, "
             "undid or generated); nothing was saved. Reload to see it as it is",
@@ -176,14 +183,16 @@ def step_branch(params: dict, stepper_for) -> dict:
     )
     check_branch_room(request)
     result = stepper.step(request)
-    if time.time() > params.get("expires_at", math.inf):
-        raise InputError("This step took too long and was not saved; try again", field="branch")
-    steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
+    expires_at = params.get("expires_at", math.inf)
+    steps = save_result(
+        branch, result, branch.exploration.params, request.completion_ids, expires_at
+    )
     return {
         "branch": str(branch.pk),
         "step_ids": [step.pk for step in steps],
         "first_index": steps[0].index,
         "finish_reason": result.finish_reason,
+        COST_KEY: result.computed_tokens,
     }
 
 

@@ -47,9 +47,9 @@ def start(request):
     kind = request_serializer.validated_data["kind"]
     params = JOB_REQUESTS[kind](data=request_serializer.validated_data["params"])
     params.is_valid(raise_exception=True)
-    job = services.start_job(
-        kind, dict(params.validated_data), session_key=access.principal(request)
-    )
+    principal = access.principal(request)
+    job_params = {**params.validated_data, "cache_scope": principal}  # see engine/kvcache.py
+    job = services.start_job(kind, job_params, session_key=principal)
     return Response(job_dict(job), status=status.HTTP_202_ACCEPTED)
 
 

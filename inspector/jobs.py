@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.utils import timezone
+
 from engine.tasks import compute
 from inspector import broadcast
 from inspector.models import Job
@@ -18,6 +21,11 @@ def run_job(job_id: str) -> None:
         logger.warning("Job %s vanished before a worker took it", job_id)
         return
     if not job.claim():
+        return
+    waited = (timezone.now() - job.created_at).total_seconds()
+    if waited > settings.TOKENLENS_TASK_TIMEOUT:  # its page stopped waiting: say why
+        job.fail(f"This job waited {waited:.0f} s for a worker and was dropped; try again")
+        broadcast.job_updated(job.page_id, job.pk)
         return
 
     def progress(stage: str) -> None:

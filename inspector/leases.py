@@ -131,11 +131,15 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        renewed_at = time.monotonic()
         while not self._stopped.wait(self.seconds / 3):
             try:
-                still_mine = store().renew(self.key, self.token, self.seconds)
-            except Exception:  # Redis unreachable: the lease will lapse; stop the work
-                still_mine = False
-            if not still_mine:
-                self.lost.set()
-                return
+                if not store().renew(self.key, self.token, self.seconds):
+                    break  # someone else holds it now, or it lapsed
+                renewed_at = time.monotonic()
+            except Exception:  # Redis slow or away: try again until the lease would lapse
+                if time.monotonic() - renewed_at >= self.seconds:
+                    break
+        else:
+            return
+        self.lost.set()

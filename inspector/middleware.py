@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import BadRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.defaults import bad_request
+
+from inspector.outages import api_error
 
 NUL_MESSAGE = "The {where} holds a NUL character (%00), which no TokenLens address contains"
 
@@ -39,5 +41,5 @@ class RefuseNulMiddleware:
         part = {"path": "address", "query": "query string"}.get(where, f"parameter {where!r}")
         message = NUL_MESSAGE.format(where=part)
         if request.path_info.startswith("/api/"):
-            return JsonResponse({"error": {"field": where, "message": message}}, status=400)
+            return api_error(message, 400, field=where)
         return bad_request(request, BadRequest(message))

@@ -24,13 +24,16 @@ REDIS_DOWN = (
 
 
 def _is_outage(exc: BaseException | None) -> bool:
-    """Whether exc (or what caused it) is a failure to reach Redis or the broker."""
+    """Whether exc (or what caused it) is a failure to reach Redis or the broker, or no
+    database connection came free in time (the pool is exhausted)."""
     import redis
     from kombu.exceptions import OperationalError
+    from psycopg_pool import PoolTimeout
 
+    unreachable = redis.RedisError | OperationalError | ConnectionRefusedError | PoolTimeout
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, redis.RedisError | OperationalError | ConnectionRefusedError):
+        if isinstance(exc, unreachable):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
@@ -45,9 +48,13 @@ def api_error(message: str, status: int, field: str = "non_field_errors") -> Jso
 
 
 def _body_limit(request: HttpRequest) -> int:
-    if request.content_type == "multipart/form-data":
-        return settings.TOKENLENS_MAX_UPLOAD_BYTES
-    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    """Imports take a file (multipart or a JSON body) up to the import limit; any other
+    request, Django's limit for a request body (2.5 MB by default)."""
+    from inspector.transfer import MAX_REQUEST_BYTES
+
+    if request.path_info.endswith("/import/"):
+        return MAX_REQUEST_BYTES
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or MAX_REQUEST_BYTES
 
 
 class OutageMiddleware:

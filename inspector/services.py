@@ -13,17 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
 
+from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError
 
+from engine import tasks
 from engine.loading import build_catalog, inspect_prepared, is_prepared
 from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
 from engine.types import ModelSpec
 from inspector import broadcast, budget, job_expiry, worker_heartbeat
 from inspector.models import Job
+from inspector.outages import REDIS_DOWN as QUEUE_DOWN
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +132,6 @@ def dispatch(task, args: list, expires: float | None = None) -> None:
         raise ServiceError(QUEUE_DOWN, status=503) from exc
 
 
-QUEUE_DOWN = (
-    "The task queue (Redis) is unreachable, so no worker can compute this. "
-    "Start Redis and a worker (`make worker`), then try again."
-)
 NO_WORKER = (
     "No worker is running to compute this (none has reported in the last "
     "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
@@ -153,7 +152,7 @@ def require_worker() -> None:
 
 def _dispatch_job(job: Job) -> None:
     try:
-        _send(run_job_task, [str(job.pk)], expires=settings.TOKENLENS_TASK_TIMEOUT)
+        _send(run_job_task, [str(job.pk)])  # a job too old to run fails itself (jobs.run_job)
     except Exception as exc:  # broker down: say so instead of spinning forever
         logger.warning("Could not queue job %s: %s", job.pk, exc)
         job.fail(exc.message if isinstance(exc, ServiceError) else QUEUE_DOWN)
@@ -189,7 +188,10 @@ def _release_connection() -> None:
 
 
 def compute_now(kind: str, params: dict) -> dict:
-    """Run a computation in the worker and wait for it (the synchronous API)."""
+    """Run a computation in the worker and wait for it (the synchronous API). Charged to the
+    person's budget before it is queued, and for what it really cost once it is done."""
+    if not (settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS):
+        require_worker()
     budget.charge(kind, params)
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
@@ -205,7 +207,6 @@ def compute_now(kind: str, params: dict) -> dict:
             finally:
                 future.cancel()  # still queued: it never runs
         else:
-            require_worker()
             outcome = compute_task.apply_async(
                 args=[kind, params], retry=False, expires=timeout
             ).get(timeout=timeout)
@@ -216,9 +217,13 @@ def compute_now(kind: str, params: dict) -> dict:
         ) from exc
     except OperationalError as exc:
         raise ServiceError(f"The task queue (Redis) is unreachable: {exc}", status=503) from exc
+    except TaskRevokedError as exc:  # expired in the queue just before the wait ended
+        raise ServiceError(tasks.EXPIRED, status=503) from exc
     if "error" in outcome:
         raise ServiceError(outcome["error"]["message"], field=outcome["error"]["field"])
-    return outcome["result"]
+    result = outcome["result"]
+    budget.charge_actual(kind, result)
+    return result
 
 
 _redis_status_cache: dict[str, tuple[float, str]] = {}

@@ -36,6 +36,7 @@ from inspector.services import ServiceError
 FORMAT = "tokenlens.exploration"
 VERSION = 1
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 2**16  # the file and its multipart envelope
 MAX_TOKEN_ID = 2**31 - 1  # what the database's token_id (and rank) column holds
 FORK_PREFIX = "Fork of "
 SETTINGS = {

@@ -83,7 +83,7 @@ def import_exploration(request):
 
 def sent_file(request):
     """The export's content: the multipart `file`, or the JSON body (lesson imports too)."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) > transfer.MAX_UPLOAD_BYTES + 2**16:
+    if int(request.META.get("CONTENT_LENGTH") or 0) > transfer.MAX_REQUEST_BYTES:
         limit = transfer.MAX_UPLOAD_BYTES // 2**20
         raise ServiceError(f"The file is too large: at most {limit} MB", "file", status=413)
     if not request.content_type.startswith("multipart/"):

@@ -50,13 +50,19 @@ def tokenize(request: HttpRequest) -> HttpResponse:
             return render(request, f"{HOME}#tokenize-form", {"form": form}, status=422)
         return _page(request, form, status=400)
     page_id = form.cleaned_data["page_id"]
-    job = services.start_job(
-        "tokenize",
-        form.job_params(),
-        # Results are pushed only to a page this session opened (see access.new_page_id).
-        page_id=page_id if access.owns_page(request.session, page_id) else None,
-        session_key=_session_key(request),
-    )
+    try:
+        job = services.start_job(
+            "tokenize",
+            form.job_params(),
+            # Results are pushed only to a page this session opened (see access.new_page_id).
+            page_id=page_id if access.owns_page(request.session, page_id) else None,
+            session_key=_session_key(request),
+        )
+    except services.ServiceError as error:  # no worker, over budget: say so on the form
+        form.add_error(None, error.message)
+        if request.htmx:
+            return render(request, f"{HOME}#tokenize-form", {"form": form}, status=422)
+        return _page(request, form, status=error.status)
     if request.htmx:
         return render(request, f"{HOME}#job-status", {"job": job})
     return redirect("job", job_id=job.pk)

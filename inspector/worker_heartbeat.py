@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -21,11 +22,15 @@ HEARTBEAT_TTL_SECONDS = 15
 
 
 def _redis():
+    return _client_for(settings.TOKENLENS_REDIS_URL)
+
+
+@lru_cache(maxsize=4)
+def _client_for(url: str):
+    """One client (and connection pool) per URL for the life of the process."""
     import redis
 
-    return redis.Redis.from_url(
-        settings.TOKENLENS_REDIS_URL, socket_connect_timeout=1, socket_timeout=1
-    )
+    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
 
 def worker_name() -> str:

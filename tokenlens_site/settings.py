@@ -143,8 +143,6 @@ TOKENLENS_VISITOR_BUDGET = env_int("TOKENLENS_VISITOR_BUDGET", 5_000)
 TOKENLENS_VISITORS_PER_ADDRESS = env_int("TOKENLENS_VISITORS_PER_ADDRESS", 30)
 # Attention maps one request may hold: layers x heads x tokens x tokens (4 bytes each).
 TOKENLENS_MAX_ATTENTION_CELLS = env_int("TOKENLENS_MAX_ATTENTION_CELLS", 64 * 2**20)
-# A multipart request (an exploration or lesson file to import) is refused (413) above this.
-TOKENLENS_MAX_UPLOAD_BYTES = env_int("TOKENLENS_MAX_UPLOAD_BYTES", 10 * 2**20)
 # Generation requests (step, generate to the end, branch) per user or visitor: "<n>/<s|m|h|d>".
 TOKENLENS_GENERATION_RATE = env_str("TOKENLENS_GENERATION_RATE", "120/m")
 TOKENLENS_MAX_PROMPT_CHARS = env_int("TOKENLENS_MAX_PROMPT_CHARS", 50_000)

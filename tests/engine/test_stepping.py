@@ -200,6 +200,38 @@ def test_bad_requests_are_rejected_with_the_field_named(smollm2, changes, messag
         stepper.step(request)
 
 
+def test_a_forced_text_longer_than_the_room_left_is_refused_before_any_pass(smollm2):
+    stepper = Stepper(smollm2, 1 << 28)
+    prompt = ids_of(smollm2, PROMPTS[0])
+    forced = tuple(smollm2.tokenizer.encode(" hello" * 40, add_special_tokens=False))
+    request = StepRequest(
+        "room", prompt, completion_ids=(11, 12), mode="force", force_ids=forced, max_new_tokens=16
+    )
+    with pytest.raises(InputError, match=r"40 tokens; this branch has room for 14 more") as error:
+        stepper.step(request)
+    assert error.value.field == "text"
+    assert stepper.cache.keys() == []  # refused before the model read anything
+
+
+def test_a_forced_text_that_would_end_the_branch_midway_is_refused_whole(smollm2):
+    stepper = Stepper(smollm2, 1 << 28)
+    prompt = ids_of(smollm2, PROMPTS[0])
+    eos = next(iter(stepper.eos_ids))
+    forced = (1234, eos, 1235, 1236)
+    with pytest.raises(InputError, match="would end the branch .end of sequence|eos") as error:
+        stepper.step(StepRequest("midway", prompt, mode="force", force_ids=forced))
+    assert error.value.field == "text" and "token 2 of 4" in error.value.message
+
+
+def test_a_step_reports_how_many_tokens_it_ran(smollm2):
+    stepper = Stepper(smollm2, 1 << 28)
+    prompt = ids_of(smollm2, PROMPTS[3])
+    first = stepper.step(StepRequest("cost", prompt))
+    assert first.computed_tokens == len(prompt)
+    again = stepper.step(StepRequest("cost", prompt, completion_ids=(first.tokens[0].id,)))
+    assert again.computed_tokens == 1
+
+
 def test_end_of_sequence_finishes_the_branch(smollm2):
     stepper = Stepper(smollm2, 1 << 28)
     prompt = ids_of(smollm2, PROMPTS[0])

@@ -91,3 +91,29 @@ def test_attention_over_the_cell_limit_is_refused_before_any_forward_pass(settin
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["field"] == "layers" and "one request may hold 10,000" in error["message"]
+
+
+@pytest.mark.model
+def test_a_step_is_charged_for_what_the_worker_really_ran(settings):
+    settings.TOKENLENS_VISITOR_BUDGET = 60
+    settings.TOKENLENS_VISITORS_PER_ADDRESS = 1000
+    client = APIClient()
+    client.get("/explore/")
+    prompt = "The quick brown fox jumps over the lazy dog near the quiet river bank today"
+    created = client.post("/api/v1/explorations/", {"model": SMOL, "prompt": prompt}, "json")
+    branch = created.json()["branches"][0]["id"]
+    url = f"/api/v1/branches/{branch}/steps/"
+    assert client.post(url, {}, "json").status_code == 201  # nothing cached: the whole prompt
+    spent = _spent_by_the_visitor()
+    assert spent > 10
+    assert client.post(url, {}, "json").status_code == 201  # cached now: one more token
+    assert _spent_by_the_visitor() == spent + 1
+
+
+def _spent_by_the_visitor() -> int:
+    """This minute's units of the one visitor who made an exploration."""
+    from inspector import budget
+    from inspector.models import Exploration
+
+    (exploration,) = Exploration.objects.all()
+    return cache.get(budget._counter(f"visitor:{exploration.session_key}"))

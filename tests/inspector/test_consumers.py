@@ -1,4 +1,5 @@
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from channels.db import database_sync_to_async
@@ -25,22 +26,21 @@ def _done_job(page_id):
     )
 
 
-def _session_with_pages(*page_ids) -> str:
-    """A browser session that opened these Tokens pages (as the home page remembers them)."""
+def _session_and_page() -> tuple[str, str]:
+    """A visitor's browser session and the id of a Tokens page it opened."""
     from django.contrib.sessions.backends.db import SessionStore
 
-    from inspector.access import PAGE_IDS
+    from inspector.access import VISITOR_KEY, new_page_id
 
     session = SessionStore()
-    session[PAGE_IDS] = [str(page_id) for page_id in page_ids]
+    session[VISITOR_KEY] = "visitor-" + uuid.uuid4().hex
     session.create()
-    return session.session_key
+    page_id = new_page_id(SimpleNamespace(session=session))
+    return session.session_key, str(page_id)
 
 
-async def _open_page_socket(page_id, session_key=None):
+async def _open_page_socket(page_id, session_key):
     headers = [(b"origin", b"http://127.0.0.1")]
-    if session_key is None:
-        session_key = await database_sync_to_async(_session_with_pages)(page_id)
     if session_key:
         headers.append((b"cookie", f"sessionid={session_key}".encode()))
     communicator = WebsocketCommunicator(application, f"/ws/pages/{page_id}/", headers=headers)
@@ -48,23 +48,27 @@ async def _open_page_socket(page_id, session_key=None):
     return communicator, connected, code
 
 
-async def _connect(page_id):
-    communicator, connected, _ = await _open_page_socket(page_id)
+async def _connect():
+    """(a connected page socket, its page id)."""
+    session_key, page_id = await database_sync_to_async(_session_and_page)()
+    communicator, connected, _ = await _open_page_socket(page_id, session_key)
     assert connected
-    return communicator
+    return communicator, page_id
 
 
 async def test_only_the_session_that_opened_a_page_may_follow_it():
-    page_id = uuid.uuid4()
-    other_session = await database_sync_to_async(_session_with_pages)(uuid.uuid4())
+    _owner, page_id = await database_sync_to_async(_session_and_page)()
+    other_session, _ = await database_sync_to_async(_session_and_page)()
     for session_key in ("", other_session):
         communicator, connected, code = await _open_page_socket(page_id, session_key)
         assert not connected and code == 4403
+    guessed = str(uuid.uuid4())  # a well-formed id no session made
+    communicator, connected, code = await _open_page_socket(guessed, other_session)
+    assert not connected and code == 4403
 
 
 async def test_a_job_update_arrives_as_html_for_that_page_only():
-    page_id, other_page = uuid.uuid4(), uuid.uuid4()
-    mine, theirs = await _connect(page_id), await _connect(other_page)
+    (mine, page_id), (theirs, _) = await _connect(), await _connect()
     job = await database_sync_to_async(_done_job)(page_id)
     await database_sync_to_async(broadcast.job_updated)(page_id, job.pk)
     html = await mine.receive_from(timeout=5)
@@ -75,7 +79,7 @@ async def test_a_job_update_arrives_as_html_for_that_page_only():
 
 
 async def test_messages_from_the_page_get_a_notice_not_an_error():
-    communicator = await _connect(uuid.uuid4())
+    communicator, _ = await _connect()
     await communicator.send_to(text_data="{not json")
     assert "only delivers updates" in await communicator.receive_from(timeout=5)
     await communicator.disconnect()

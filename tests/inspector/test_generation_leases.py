@@ -127,4 +127,23 @@ def test_a_step_that_timed_out_is_never_applied(in_process_worker, settings):
     assert response.status_code == 503 and time.monotonic() - started < 2.4
     time.sleep(3)  # the worker is free again, and would have taken the queued step
     assert branch.steps.count() == 0
+    settings.TOKENLENS_TASK_TIMEOUT = 180
     assert client.post(f"/api/v1/branches/{branch.pk}/steps/", {}, "json").status_code == 201
+
+
+def test_work_past_its_deadline_is_neither_done_nor_saved(monkeypatch):
+    from engine.tasks import EXPIRED, compute
+
+    branch, _ = _branch()
+    late = {"branch": str(branch.pk), "mode": "greedy", "expires_at": time.time() - 1}
+    assert compute("branch_step", late) == {
+        "error": {"field": "non_field_errors", "message": EXPIRED}
+    }
+    original = Stepper.step
+    monkeypatch.setattr(
+        Stepper, "step", lambda self, request: (time.sleep(0.5), original(self, request))[1]
+    )
+    running_late = {**late, "expires_at": time.time() + 0.2}  # it expires during the step
+    answer = compute("branch_step", running_late)
+    assert "took too long and was not saved" in answer["error"]["message"]
+    assert branch.steps.count() == 0

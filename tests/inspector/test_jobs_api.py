@@ -62,3 +62,19 @@ def test_a_script_with_a_token_follows_its_own_jobs(
     job_url = f"/api/v1/jobs/{started.json()['id']}/"
     assert mine.get(job_url).json()["status"] == "done"  # each request is a fresh session
     assert theirs.get(job_url).status_code == 404
+
+
+def test_a_job_that_waited_past_the_timeout_fails_saying_so(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inspector.jobs import run_job
+    from inspector.models import Job
+
+    settings.TOKENLENS_TASK_TIMEOUT = 60
+    job = Job.objects.create(kind="heads", model_key="m", params={"model": "m", "text": "a b"})
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(seconds=90))
+    run_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "waited 90 s" in job.error_message

@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.test import Client
 
+from inspector import worker_heartbeat
 from inspector.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -122,10 +123,21 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
         raise OperationalError("Connection refused")
 
     monkeypatch.setattr(tasks.run_job_task, "apply_async", refuse)
+    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: True)
     with django_capture_on_commit_callbacks(execute=True):
         browser.post("/tokenize/", _form(), **HTMX)
     job = Job.objects.get()
     assert job.status == Job.Status.FAILED and "Redis" in job.error_message
+
+
+def test_with_no_worker_alive_the_form_says_so_and_saves_no_job(browser, settings, monkeypatch):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.TOKENLENS_TASKS_IN_PROCESS = False
+    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: False)
+    response = browser.post("/tokenize/", _form(), **HTMX)
+    assert response.status_code == 422
+    assert "No worker is running" in response.content.decode()
+    assert not Job.objects.exists()
 
 
 def test_model_loading_progress_reaches_the_page(
@@ -150,9 +162,9 @@ def test_model_loading_progress_reaches_the_page(
 
 
 def test_a_job_reaches_only_a_page_this_session_opened(browser, django_capture_on_commit_callbacks):
-    from inspector.access import PAGE_IDS
+    import re
 
-    own_page = browser.session[PAGE_IDS][-1]
+    own_page = re.search(r"/ws/pages/([0-9a-f-]+)/", browser.get("/").content.decode())[1]
     someone_elses_page = str(uuid.uuid4())
     with django_capture_on_commit_callbacks(execute=True):
         browser.post("/tokenize/", _form(page_id=own_page), **HTMX)
