@@ -25,6 +25,7 @@ test: install browser models ## run the whole test suite
 	$(BIN)/python manage.py collectstatic --noinput -v 0
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -54,6 +55,7 @@ browser: ## Debian's Chromium for the browser tests (Playwright drives it)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -24,7 +24,8 @@ from django.conf import settings  # noqa: E402
 
 from engine.distribution import next_token_logits, prompt_ids, summarize  # noqa: E402
 from engine.loading import PACKAGED_MODELS, load, pick_device  # noqa: E402
-from engine.sampling import SamplingParams, choose, run_pipeline  # noqa: E402
+from engine.params import SamplingParams  # noqa: E402
+from engine.sampling import choose, run_pipeline  # noqa: E402
 
 PROMPT = "In a small village by the sea, the fishermen woke before dawn and " * 3
 REPEATS = 7

@@ -28,7 +28,8 @@ from django.conf import settings  # noqa: E402
 
 from engine.distribution import next_token_logits, prompt_ids, summarize  # noqa: E402
 from engine.loading import PACKAGED_MODELS, load, pick_device  # noqa: E402
-from engine.sampling import PRESETS, SamplingParams, run_pipeline  # noqa: E402
+from engine.params import PRESETS, SamplingParams  # noqa: E402
+from engine.sampling import run_pipeline  # noqa: E402
 from engine.stepping import Stepper, StepRequest  # noqa: E402
 
 NEW_TOKENS = 128

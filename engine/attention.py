@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
+from engine.limits import ENCODINGS, MAX_CELLS
 from engine.loading import LoadedModel
 from engine.tokenization import read_model_sequence
 from engine.types import InputError, TokenPiece
 
-ENCODINGS = ("uint8", "float16")
 MAX_TOKENS = 2048  # eager attention forms (heads, n, n) per layer: keep it bounded
-MAX_CELLS = 64 * 2**20  # attention values one request may hold (256 MiB in float32)
 
 
 @dataclass(frozen=True)

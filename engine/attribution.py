@@ -31,40 +31,17 @@ from dataclasses import dataclass
 import torch
 
 from engine.attention import capture_attention
+from engine.limits import ATTRIBUTION_METHODS as METHODS
+from engine.limits import DEFAULT_STEPS, MAX_STEPS
 from engine.loading import LoadedModel, Progress
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import InputError, TokenPiece
 
 logger = logging.getLogger(__name__)
 
-METHODS = {
-    "attention": (
-        "How much the last layer's attention heads (averaged) look at each token from the "
-        "explained position: cheap, but looking is not the same as influencing."
-    ),
-    "rollout": (
-        "Attention followed down through every layer (each layer's heads averaged, plus the "
-        "residual path): how much of each token's information can reach the explained position."
-    ),
-    "saliency": (
-        "How sensitive the target's log-probability is to each token (the size of its "
-        "gradient): a small change to a high-scoring token would move the prediction most."
-    ),
-    "input_x_gradient": (
-        "Each token's embedding times its gradient: a one-step estimate of how much the token "
-        "raised (positive) or lowered (negative) the target's log-probability."
-    ),
-    "integrated_gradients": (
-        "Each token's share of the change in the target's log-probability from a text of "
-        "padding tokens to the real text; the shares add up to that change (up to the "
-        "convergence delta)."
-    ),
-}
 SIGNED_METHODS = frozenset({"input_x_gradient", "integrated_gradients"})
 OBJECTIVE = "log_probability"
 MAX_TOKENS = 1024  # the gradient methods keep every layer's activations of each step
-MAX_STEPS = 128
-DEFAULT_STEPS = 32
 # Path points per forward/backward pass (Captum's internal_batch_size): about this many
 # tokens per pass ran fastest on CPU (SmolLM2: 16 steps at 64 tokens, 4 at 256; larger
 # batches were slower per step), and it bounds the activations kept for the backward pass.

@@ -2,7 +2,8 @@
 
 The constraint is one stage of the sampling pipeline: given the completion so far it yields a
 boolean mask over the vocabulary (False = the constraint forbids the token). A matcher follows
-the completion token by token; an invalid spec is an InputError that says what is wrong.
+the completion token by token (engine.matching); an invalid spec is an InputError that says
+what is wrong. This module is torch-free: the web side checks constraints with it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-
-import torch
 
 from engine.types import InputError
 
 CONSTRAINT_TYPES = ("choice", "regex", "cfg", "json_schema")
-_SPEC_FIELD = "constraint.spec"
+SPEC_FIELD = "constraint.spec"
 
 
 @dataclass(frozen=True)
@@ -53,12 +51,10 @@ def _choice_grammar(spec) -> str:
     from llguidance import LLMatcher
 
     if not isinstance(spec, list) or not spec:
-        raise InputError("A choice constraint needs a non-empty list of strings", _SPEC_FIELD)
+        raise InputError("A choice constraint needs a non-empty list of strings", SPEC_FIELD)
     for option in spec:
         if not isinstance(option, str) or not option:
-            raise InputError(
-                f"Every choice must be a non-empty string, got {option!r}", _SPEC_FIELD
-            )
+            raise InputError(f"Every choice must be a non-empty string, got {option!r}", SPEC_FIELD)
     # Lark string literals use JSON escapes.
     alternatives = " | ".join(json.dumps(option) for option in dict.fromkeys(spec))
     return LLMatcher.grammar_from_lark(f"start: {alternatives}")
@@ -66,7 +62,7 @@ def _choice_grammar(spec) -> str:
 
 def _text_spec(spec, what: str) -> str:
     if not isinstance(spec, str) or not spec.strip():
-        raise InputError(f"A {what} constraint needs a non-empty {what} string", _SPEC_FIELD)
+        raise InputError(f"A {what} constraint needs a non-empty {what} string", SPEC_FIELD)
     return spec
 
 
@@ -77,13 +73,13 @@ def _json_schema_grammar(spec) -> str:
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as exc:
-            raise InputError(f"The JSON schema is not valid JSON: {exc}", _SPEC_FIELD) from None
+            raise InputError(f"The JSON schema is not valid JSON: {exc}", SPEC_FIELD) from None
     if not isinstance(spec, dict):
-        raise InputError("A json_schema constraint needs a JSON object (the schema)", _SPEC_FIELD)
+        raise InputError("A json_schema constraint needs a JSON object (the schema)", SPEC_FIELD)
     try:
         return LLMatcher.grammar_from_json_schema(spec)
     except ValueError as exc:
-        raise InputError(f"Invalid JSON schema: {exc}", _SPEC_FIELD) from None
+        raise InputError(f"Invalid JSON schema: {exc}", SPEC_FIELD) from None
 
 
 def grammar_of(constraint: Constraint) -> str:
@@ -102,7 +98,7 @@ def grammar_of(constraint: Constraint) -> str:
 _DIAGRAM_LINE = re.compile(r"^\s*(\d+\s*\||\^|\|)")
 
 
-def _readable(kind: str, error: str) -> str:
+def readable_error(kind: str, error: str) -> str:
     """llguidance's error without the source diagram it draws under it."""
     lines = [line.strip() for line in error.splitlines() if line.strip()]
     detail = [line for line in lines if line.startswith("error:")]
@@ -119,62 +115,4 @@ def check_constraint(constraint: Constraint) -> None:
 
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar_of(constraint))
     if is_error:
-        raise InputError(_readable(constraint.type, messages[0]), field=_SPEC_FIELD)
-
-
-@lru_cache(maxsize=4)
-def guidance_tokenizer(tokenizer, vocab_size: int):
-    """llguidance's view of a Hugging Face tokenizer (≈0.5 s for SmolLM2, ≈5 s for Gemma:
-    built once per tokenizer)."""
-    import llguidance.hf
-
-    return llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size)
-
-
-class ConstraintMatcher:
-    """Follows one completion under a constraint and gives the mask of allowed next tokens."""
-
-    def __init__(self, constraint: Constraint, tokenizer, vocab_size: int):
-        from llguidance import LLMatcher
-
-        self.constraint = constraint
-        self.vocab_size = vocab_size
-        grammar = grammar_of(constraint)
-        lltokenizer = guidance_tokenizer(tokenizer, vocab_size)
-        is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, lltokenizer)
-        if is_error:
-            raise InputError(_readable(constraint.type, messages[0]), field=_SPEC_FIELD)
-        self._matcher = LLMatcher(lltokenizer, grammar, log_level=0)
-        if self._matcher.is_error():
-            raise InputError(_readable(constraint.type, self._matcher.get_error()), _SPEC_FIELD)
-        self.consumed: list[int] = []
-
-    def consume(self, token_ids: list[int], field: str = "completion_ids") -> None:
-        """Advance over tokens already chosen; InputError (state unchanged for that token) if
-        the constraint forbids one."""
-        for token_id in token_ids:
-            if self._matcher.validate_tokens([int(token_id)]) != 1:
-                raise InputError(
-                    f"Token {token_id} is not allowed by the constraint at this point", field
-                )
-            self._matcher.consume_token(int(token_id))
-            self.consumed.append(int(token_id))
-
-    def rollback(self, n_tokens: int) -> None:
-        if n_tokens and self._matcher.rollback(n_tokens):
-            del self.consumed[-n_tokens:]
-
-    @property
-    def is_stopped(self) -> bool:
-        """Nothing but end-of-sequence can follow."""
-        return self._matcher.is_stopped()
-
-    def allowed_mask(self) -> torch.Tensor:
-        """(vocab,) bool: True where the next token may be chosen."""
-        packed = torch.frombuffer(bytearray(self._matcher.compute_bitmask()), dtype=torch.uint8)
-        # Bit k of byte b stands for token 8·b + k (little-endian 32-bit words).
-        bits = (packed.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1  # (bytes, 8)
-        allowed = bits.flatten().bool()
-        if allowed.shape[0] >= self.vocab_size:
-            return allowed[: self.vocab_size]
-        return torch.cat([allowed, torch.zeros(self.vocab_size - allowed.shape[0], dtype=bool)])
+        raise InputError(readable_error(constraint.type, messages[0]), field=SPEC_FIELD)

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.constraints import Constraint, ConstraintMatcher
+from engine.constraints import Constraint
+from engine.limits import MAX_TOP_N
 from engine.loading import LoadedModel
-from engine.sampling import STAGES, PipelineResult, SamplingParams, choose, entropy, run_pipeline
+from engine.matching import ConstraintMatcher
+from engine.params import SamplingParams
+from engine.sampling import STAGES, PipelineResult, choose, entropy, run_pipeline
 from engine.tokenization import token_text, tokenize
 from engine.types import InputError
-
-MAX_TOP_N = 100
 
 
 @dataclass(frozen=True)

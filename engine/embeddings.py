@@ -13,12 +13,12 @@ from functools import lru_cache
 
 import torch
 
+from engine.limits import MAX_POSITIONS
 from engine.loading import LoadedModel
 from engine.tokenization import token_text
 from engine.types import InputError, Tokenization
 
 MAX_NEIGHBOURS = 100
-MAX_POSITIONS = 1024
 LEARNED_POSITION_MODULES = ("wpe", "embed_positions", "position_embeddings")
 ROTARY_FORMULA = (
     "θ_i = base^(−2i/d) for i = 0…d/2−1 (d = rotary_dim); angle(p, i) = p·θ_i radians; "

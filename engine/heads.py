@@ -15,13 +15,12 @@ import numpy as np
 import torch
 
 from engine.attention import MAX_TOKENS, capture_attention, kv_heads
+from engine.limits import MAX_CLUSTERS, MAX_SEED
 from engine.loading import LoadedModel
 from engine.tokenization import read_model_sequence
 from engine.types import InputError
 
 FEATURE_NAMES = ("entropy", "distance", "previous", "sink", "self")
-MAX_CLUSTERS = 8
-MAX_SEED = 2**32 - 1  # numpy's RandomState seeds UMAP and k-means
 MIN_HEADS = 4  # UMAP's spectral layout needs at least 4 points
 UMAP_NEIGHBORS = 15
 UMAP_MIN_DIST = 0.1

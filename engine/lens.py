@@ -27,13 +27,12 @@ import torch
 from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
 from engine.kvcache import PrefixCache, scoped
+from engine.limits import MAX_CHOSEN, MAX_TOP_K
 from engine.loading import LoadedModel
 from engine.output import OUTPUT_PATH_TOLERANCE, output_logits, relative_gap, softcapping
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import EngineError, InputError, TokenPiece
 
-MAX_TOP_K = 50
-MAX_CHOSEN = 20
 FINAL_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
 METHOD = (
     "The residual stream at `position` after each decoder layer (depth 0: the embeddings "

@@ -17,17 +17,19 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from engine.constraints import Constraint, ConstraintMatcher
+from engine.constraints import Constraint
 from engine.distribution import MAX_TOP_N, Distribution, check_token_ids, summarize
 from engine.forward import CachedForward, Row
 from engine.kvcache import PrefixCache, scoped
+from engine.limits import MAX_STOP_SEQUENCES
 from engine.loading import LoadedModel
-from engine.sampling import SamplingParams, choose, run_pipeline
+from engine.matching import ConstraintMatcher
+from engine.params import SamplingParams
+from engine.sampling import choose, run_pipeline
 from engine.tokenization import TextJoiner
 from engine.types import GeneratedPiece, InputError
 
 MODES = ("sample", "greedy", "force")
-MAX_STOP_SEQUENCES = 8
 _MATCHERS_KEPT = 256
 _TAIL_TOKENS = 8  # a UTF-8 character spans at most 4 tokens
 

@@ -23,8 +23,8 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.cache import cache
 
-from engine.tasks import COST_KEY
 from inspector import access
+from inspector.protocol import COST_KEY
 
 _current_request: ContextVar = ContextVar("tokenlens_budget_request", default=None)
 WINDOW_SECONDS = 60

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from engine.sampling import PRESETS, SamplingParams
+from engine.params import PRESETS, SamplingParams
 from inspector import access, charts, explorations, limits, services
 from inspector.api import first_error
 from inspector.forms import ExplorationForm

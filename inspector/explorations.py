@@ -2,7 +2,7 @@
 
 Who may see an exploration: its owner when signed in, else the browser session that made it.
 Model work (validating the prompt, stepping) runs in the worker through services.compute_now;
-the worker writes the steps (inspector.generation) so every front door sees the same rows.
+the worker writes the steps (worker.generation) so every front door sees the same rows.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from engine.tasks import generate_branch_task
-from inspector import access, audit, broadcast, budget, leases, limits
-from inspector.generation import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, lock_branch
+from inspector import access, audit, broadcast, budget, dispatch, leases, limits
 from inspector.models import Branch, Exploration, Step
+from inspector.protocol import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, TASK_GENERATE
 from inspector.serializers import MAX_FORCED_CHARS
-from inspector.services import ServiceError, compute_now, dispatch
+from inspector.services import ServiceError, compute_now
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +119,7 @@ def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
     """A new branch holding this branch's first `at_index` tokens, then `token_id` (forced);
     the original branch stays as it is."""
     with transaction.atomic():  # an undo of the parent waits (see undo)
-        lock_branch(branch.pk)
+        Branch.objects.locked(branch.pk)
         length = branch.length
         if at_index > length:
             raise ServiceError(
@@ -154,7 +153,7 @@ def undo(branch: Branch) -> Step:
     if is_generating(branch):
         raise ServiceError("This branch is generating; press Stop first", field="branch")
     with transaction.atomic():
-        lock_branch(branch.pk)
+        Branch.objects.locked(branch.pk)
         last = branch.steps.order_by("-index").first()
         if last is None:
             raise ServiceError(
@@ -236,7 +235,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
 
     def send() -> None:
         try:
-            dispatch(generate_branch_task, [params], expires=queued_for)
+            dispatch.send(TASK_GENERATE, [params], expires=queued_for)
         except ServiceError:
             leases.store().release(key, token)
             raise

@@ -2,7 +2,7 @@ from django import forms
 from django.conf import settings
 
 from engine.constraints import CONSTRAINT_TYPES
-from engine.sampling import PRESETS
+from engine.params import PRESETS
 from inspector import services
 
 

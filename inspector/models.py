@@ -69,7 +69,7 @@ class Job(models.Model):
         Job.objects.filter(pk=self.pk).update(stage=self.stage)
 
     def finish(self, outcome: dict) -> None:
-        """Store what engine.tasks.compute returned: {"result": ...} or {"error": {...}}."""
+        """Store what worker.tasks.compute returned: {"result": ...} or {"error": {...}}."""
         if "error" in outcome:
             self.status = self.Status.FAILED
             self.error_field = outcome["error"].get("field", "")
@@ -145,6 +145,13 @@ class Exploration(models.Model):
         return self.branches.get(parent__isnull=True)
 
 
+class BranchQuerySet(models.QuerySet):
+    def locked(self, branch_id) -> Branch:
+        """The branch's row, locked until the end of the transaction (select_for_update): step,
+        undo and fork on one branch take this lock, so they happen one after another."""
+        return self.select_for_update().get(pk=branch_id)
+
+
 class Branch(models.Model):
     """A line of generated tokens: its parent's first `fork_index` tokens, then its own steps."""
 
@@ -157,6 +164,8 @@ class Branch(models.Model):
     label = models.CharField(max_length=100)
     finish_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BranchQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at"]

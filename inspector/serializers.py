@@ -4,15 +4,21 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
-from engine.attention import ENCODINGS
-from engine.attribution import DEFAULT_STEPS, MAX_STEPS, METHODS
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
-from engine.distribution import MAX_TOP_N
-from engine.embeddings import MAX_POSITIONS
-from engine.heads import MAX_CLUSTERS, MAX_SEED
-from engine.lens import MAX_CHOSEN, MAX_TOP_K
-from engine.sampling import SamplingParams
-from engine.stepping import MAX_STOP_SEQUENCES
+from engine.limits import ATTRIBUTION_METHODS as METHODS
+from engine.limits import (
+    DEFAULT_STEPS,
+    ENCODINGS,
+    MAX_CHOSEN,
+    MAX_CLUSTERS,
+    MAX_POSITIONS,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_STOP_SEQUENCES,
+    MAX_TOP_K,
+    MAX_TOP_N,
+)
+from engine.params import SamplingParams
 from engine.types import InputError
 from inspector import services
 from inspector.models import Branch, Exploration, Step

@@ -1,52 +1,26 @@
-"""Use-cases shared by the pages, the API and the websocket consumer.
-
-Work that needs a model goes to a worker: a Celery worker when TOKENLENS_REDIS_URL is set, else
-a single worker thread of this process (the embedded default), which, like a solo Celery worker,
-runs one computation at a time and keeps the models it loaded.
-"""
+"""Use-cases shared by the pages, the API and the websocket consumer: the model catalog as the
+web side knows it, jobs, and computations waited for. Work that needs a model goes to a worker
+by task name (inspector.dispatch)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
 
-from celery.exceptions import TaskRevokedError
-from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections, connections, transaction
-from kombu.exceptions import OperationalError
+from django.db import connections, transaction
 
-from engine import tasks
-from engine.loading import build_catalog, inspect_prepared, is_prepared
-from engine.tasks import LOADED_KEY, compute, compute_task, run_job_task
+from engine.catalog import build_catalog, inspect_prepared, is_prepared
 from engine.types import ModelSpec
-from inspector import broadcast, budget, job_expiry, worker_heartbeat
+from inspector import broadcast, budget, dispatch, job_expiry
+from inspector.errors import ServiceError
 from inspector.models import Job
 from inspector.outages import REDIS_DOWN as QUEUE_DOWN
+from inspector.protocol import LOADED_KEY, TASK_COMPUTE, TASK_RUN_JOB
 
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """A request that cannot be served; `field` and `message` are shown to the person."""
-
-    def __init__(self, message: str, field: str = "non_field_errors", status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status = status
-
-    def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
-
-
-@lru_cache(maxsize=1)
-def _in_process_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenlens-worker")
 
 
 def catalog() -> dict[str, ModelSpec]:
@@ -96,63 +70,9 @@ def catalog_entries() -> list[dict]:
     return entries
 
 
-def _apply_in_thread(task, args: list, deadline: float | None) -> None:
-    """Run a task in the worker thread, with a fresh database connection each time; work
-    whose deadline passed while it waited is dropped (whoever asked was told it failed)."""
-    if deadline is not None and time.monotonic() > deadline:
-        logger.info("Dropped %s: it waited past its deadline", task.name)
-        return
-    close_old_connections()
-    try:
-        task.apply(args=args)
-    finally:
-        connections.close_all()
-
-
-def _send(task, args: list, expires: float | None = None) -> None:
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        task.apply(args=args)
-    elif settings.TOKENLENS_TASKS_IN_PROCESS:
-        deadline = time.monotonic() + expires if expires else None
-        _in_process_executor().submit(_apply_in_thread, task, args, deadline)
-    else:
-        require_worker()
-        task.apply_async(args=args, retry=False, expires=expires)
-
-
-def dispatch(task, args: list, expires: float | None = None) -> None:
-    """Queue a task for a worker (dropped unstarted after `expires` seconds); ServiceError
-    (503) when the queue is unreachable or no worker is alive."""
-    try:
-        _send(task, args, expires)
-    except ServiceError:
-        raise
-    except Exception as exc:
-        logger.warning("Could not queue %s: %s", task.name, exc)
-        raise ServiceError(QUEUE_DOWN, status=503) from exc
-
-
-NO_WORKER = (
-    "No worker is running to compute this (none has reported in the last "
-    "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
-)
-
-
-def require_worker() -> None:
-    """ServiceError (503) at once when no Celery worker has sent a heartbeat lately, instead
-    of queueing work that nobody will take (see worker_heartbeat)."""
-    try:
-        alive = worker_heartbeat.any_alive()
-    except Exception as exc:
-        raise ServiceError(QUEUE_DOWN, status=503) from exc
-    if not alive:
-        seconds = worker_heartbeat.HEARTBEAT_TTL_SECONDS
-        raise ServiceError(NO_WORKER.format(seconds=seconds), status=503)
-
-
 def _dispatch_job(job: Job) -> None:
     try:
-        _send(run_job_task, [str(job.pk)])  # a job too old to run fails itself (jobs.run_job)
+        dispatch.send(TASK_RUN_JOB, [str(job.pk)])  # a job too old to run fails itself
     except Exception as exc:  # broker down: say so instead of spinning forever
         logger.warning("Could not queue job %s: %s", job.pk, exc)
         job.fail(exc.message if isinstance(exc, ServiceError) else QUEUE_DOWN)
@@ -162,8 +82,7 @@ def _dispatch_job(job: Job) -> None:
 def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -> Job:
     """Save a Job and queue it once the row is committed; the page follows its progress.
     ServiceError (503) first, with nothing saved, when no worker could take it."""
-    if not (settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS):
-        require_worker()
+    dispatch.require_worker()
     budget.charge(kind, params)
     job_expiry.expire_jobs_now_and_then()
     job = Job.objects.create(
@@ -190,35 +109,13 @@ def _release_connection() -> None:
 def compute_now(kind: str, params: dict) -> dict:
     """Run a computation in the worker and wait for it (the synchronous API). Charged to the
     person's budget before it is queued, and for what it really cost once it is done."""
-    if not (settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS):
-        require_worker()
+    dispatch.require_worker()
     budget.charge(kind, params)
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
     params = {**params, "expires_at": time.time() + timeout}
     _release_connection()
-    try:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
-            outcome = compute(kind, params)
-        elif settings.TOKENLENS_TASKS_IN_PROCESS:
-            future = _in_process_executor().submit(compute, kind, params)
-            try:
-                outcome = future.result(timeout)
-            finally:
-                future.cancel()  # still queued: it never runs
-        else:
-            outcome = compute_task.apply_async(
-                args=[kind, params], retry=False, expires=timeout
-            ).get(timeout=timeout)
-    except (FutureTimeout, CeleryTimeout) as exc:
-        raise ServiceError(
-            f"No worker answered within {timeout} s; is a worker running (`make worker`)?",
-            status=503,
-        ) from exc
-    except OperationalError as exc:
-        raise ServiceError(f"The task queue (Redis) is unreachable: {exc}", status=503) from exc
-    except TaskRevokedError as exc:  # expired in the queue just before the wait ended
-        raise ServiceError(tasks.EXPIRED, status=503) from exc
+    outcome = dispatch.call(TASK_COMPUTE, [kind, params], timeout)
     if "error" in outcome:
         raise ServiceError(outcome["error"]["message"], field=outcome["error"]["field"])
     result = outcome["result"]

@@ -18,6 +18,9 @@ def pytest_configure(config):
     # Connections opened by async consumers' worker threads must not outlive a test, or the
     # PostgreSQL test database cannot be dropped at the end.
     django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The compute budget is out of the way for every test, module-scoped fixtures included
+    # (tests/inspector/test_budget.py sets its own).
+    django_settings.TOKENLENS_COMPUTE_BUDGET = django_settings.TOKENLENS_VISITOR_BUDGET = 10**12
 
 
 def require_env(name: str) -> str:
@@ -33,10 +36,8 @@ def require_env(name: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _tasks_run_inline(settings):
-    """Unit tests run tasks inline; the e2e tests start real workers of their own. The compute
-    budget is out of the way (tests/inspector/test_budget.py sets its own)."""
+    """Unit tests run tasks inline; the e2e tests start real workers of their own."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.TOKENLENS_COMPUTE_BUDGET = settings.TOKENLENS_VISITOR_BUDGET = 10**12
 
 
 _loaded_models: dict = {}

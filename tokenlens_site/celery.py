@@ -14,7 +14,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 app = Celery("tokenlens")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.include = ["engine.tasks"]
+app.conf.include = ["worker.tasks"]
 
 
 @worker_ready.connect

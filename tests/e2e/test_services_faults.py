@@ -6,6 +6,7 @@ a bounded number of database connections and get no 5xx."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 import urllib.request
@@ -60,7 +61,9 @@ def test_an_idle_websocket_stays_up_and_still_delivers(stack):
             assert (await stepped)[0] == 201
             return message
 
-    message = asyncio.run(follow())
+    # In a thread of its own: the browser tests' driver keeps an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        message = pool.submit(asyncio.run, follow()).result(timeout=120)
     assert f"tokens-{branch_id}" in message or "new-tokens" in message or "gen b" in message
 
 

@@ -10,9 +10,10 @@ import jsonschema
 import lark
 import pytest
 
-from engine.constraints import Constraint, ConstraintMatcher, check_constraint
+from engine.constraints import Constraint, check_constraint
 from engine.distribution import prompt_ids
-from engine.sampling import SamplingParams
+from engine.matching import ConstraintMatcher
+from engine.params import SamplingParams
 from engine.stepping import Stepper, StepRequest
 from engine.types import InputError
 

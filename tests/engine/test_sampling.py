@@ -14,11 +14,9 @@ from transformers import (
 )
 
 from engine.distribution import next_token_logits, prompt_ids
+from engine.params import MIN_TEMPERATURE, PRESETS, SamplingParams
 from engine.sampling import (
-    MIN_TEMPERATURE,
-    PRESETS,
     STAGES,
-    SamplingParams,
     _top_p_mask,
     _top_p_mask_sorted,
     apply_presence_frequency,

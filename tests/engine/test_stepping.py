@@ -9,7 +9,7 @@ import torch
 from engine.distribution import distribution_for, next_token_logits, prompt_ids
 from engine.forward import CachedForward, Row
 from engine.kvcache import PrefixCache
-from engine.sampling import SamplingParams
+from engine.params import SamplingParams
 from engine.stepping import Stepper, StepRequest
 from engine.types import InputError
 

@@ -2,8 +2,8 @@ import pytest
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
-from engine import tasks
 from engine.attention import unpack
+from inspector import dispatch, worker_heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -96,7 +96,8 @@ def test_an_unreachable_broker_is_a_503(api, settings, monkeypatch):
     def refuse(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.compute_task, "apply_async", refuse)
+    monkeypatch.setattr(dispatch.app, "send_task", refuse)
+    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: True)
     response = api.post(
         "/api/v1/tokenize/", {"model": "smollm2-135m-instruct", "text": "hi"}, "json"
     )

@@ -5,8 +5,8 @@ import math
 import pytest
 from django.core.cache import cache
 
-from inspector.generation import GENERATING_KEY, OUTCOME_KEY
 from inspector.models import Branch
+from inspector.protocol import GENERATING_KEY, OUTCOME_KEY
 
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"

@@ -12,10 +12,11 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from engine.stepping import Stepper
-from engine.tasks import stepper
-from inspector import explorations, leases, services
-from inspector.generation import GENERATING_KEY, generate_branch
+from inspector import dispatch, explorations, leases
 from inspector.models import Branch
+from inspector.protocol import GENERATING_KEY
+from worker.generation import generate_branch
+from worker.tasks import stepper
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
 SMOL = "smollm2-135m-instruct"
@@ -47,7 +48,7 @@ def _occupy_worker(seconds: float) -> threading.Event:
         started.set()
         time.sleep(seconds)
 
-    services._in_process_executor().submit(busy)
+    dispatch._in_process_executor().submit(busy)
     started.wait(5)
     return started
 
@@ -132,7 +133,7 @@ def test_a_step_that_timed_out_is_never_applied(in_process_worker, settings):
 
 
 def test_work_past_its_deadline_is_neither_done_nor_saved(monkeypatch):
-    from engine.tasks import EXPIRED, compute
+    from worker.tasks import EXPIRED, compute
 
     branch, _ = _branch()
     late = {"branch": str(branch.pk), "mode": "greedy", "expires_at": time.time() - 1}

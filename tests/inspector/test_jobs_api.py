@@ -69,8 +69,8 @@ def test_a_job_that_waited_past_the_timeout_fails_saying_so(settings):
 
     from django.utils import timezone
 
-    from inspector.jobs import run_job
     from inspector.models import Job
+    from worker.jobs import run_job
 
     settings.TOKENLENS_TASK_TIMEOUT = 60
     job = Job.objects.create(kind="heads", model_key="m", params={"model": "m", "text": "a b"})

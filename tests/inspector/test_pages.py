@@ -114,7 +114,7 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
 ):
     from kombu.exceptions import OperationalError
 
-    from engine import tasks
+    from inspector import dispatch
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.TOKENLENS_TASKS_IN_PROCESS = False
@@ -122,7 +122,7 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
     def refuse(*args, **kwargs):
         raise OperationalError("Connection refused")
 
-    monkeypatch.setattr(tasks.run_job_task, "apply_async", refuse)
+    monkeypatch.setattr(dispatch.app, "send_task", refuse)
     monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: True)
     with django_capture_on_commit_callbacks(execute=True):
         browser.post("/tokenize/", _form(), **HTMX)
@@ -143,8 +143,8 @@ def test_with_no_worker_alive_the_form_says_so_and_saves_no_job(browser, setting
 def test_model_loading_progress_reaches_the_page(
     browser, monkeypatch, tiny_model_dir, settings, django_capture_on_commit_callbacks
 ):
-    from engine import tasks
     from inspector import broadcast
+    from worker import tasks
 
     settings.TOKENLENS_EXTRA_MODELS = [str(tiny_model_dir)]
     monkeypatch.setattr(tasks, "_registry", None)  # a worker that has loaded nothing yet

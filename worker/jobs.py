@@ -7,9 +7,9 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from engine.tasks import compute
 from inspector import broadcast
 from inspector.models import Job
+from worker.tasks import compute
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Branch stepping as it runs in the worker that owns the model: read the branch from the
 database, step it with the engine (key/value caches live in this process), write the steps.
 
-Called through engine.tasks (the Celery task or the in-process worker thread), never from a
+Called through worker.tasks (the Celery task or the in-process worker thread), never from a
 web request directly. Errors are EngineErrors so they travel back as {"error": ...}.
 """
 
@@ -18,13 +18,13 @@ from django.db import IntegrityError, transaction
 
 from engine.constraints import Constraint
 from engine.distribution import prompt_ids
-from engine.sampling import SamplingParams
+from engine.params import SamplingParams
 from engine.stepping import StepRequest, StepResult
-from engine.tasks import COST_KEY
 from engine.types import EngineError, InputError
 from inspector import leases
 from inspector.access import exploration_principal
 from inspector.models import Branch, Step
+from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 
 TOP_N = 20
 NUL_SYMBOL = "\u2400"
@@ -131,7 +131,7 @@ def save_result(
     ]
     try:
         with transaction.atomic():
-            locked = lock_branch(branch.pk)
+            locked = Branch.objects.locked(branch.pk)
             if time.time() > expires_at:
                 raise InputError("This step took too long and was not saved; try again", "branch")
             if locked.finish_reason or tuple(locked.token_ids()) != tuple(computed_on):
@@ -151,11 +151,6 @@ def save_result(
 
 class BranchChanged(Exception):
     """The branch no longer holds the tokens a step was computed from."""
-
-
-def lock_branch(branch_id) -> Branch:
-    """The branch's row, locked until the end of the transaction (select_for_update)."""
-    return Branch.objects.select_for_update().get(pk=branch_id)
 
 
 def _open_branch(branch_id: str) -> Branch:
@@ -196,9 +191,6 @@ def step_branch(params: dict, stepper_for) -> dict:
     }
 
 
-GENERATING_KEY = "tokenlens:generating:{branch}"
-STOP_KEY = "tokenlens:stop:{branch}"
-OUTCOME_KEY = "tokenlens:generation-outcome:{branch}"
 MAX_DELAY_MS = 2000
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks: the one engine module that may import Django, Celery and Channels.
+"""Celery tasks: what a worker process computes, by name (inspector.protocol).
 
 A worker process owns one ModelRegistry, created on the first task (never at import time).
 In the embedded default the same tasks run in a worker thread of the web process.
@@ -24,21 +24,24 @@ from engine.embeddings import embeddings_overview
 from engine.heads import cluster_heads, head_features
 from engine.lens import logit_lens
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
-from engine.sampling import SamplingParams
+from engine.params import SamplingParams
 from engine.stepping import Stepper, StepRequest
 from engine.tokenization import read_model_sequence
 from engine.types import EngineError
 from engine.vocabulary import lookup_word
+from inspector.protocol import (
+    COST_KEY,
+    EXPIRED,
+    LOADED_KEY,
+    TASK_COMPUTE,
+    TASK_GENERATE,
+    TASK_RUN_JOB,
+)
 
 _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
-LOADED_KEY = "tokenlens:loaded:{key}"
 LOADED_TTL_SECONDS = 600
-# What a computation really cost (tokens through the model), for the web side's budget; it
-# takes the key out of the result before anyone sees it.
-COST_KEY = "_computed_tokens"
-EXPIRED = "This request waited too long for a worker and was dropped; try again"
 
 
 def _publish_loaded(loaded: LoadedModel) -> None:
@@ -159,8 +162,8 @@ def sequence_options(params: dict) -> dict:
 
 
 def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
-    """Step a saved branch (read from and written to the database by inspector.generation)."""
-    from inspector.generation import step_branch
+    """Step a saved branch (read from and written to the database by worker.generation)."""
+    from worker.generation import step_branch
 
     return step_branch(params, lambda key: stepper(key, progress))
 
@@ -247,23 +250,23 @@ def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:
         return {"error": exc.to_dict()}
 
 
-@shared_task(name="tokenlens.compute")
+@shared_task(name=TASK_COMPUTE)
 def compute_task(kind: str, params: dict) -> dict:
     """Synchronous API calls: the web process waits for this result."""
     return compute(kind, params)
 
 
-@shared_task(name="tokenlens.run_job")
+@shared_task(name=TASK_RUN_JOB)
 def run_job_task(job_id: str) -> None:
     """Page work: progress and the result are written to the Job row and pushed to the page."""
-    from inspector.jobs import run_job
+    from worker.jobs import run_job
 
     run_job(job_id)
 
 
-@shared_task(name="tokenlens.generate_branch")
+@shared_task(name=TASK_GENERATE)
 def generate_branch_task(params: dict) -> dict:
     """Generate to the end on a saved branch, pushing each step to the exploration's pages."""
-    from inspector.generation import generate_branch
+    from worker.generation import generate_branch
 
     return generate_branch(params, stepper)

@@ -1,0 +1,37 @@
+"""The limits and choices both sides need: torch-free, so the web side validates requests with
+the same numbers the worker enforces, without importing a framework."""
+
+ENCODINGS = ("uint8", "float16")  # how attention maps are packed for the browser
+MAX_CELLS = 64 * 2**20  # attention values one request may hold (256 MiB in float32)
+ATTRIBUTION_METHODS = {
+    "attention": (
+        "How much the last layer's attention heads (averaged) look at each token from the "
+        "explained position: cheap, but looking is not the same as influencing."
+    ),
+    "rollout": (
+        "Attention followed down through every layer (each layer's heads averaged, plus the "
+        "residual path): how much of each token's information can reach the explained position."
+    ),
+    "saliency": (
+        "How sensitive the target's log-probability is to each token (the size of its "
+        "gradient): a small change to a high-scoring token would move the prediction most."
+    ),
+    "input_x_gradient": (
+        "Each token's embedding times its gradient: a one-step estimate of how much the token "
+        "raised (positive) or lowered (negative) the target's log-probability."
+    ),
+    "integrated_gradients": (
+        "Each token's share of the change in the target's log-probability from a text of "
+        "padding tokens to the real text; the shares add up to that change (up to the "
+        "convergence delta)."
+    ),
+}
+MAX_STEPS = 128  # integrated gradients' path
+DEFAULT_STEPS = 32
+MAX_TOP_N = 100  # candidates recorded per step
+MAX_POSITIONS = 1024  # positions drawn by the embeddings panel
+MAX_CLUSTERS = 8
+MAX_SEED = 2**32 - 1  # numpy's RandomState seeds UMAP and k-means
+MAX_TOP_K = 50  # tokens per depth in the logit lens
+MAX_CHOSEN = 20  # tokens followed through the lens
+MAX_STOP_SEQUENCES = 8

@@ -1,0 +1,126 @@
+"""Sending work to a worker by task name (inspector.protocol); the web side imports no worker
+code. With TOKENLENS_REDIS_URL a Celery worker takes it from the queue; in the embedded default
+one worker thread of this process runs it (it imports the worker's tasks, with torch, on first
+use), like a solo Celery worker: one computation at a time, keeping the models it loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import lru_cache
+
+from celery.exceptions import TaskRevokedError
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
+from django.db import close_old_connections, connections
+from kombu.exceptions import OperationalError
+
+from inspector import worker_heartbeat
+from inspector.errors import ServiceError
+from inspector.outages import REDIS_DOWN
+from inspector.protocol import EXPIRED
+from tokenlens_site.celery import app
+
+logger = logging.getLogger(__name__)
+NO_WORKER = (
+    "No worker is running to compute this (none has reported in the last "
+    "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
+)
+
+
+def runs_here() -> bool:
+    """Whether tasks run in this process (the embedded default, or inline in tests)."""
+    return settings.CELERY_TASK_ALWAYS_EAGER or settings.TOKENLENS_TASKS_IN_PROCESS
+
+
+@lru_cache(maxsize=1)
+def _in_process_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenlens-worker")
+
+
+@lru_cache(maxsize=1)
+def _load_worker() -> None:
+    """Import the worker's task modules (app.conf.include), once, on first use."""
+    app.loader.import_default_modules()
+
+
+def _local_task(name: str):
+    _load_worker()
+    return app.tasks[name]
+
+
+def _run_here(name: str, args: list, deadline: float | None):
+    """Run a task in this thread with a fresh database connection; work whose deadline passed
+    while it waited is dropped (whoever asked was told it failed)."""
+    if deadline is not None and time.monotonic() > deadline:
+        logger.info("Dropped %s: it waited past its deadline", name)
+        return None
+    close_old_connections()
+    try:
+        return _local_task(name).apply(args=args).get()
+    finally:
+        connections.close_all()
+
+
+def require_worker() -> None:
+    """ServiceError (503) at once when no Celery worker has sent a heartbeat lately, instead
+    of queueing work that nobody will take (see worker_heartbeat). Nothing to check when the
+    work runs in this process."""
+    if runs_here():
+        return
+    try:
+        alive = worker_heartbeat.any_alive()
+    except Exception as exc:
+        raise ServiceError(REDIS_DOWN, status=503) from exc
+    if not alive:
+        seconds = worker_heartbeat.HEARTBEAT_TTL_SECONDS
+        raise ServiceError(NO_WORKER.format(seconds=seconds), status=503)
+
+
+def send(name: str, args: list, expires: float | None = None) -> None:
+    """Queue a task (dropped unstarted after `expires` seconds) without waiting for it;
+    ServiceError (503) when the queue is unreachable or no worker is alive."""
+    try:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            _local_task(name).apply(args=args)
+        elif settings.TOKENLENS_TASKS_IN_PROCESS:
+            deadline = time.monotonic() + expires if expires else None
+            _in_process_executor().submit(_run_here, name, args, deadline)
+        else:
+            require_worker()
+            app.send_task(name, args=args, retry=False, expires=expires)
+    except ServiceError:
+        raise
+    except Exception as exc:
+        logger.warning("Could not queue %s: %s", name, exc)
+        raise ServiceError(REDIS_DOWN, status=503) from exc
+
+
+def call(name: str, args: list, timeout: float):
+    """Run a task in a worker and wait up to `timeout` seconds for its result; work not
+    started by then is never done (a still-queued message expires, a queued thread job is
+    cancelled)."""
+    try:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            return _local_task(name).apply(args=args).get()
+        if settings.TOKENLENS_TASKS_IN_PROCESS:
+            future = _in_process_executor().submit(_run_here, name, args, None)
+            try:
+                return future.result(timeout)
+            finally:
+                future.cancel()  # still queued: it never runs
+        require_worker()
+        pending = app.send_task(name, args=args, retry=False, expires=timeout)
+        return pending.get(timeout=timeout)
+    except (FutureTimeout, CeleryTimeout) as exc:
+        raise ServiceError(
+            f"No worker answered within {timeout} s; is a worker running (`make worker`)?",
+            status=503,
+        ) from exc
+    except OperationalError as exc:
+        raise ServiceError(REDIS_DOWN, status=503) from exc
+    except TaskRevokedError as exc:  # expired in the queue just before the wait ended
+        raise ServiceError(EXPIRED, status=503) from exc

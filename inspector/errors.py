@@ -1,0 +1,17 @@
+"""The one error type the web side's use-cases raise: what to tell the person, about which
+field, with which HTTP status. Pages, the API and the consumer each show it their way."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A request that cannot be served; `field` and `message` are shown to the person."""
+
+    def __init__(self, message: str, field: str = "non_field_errors", status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}

@@ -1,0 +1,56 @@
+"""The worker boundary in plain sight: the web process, started as daphne starts it, imports
+neither torch nor transformers nor the worker's code when a Celery worker does the model work;
+the import-linter contracts in pyproject.toml (run by `make test`) keep the packages apart."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = """
+import sys
+import django
+django.setup()
+import tokenlens_site.asgi
+import tokenlens_site.urls
+from django.urls import get_resolver
+get_resolver().url_patterns
+heavy = sorted(name for name in ("torch", "transformers", "worker", "worker.tasks")
+               if name in sys.modules)
+print("HEAVY:" + ",".join(heavy))
+"""
+
+
+def _modules_loaded_by_the_web_process(**env) -> list[str]:
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tokenlens_site.settings", **env}
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("HEAVY:"))
+    return [name for name in line.removeprefix("HEAVY:").split(",") if name]
+
+
+def test_the_web_process_loads_no_torch_when_a_celery_worker_computes():
+    # The address need not answer: nothing is sent while the process starts.
+    loaded = _modules_loaded_by_the_web_process(TOKENLENS_REDIS_URL="redis://127.0.0.1:1/0")
+    assert loaded == []
+
+
+def test_the_import_contracts_hold():
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert "0 broken" in completed.stdout
