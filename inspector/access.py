@@ -51,8 +51,10 @@ class Access:
 NOTHING = Access(role="none")
 
 
-def session_key(request) -> str:
-    """The browser session's key, creating the session if needed (visitors own work by it)."""
+def visitor_key(request) -> str:
+    """The visitor's key: the key the browser session had when it first came (visitors own work
+    by it), creating the session if needed. It stays the same when signing in changes the
+    session's own key."""
     session = request.session
     if not session.session_key:
         session.save()
@@ -67,7 +69,7 @@ def principal(request) -> str:
     """Who owns request-scoped things such as jobs: "user:<id>" when signed in (a token script
     included, whose requests carry no session), else the visitor's session key."""
     user = user_of(request)
-    return f"user:{user.pk}" if user is not None else session_key(request)
+    return f"user:{user.pk}" if user is not None else visitor_key(request)
 
 
 def exploration_principal(exploration: Exploration) -> str:
@@ -90,7 +92,7 @@ def owned_by(request) -> Q:
     user = user_of(request)
     if user is not None:
         return Q(owner=user)
-    return Q(owner__isnull=True, session_key=session_key(request))
+    return Q(owner__isnull=True, session_key=visitor_key(request))
 
 
 def remember_token(request, kind: str, token: str) -> None:
@@ -104,7 +106,7 @@ def new_page_id(request) -> uuid.UUID:
     random, half a keyed hash of the random half and the session's visitor key. Nothing is
     stored, so tabs opened at the same moment cannot lose each other's ids."""
     nonce = secrets.token_bytes(8)
-    return uuid.UUID(bytes=nonce + _page_mac(session_key(request), nonce))
+    return uuid.UUID(bytes=nonce + _page_mac(visitor_key(request), nonce))
 
 
 def owns_page(session, page_id) -> bool:

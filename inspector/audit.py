@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspector.access import session_key, user_of
+from inspector.access import user_of, visitor_key
 from inspector.models import AuditEvent
 
 
@@ -11,7 +11,7 @@ def actor_of(request) -> tuple[object | None, str]:
     user = user_of(request)
     if user is not None:
         return user, user.get_username()
-    return None, f"visitor {session_key(request)[:8]}"
+    return None, f"visitor {visitor_key(request)[:8]}"
 
 
 def record(request, action: str, target, summary: str, **detail) -> AuditEvent:

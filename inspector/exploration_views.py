@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from engine.params import PRESETS, SamplingParams
 from inspector import access, charts, explorations, limits, services
 from inspector.api import first_error
-from inspector.forms import ExplorationForm
+from inspector.forms import SLIDERS, ExplorationForm
 from inspector.models import Branch
 from inspector.serializers import (
     ExplorationSerializer,
@@ -259,18 +259,6 @@ def step_alternatives(request: HttpRequest, branch_id, index: int) -> HttpRespon
     viewer = _viewer(request, branch)
     context = {"branch": branch, "step": step, "candidates": candidates, "access": viewer}
     return render(request, f"{PAGE}#alternatives", context)
-
-
-SLIDERS = (
-    # name, label, min, max, step
-    ("temperature", "Temperature", 0, 2, 0.05),
-    ("top_k", "Top-k (0 = off)", 0, 100, 1),
-    ("top_p", "Top-p (1 = off)", 0.05, 1, 0.01),
-    ("min_p", "Min-p (0 = off)", 0, 0.5, 0.01),
-    ("repetition_penalty", "Repetition penalty", 0.5, 2, 0.05),
-    ("presence_penalty", "Presence penalty", -2, 2, 0.1),
-    ("frequency_penalty", "Frequency penalty", -2, 2, 0.1),
-)
 
 
 def _slider_params(query) -> dict:

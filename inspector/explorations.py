@@ -91,7 +91,7 @@ def create_exploration(request, data: dict) -> Exploration:
     owner = request.user if request.user.is_authenticated else None
     with transaction.atomic():
         exploration = Exploration.objects.create(
-            owner=owner, session_key="" if owner else access.session_key(request), **data
+            owner=owner, session_key="" if owner else access.visitor_key(request), **data
         )
         Branch.objects.create(exploration=exploration, label="main")
     return exploration

@@ -2,7 +2,7 @@ from django import forms
 from django.conf import settings
 
 from engine.constraints import CONSTRAINT_TYPES
-from engine.params import PRESETS
+from engine.params import PRESETS, SamplingParams
 from inspector import services
 
 
@@ -54,6 +54,27 @@ def _slider(low: float, high: float, step: float) -> forms.NumberInput:
     return forms.NumberInput(attrs={"type": "range", "min": low, "max": high, "step": step})
 
 
+# The sampling sliders, the one definition the new-exploration form and the next-token panel
+# share: name, label, min, max, step (a whole step makes a whole-number field).
+SLIDERS = (
+    ("temperature", "Temperature", 0, 2, 0.05),
+    ("top_k", "Top-k (0 = off)", 0, 100, 1),
+    ("top_p", "Top-p (1 = off)", 0.05, 1, 0.01),
+    ("min_p", "Min-p (0 = off)", 0, 0.5, 0.01),
+    ("repetition_penalty", "Repetition penalty", 0.5, 2, 0.05),
+    ("presence_penalty", "Presence penalty", -2, 2, 0.1),
+    ("frequency_penalty", "Frequency penalty", -2, 2, 0.1),
+)
+
+
+def slider_field(name: str) -> forms.Field:
+    """A form field for one of SLIDERS, starting at SamplingParams' default."""
+    _, label, low, high, step = next(slider for slider in SLIDERS if slider[0] == name)
+    field = forms.IntegerField if isinstance(step, int) else forms.FloatField
+    initial = getattr(SamplingParams(), name)
+    return field(initial=initial, label=label, widget=_slider(low, high, step))
+
+
 class ExplorationForm(forms.Form):
     """The prompt form of a new exploration. It shapes the request, then the API's serializer
     validates it, so the page and the API accept and refuse exactly the same things."""
@@ -63,13 +84,13 @@ class ExplorationForm(forms.Form):
     system_prompt = forms.CharField(required=False, strip=False)
     use_chat_template = forms.BooleanField(required=False, label="Use the chat template")
     preset = forms.ChoiceField(choices=PRESET_CHOICES, required=False)
-    temperature = forms.FloatField(initial=1.0, widget=_slider(0, 2, 0.05))
-    top_k = forms.IntegerField(initial=0, label="Top-k (0 = off)", widget=_slider(0, 100, 1))
-    top_p = forms.FloatField(initial=1.0, label="Top-p (1 = off)", widget=_slider(0.05, 1, 0.01))
-    min_p = forms.FloatField(initial=0.0, label="Min-p (0 = off)", widget=_slider(0, 0.5, 0.01))
-    repetition_penalty = forms.FloatField(initial=1.0, widget=_slider(0.5, 2, 0.05))
-    presence_penalty = forms.FloatField(initial=0.0, widget=_slider(-2, 2, 0.1))
-    frequency_penalty = forms.FloatField(initial=0.0, widget=_slider(-2, 2, 0.1))
+    temperature = slider_field("temperature")
+    top_k = slider_field("top_k")
+    top_p = slider_field("top_p")
+    min_p = slider_field("min_p")
+    repetition_penalty = slider_field("repetition_penalty")
+    presence_penalty = slider_field("presence_penalty")
+    frequency_penalty = slider_field("frequency_penalty")
     seed = forms.IntegerField(initial=0)
     max_new_tokens = forms.IntegerField(initial=64, label="Max new tokens")
     stop = forms.CharField(

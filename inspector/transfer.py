@@ -508,7 +508,7 @@ def _write(validated: dict, request, *, forked_from, lesson, imported: bool) -> 
     order is the file's order), with new ids. `imported` marks what came from a file (its
     distributions were not recorded by this server's model)."""
     user = access.user_of(request)
-    key = "" if user else access.session_key(request)
+    key = "" if user else access.visitor_key(request)
     with transaction.atomic():
         exploration = Exploration.objects.create(
             owner=user,

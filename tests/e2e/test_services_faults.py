@@ -113,26 +113,21 @@ def test_with_no_worker_alive_the_api_answers_503_at_once(tmp_path):
         lonely.stop()
 
 
-def test_with_redis_gone_the_api_answers_json_503_and_saved_work_stays(tmp_path):
-    stack = Stack(tmp_path, with_worker=True).start()
-    try:
-        branch_id, cookie, _ = _exploration(stack)
-        assert (
-            call(stack.url + f"/api/v1/branches/{branch_id}/steps/", "POST", {}, cookie)[0] == 201
-        )
-        stack.stop_redis()
-        for path, method, payload in (
-            (f"/api/v1/branches/{branch_id}/steps/", "POST", {}),
-            ("/api/v1/tokenize/", "POST", {"model": SMOL, "text": "Hi"}),
-            ("/api/v1/explorations/", "POST", {"model": SMOL, "prompt": "Hi"}),
-        ):
-            status, body, seconds, _ = call(stack.url + path, method, payload, cookie)
-            assert status == 503 and seconds < 2, (path, status, body, seconds)
-            assert set(body["error"]) == {"field", "message"}
-        status, body, seconds, _ = call(stack.url + f"/api/v1/branches/{branch_id}/", cookie=cookie)
-        assert status == 200 and len(body["steps"]) == 1 and seconds < 2
-        page = urllib.request.Request(stack.url + "/explore/", headers={"Cookie": cookie})
-        with urllib.request.urlopen(page, timeout=10) as response:
-            assert 'id="redis-banner"' in response.read().decode()
-    finally:
-        stack.stop()
+def test_with_redis_gone_the_api_answers_json_503_and_saved_work_stays(stack):
+    """The module's last test: it stops the stack's Redis."""
+    branch_id, cookie, _ = _exploration(stack)
+    assert call(stack.url + f"/api/v1/branches/{branch_id}/steps/", "POST", {}, cookie)[0] == 201
+    stack.stop_redis()
+    for path, method, payload in (
+        (f"/api/v1/branches/{branch_id}/steps/", "POST", {}),
+        ("/api/v1/tokenize/", "POST", {"model": SMOL, "text": "Hi"}),
+        ("/api/v1/explorations/", "POST", {"model": SMOL, "prompt": "Hi"}),
+    ):
+        status, body, seconds, _ = call(stack.url + path, method, payload, cookie)
+        assert status == 503 and seconds < 2, (path, status, body, seconds)
+        assert set(body["error"]) == {"field", "message"}
+    status, body, seconds, _ = call(stack.url + f"/api/v1/branches/{branch_id}/", cookie=cookie)
+    assert status == 200 and len(body["steps"]) == 1 and seconds < 2
+    page = urllib.request.Request(stack.url + "/explore/", headers={"Cookie": cookie})
+    with urllib.request.urlopen(page, timeout=10) as response:
+        assert 'id="redis-banner"' in response.read().decode()
