@@ -229,27 +229,34 @@ def generate_branch(params: dict, stepper_for) -> dict:
 
 
 def _generate(branch_id, exploration_id, stepper_for, delay: float, heartbeat) -> str:
-    """The generation loop; returns why it ended ("stopped" or a finish reason)."""
+    """The generation: engine's one loop (Stepper.generate), each step saved and pushed as it
+    comes; returns why it ended ("stopped" or a finish reason)."""
     from django.core.cache import cache
 
     from inspector import broadcast
 
+    stop_key = STOP_KEY.format(branch=branch_id)
     # The branch is read once; the loop keeps its tokens in memory (a step taken meanwhile
     # elsewhere changes the prefix, so its save is refused and the generation stops).
     branch = _open_branch(branch_id)
     stepper = stepper_for(branch.exploration.model_key)
     request = build_request(branch, stepper, "sample")
-    while not cache.get(STOP_KEY.format(branch=branch_id)):
-        check_branch_room(request)
-        result = stepper.step(request)
+    completion = list(request.completion_ids)
+
+    def save_and_go_on(result: StepResult) -> bool:
         if heartbeat.lost.is_set():
             raise InputError("This generation lost its lease (its worker was presumed gone)")
-        steps = save_result(branch, result, branch.exploration.params, request.completion_ids)
+        steps = save_result(branch, result, branch.exploration.params, tuple(completion))
+        completion.extend(token.id for token in result.tokens)
         broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
         if result.finish_reason:
-            return result.finish_reason
-        new_ids = tuple(token.id for token in result.tokens)
-        request = replace(request, completion_ids=request.completion_ids + new_ids)
+            return False
+        check_branch_room(replace(request, completion_ids=tuple(completion)))
         if delay:
             time.sleep(delay)
-    return "stopped"
+        return not cache.get(stop_key)
+
+    if cache.get(stop_key):
+        return "stopped"
+    check_branch_room(request)
+    return stepper.generate(request, save_and_go_on)[-1].finish_reason or "stopped"

@@ -111,7 +111,7 @@ def test_a_generation_that_lost_its_lease_stops_and_leaves_the_new_one_alone(set
     assert leases.store().acquire(key, "second", 30)
     thread.join(30)
     (answer,) = answers
-    assert answer["reason"] == "error" and "lost its lease" in answer["message"]
+    assert answer["reason"] == "error" and "lost its lease" in answer["message"], answer
     assert leases.store().holder(key) == "second"
     assert branch.steps.count() < 60
     indices = list(branch.steps.values_list("index", flat=True))
