@@ -15,10 +15,10 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from inspector import access, lessons
+from inspector.fields import StrictCharField
 from inspector.models import Lesson, LessonItem
 from inspector.parsers import JSONParser
 from inspector.schema import documented
-from inspector.serializers import StrictCharField
 from inspector.transfer_api import sent_file
 
 

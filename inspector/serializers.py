@@ -1,8 +1,8 @@
+"""The API's request and response shapes (DRF serializers); validation uses engine's torch-free
+limits and parameters, so the page, the API and the worker accept the same things."""
+
 from django.conf import settings
-from django.core.validators import ProhibitNullCharactersValidator
-from django.db import models
 from rest_framework import serializers
-from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from engine.constraints import CONSTRAINT_TYPES, Constraint, check_constraint
 from engine.limits import ATTRIBUTION_METHODS as METHODS
@@ -21,9 +21,14 @@ from engine.limits import (
 from engine.params import SamplingParams
 from engine.types import InputError
 from inspector import services
+from inspector.fields import (
+    StrictCharField,
+    StrictFloatField,
+    StrictModelSerializer,
+    storable_json,
+)
 from inspector.models import Branch, Exploration, Step
 
-TEXT_CHECKS = (ProhibitNullCharactersValidator(), ProhibitSurrogateCharactersValidator())
 # A forced text is read token by token into the branch: a few paragraphs at most.
 MAX_FORCED_CHARS = 4000
 
@@ -31,56 +36,6 @@ MAX_FORCED_CHARS = 4000
 # The largest top_k accepted: far above any vocabulary TokenLens loads (262k for Gemma), and
 # still a number the engine and the database handle; the engine treats a larger k as "all".
 MAX_SAMPLING_TOP_K = 1_000_000
-JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", list: "a list"}
-
-
-class StrictCharField(serializers.CharField):
-    """A CharField that takes only strings. DRF's own turns 123 into "123", so a client that
-    sends a number where text belongs never learns of its mistake; this one answers 400 naming
-    the field. Every string that comes from JSON goes through it."""
-
-    default_error_messages = {"not_a_string": "Give a text (a JSON string), not {kind}"}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("not_a_string", kind=JSON_KINDS.get(type(data), "an object"))
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    """A FloatField that refuses true and false (DRF's reads them as 1.0 and 0.0)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictModelSerializer(serializers.ModelSerializer):
-    """A ModelSerializer whose text columns are StrictCharFields."""
-
-    serializer_field_mapping = {
-        **serializers.ModelSerializer.serializer_field_mapping,
-        models.CharField: StrictCharField,
-        models.TextField: StrictCharField,
-    }
-
-
-def storable_json(value) -> None:
-    """Validator for JSON that is saved: each string and key in it passes the checks of DRF's
-    CharField (no NUL, no lone surrogate), which PostgreSQL's jsonb needs too. Walks with a
-    stack, so data nested as deep as the parser allows cannot exhaust the recursion limit."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            for check in TEXT_CHECKS:
-                check(item)
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
 
 
 class ModelRequestSerializer(serializers.Serializer):

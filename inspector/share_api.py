@@ -11,9 +11,9 @@ from rest_framework.response import Response
 
 from inspector import explorations, sharing
 from inspector.access import user_of
+from inspector.fields import StrictCharField
 from inspector.models import AuditEvent, ShareLink
 from inspector.schema import ERRORS, documented
-from inspector.serializers import StrictCharField
 from inspector.services import ServiceError
 
 

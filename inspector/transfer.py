@@ -22,15 +22,9 @@ from rest_framework import serializers
 
 from inspector import access, audit, services
 from inspector.explorations import branch_tree
+from inspector.fields import StrictCharField, StrictFloatField, StrictModelSerializer, storable_json
 from inspector.models import Branch, Exploration, Step
-from inspector.serializers import (
-    STEP_FIELDS,
-    ExplorationSerializer,
-    StrictCharField,
-    StrictFloatField,
-    StrictModelSerializer,
-    storable_json,
-)
+from inspector.serializers import STEP_FIELDS, ExplorationSerializer
 from inspector.services import ServiceError
 
 FORMAT = "tokenlens.exploration"
