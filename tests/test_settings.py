@@ -27,22 +27,12 @@ def test_every_setting_is_documented(name):
 
 
 def _settings_with(env: dict) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k not in ENV_NAMES}
-    script = (
-        "import django, json; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], "
+    return _read_setting(
+        env,
+        "{'db': s.DATABASES['default']['ENGINE'], "
         "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], "
-        "'in_process': s.TOKENLENS_TASKS_IN_PROCESS, 'broker': s.CELERY_BROKER_URL}))"
+        "'in_process': s.TOKENLENS_TASKS_IN_PROCESS, 'broker': s.CELERY_BROKER_URL}",
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, "DJANGO_SETTINGS_MODULE": "tokenlens_site.settings", **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
 
 
 def test_the_embedded_default_uses_sqlite_memory_layer_and_in_process_tasks():

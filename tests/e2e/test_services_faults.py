@@ -128,6 +128,13 @@ def test_with_redis_gone_the_api_answers_json_503_and_saved_work_stays(stack):
         assert set(body["error"]) == {"field", "message"}
     status, body, seconds, _ = call(stack.url + f"/api/v1/branches/{branch_id}/", cookie=cookie)
     assert status == 200 and len(body["steps"]) == 1 and seconds < 2
+    # The banner follows a status checked at most every 3 s (services.redis_status).
     page = urllib.request.Request(stack.url + "/explore/", headers={"Cookie": cookie})
-    with urllib.request.urlopen(page, timeout=10) as response:
-        assert 'id="redis-banner"' in response.read().decode()
+    deadline = time.monotonic() + 6
+    while True:
+        with urllib.request.urlopen(page, timeout=10) as response:
+            html = response.read().decode()
+        if 'id="redis-banner"' in html or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert 'id="redis-banner"' in html

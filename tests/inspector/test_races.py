@@ -69,14 +69,20 @@ def _in_threads(*calls) -> list:
     return answers
 
 
+def _second_tab(client: APIClient) -> APIClient:
+    """Another client with the same browser session (a second tab)."""
+    tab = APIClient()
+    tab.cookies = client.cookies
+    return tab
+
+
 def _indices(branch_id) -> list[int]:
     return list(Branch.objects.get(pk=branch_id).steps.values_list("index", flat=True))
 
 
 def test_an_undo_during_a_step_leaves_a_whole_branch(api, slow_steps):
     branch_id = _branch_with_steps(api, 5)
-    other_tab = APIClient()
-    other_tab.cookies = api.cookies
+    other_tab = _second_tab(api)
     url = f"/api/v1/branches/{branch_id}/"
     step, undo = _in_threads(
         lambda: api.post(url + "steps/", {"mode": "greedy"}, "json"),
@@ -94,8 +100,7 @@ def test_an_undo_during_a_step_leaves_a_whole_branch(api, slow_steps):
 
 def test_two_steps_at_once_save_one_and_refuse_the_other(api, slow_steps):
     branch_id = _branch_with_steps(api, 2)
-    other_tab = APIClient()
-    other_tab.cookies = api.cookies
+    other_tab = _second_tab(api)
     url = f"/api/v1/branches/{branch_id}/steps/"
     answers = _in_threads(
         lambda: api.post(url, {"mode": "greedy"}, "json"),
@@ -107,8 +112,7 @@ def test_two_steps_at_once_save_one_and_refuse_the_other(api, slow_steps):
 
 def test_a_fork_racing_an_undo_of_its_parent_keeps_both_whole(api, slow_steps):
     branch_id = _branch_with_steps(api, 4)
-    other_tab = APIClient()
-    other_tab.cookies = api.cookies
+    other_tab = _second_tab(api)
     url = f"/api/v1/branches/{branch_id}/"
     fork, undo = _in_threads(
         lambda: api.post(url + "fork/", {"at_index": 4, "token_id": 42}, "json"),
