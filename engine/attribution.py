@@ -26,11 +26,16 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from engine.attention import capture_attention
+from engine.attribution_results import (  # split out of this module
+    Attribution,
+    PathSummary,
+    Question,
+    Scores,
+)
 from engine.limits import ATTRIBUTION_METHODS as METHODS
 from engine.limits import DEFAULT_STEPS, MAX_STEPS
 from engine.loading import LoadedModel, Progress
@@ -39,107 +44,12 @@ from engine.types import InputError, TokenPiece
 
 logger = logging.getLogger(__name__)
 
-SIGNED_METHODS = frozenset({"input_x_gradient", "integrated_gradients"})
-OBJECTIVE = "log_probability"
 MAX_TOKENS = 1024  # the gradient methods keep every layer's activations of each step
 # Path points per forward/backward pass (Captum's internal_batch_size): about this many
 # tokens per pass ran fastest on CPU (SmolLM2: 16 steps at 64 tokens, 4 at 256; larger
 # batches were slower per step), and it bounds the activations kept for the backward pass.
 TOKENS_PER_PASS = 1024
 CACHE_SIZE = 64
-
-
-@dataclass(frozen=True)
-class PathSummary:
-    """Integrated gradients' bookkeeping: the baseline holds baseline_id everywhere but at
-    kept_positions (the input's own tokens, which score 0); f is the target's log-probability
-    at the explained position; sum(scores) = f_input - f_baseline + convergence_delta."""
-
-    n_steps: int
-    baseline_id: int
-    baseline_text: str
-    kept_positions: tuple[int, ...]
-    f_input: float
-    f_baseline: float
-    convergence_delta: float
-
-    def to_dict(self) -> dict:
-        return {
-            "n_steps": self.n_steps,
-            "baseline": {
-                "id": self.baseline_id,
-                "text": self.baseline_text,
-                "kept_positions": list(self.kept_positions),
-            },
-            "f_input": self.f_input,
-            "f_baseline": self.f_baseline,
-            "f_difference": self.f_input - self.f_baseline,
-            "convergence_delta": self.convergence_delta,
-        }
-
-
-@dataclass(frozen=True)
-class Attribution:
-    """Why the model gives `target_id` after token `position`.
-
-    tokens: the tokens the model read (0..position); scores[i]: token i's score by `method`
-      (attention and rollout: weights ≥ 0; saliency: gradient norms ≥ 0; input_x_gradient and
-      integrated_gradients: signed contributions to the target's log-probability).
-    target_probability: the target's probability at `position` under the model.
-    device: where it was computed ("cpu" when a CUDA attempt failed and was retried there).
-    path: integrated gradients' summary, None for the other methods.
-    """
-
-    method: str
-    position: int
-    tokens: tuple[TokenPiece, ...]
-    scores: tuple[float, ...]
-    target_id: int
-    target_text: str
-    target_probability: float
-    device: str
-    path: PathSummary | None = None
-
-    def to_dict(self) -> dict:
-        return {
-            "method": self.method,
-            "explanation": METHODS[self.method],
-            "objective": OBJECTIVE,
-            "signed": self.method in SIGNED_METHODS,
-            "position": self.position,
-            "n_tokens": len(self.tokens),
-            "tokens": [{"id": t.id, "text": t.text, "special": t.special} for t in self.tokens],
-            "scores": list(self.scores),
-            "target": {
-                "id": self.target_id,
-                "text": self.target_text,
-                "probability": self.target_probability,
-            },
-            "device": self.device,
-            "integrated_gradients": self.path.to_dict() if self.path else None,
-        }
-
-
-@dataclass(frozen=True)
-class _Question:
-    """What to explain: the model reads ids (tokens 0..p) and target_id is scored as the token
-    after them. special[i]: token i is a control token (kept in the integrated-gradients
-    baseline). n_steps: the integrated-gradients path's length (0 for the other methods)."""
-
-    ids: tuple[int, ...]
-    special: tuple[bool, ...]
-    target_id: int
-    method: str
-    n_steps: int
-
-
-@dataclass(frozen=True)
-class _Scores:
-    """What one method computes on one device: (tokens,) scores, the target's log-probability."""
-
-    scores: torch.Tensor
-    log_probability: float
-    path: PathSummary | None = None
 
 
 # --- Checking the request ------------------------------------------------------------------
@@ -188,7 +98,7 @@ def _read_tokens(loaded: LoadedModel, text: str, sequence_options) -> tuple[Toke
 
 
 @torch.inference_mode()
-def _log_probability(loaded: LoadedModel, question: _Question) -> float:
+def _log_probability(loaded: LoadedModel, question: Question) -> float:
     logits = loaded.model(
         input_ids=torch.tensor([question.ids], device=loaded.device),
         logits_to_keep=1,
@@ -197,16 +107,16 @@ def _log_probability(loaded: LoadedModel, question: _Question) -> float:
     return float(torch.log_softmax(logits[0, -1].float(), -1)[question.target_id])
 
 
-def _attention_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+def _attention_scores(loaded: LoadedModel, question: Question, progress: Progress) -> Scores:
     progress("Attention: reading the last layer")
     last = loaded.info.n_layers - 1
     captured = capture_attention(  # the explained row, averaged over heads: (keys,)
         loaded, list(question.ids), (last,), reduce=lambda maps: maps[:, -1].float().mean(0).cpu()
     )
-    return _Scores(captured[last], _log_probability(loaded, question))
+    return Scores(captured[last], _log_probability(loaded, question))
 
 
-def _rollout_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+def _rollout_scores(loaded: LoadedModel, question: Question, progress: Progress) -> Scores:
     """Abnar & Zuidema (2020): R = Â_L ··· Â_1 with Â = rows-normalized(mean-over-heads A + I);
     only the explained row is needed, so a row vector is carried down from the top layer."""
     progress("Attention rollout: reading every layer")
@@ -219,7 +129,7 @@ def _rollout_scores(loaded: LoadedModel, question: _Question, progress: Progress
     for layer in reversed(layers):
         mixed = means[layer] + identity
         row = row @ (mixed / mixed.sum(-1, keepdim=True))
-    return _Scores(row.cpu(), _log_probability(loaded, question))
+    return Scores(row.cpu(), _log_probability(loaded, question))
 
 
 class _Objective:
@@ -255,7 +165,7 @@ def _embeddings(loaded: LoadedModel, ids) -> torch.Tensor:
     return embeds.requires_grad_()
 
 
-def _gradient_scores(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+def _gradient_scores(loaded: LoadedModel, question: Question, progress: Progress) -> Scores:
     """Saliency (the gradient's L2 norm over the hidden dimension) or input × gradient (summed
     over it), from one forward and backward pass."""
     from captum.attr import InputXGradient, Saliency
@@ -268,7 +178,7 @@ def _gradient_scores(loaded: LoadedModel, question: _Question, progress: Progres
         scores = Saliency(objective).attribute(inputs, abs=False)[0].norm(dim=-1)  # (n,)
     else:
         scores = InputXGradient(objective).attribute(inputs)[0].sum(-1)  # (n,)
-    return _Scores(scores.detach().cpu(), objective.at_input)
+    return Scores(scores.detach().cpu(), objective.at_input)
 
 
 def _pad_id(tokenizer) -> int:
@@ -288,8 +198,8 @@ def baseline_ids(tokenizer, ids, special) -> list[int]:
 
 
 def _integrated_gradients_scores(
-    loaded: LoadedModel, question: _Question, progress: Progress
-) -> _Scores:
+    loaded: LoadedModel, question: Question, progress: Progress
+) -> Scores:
     from captum.attr import IntegratedGradients
 
     n_steps = question.n_steps
@@ -323,10 +233,10 @@ def _integrated_gradients_scores(
         convergence_delta=float(delta[0]),
     )
     scores = attributions[0].sum(-1).detach().cpu()  # (n,)
-    return _Scores(scores, objective.at_input, path)
+    return Scores(scores, objective.at_input, path)
 
 
-SCORERS: dict[str, Callable[[LoadedModel, _Question, Progress], _Scores]] = {
+SCORERS: dict[str, Callable[[LoadedModel, Question, Progress], Scores]] = {
     "attention": _attention_scores,
     "rollout": _rollout_scores,
     "saliency": _gradient_scores,
@@ -335,7 +245,7 @@ SCORERS: dict[str, Callable[[LoadedModel, _Question, Progress], _Scores]] = {
 }
 
 
-def _score(loaded: LoadedModel, question: _Question, progress: Progress) -> _Scores:
+def _score(loaded: LoadedModel, question: Question, progress: Progress) -> Scores:
     """Gradients must flow even when a caller works under inference_mode; the model's weights
     get no .grad (Captum asks torch.autograd.grad for the embeddings' gradients only)."""
     with torch.inference_mode(False), torch.enable_grad():
@@ -366,7 +276,7 @@ def cpu_copy(loaded: LoadedModel) -> LoadedModel:
         return _cpu_copies[loaded]
 
 
-def _score_with_fallback(loaded: LoadedModel, *args) -> tuple[_Scores, str]:
+def _score_with_fallback(loaded: LoadedModel, *args) -> tuple[Scores, str]:
     """(scores, device used): a method that fails on a CUDA device runs again on CPU."""
     try:
         return _score(loaded, *args), loaded.device.type
@@ -424,7 +334,7 @@ def attribute(
     position = _check_position(position, len(tokens))
     target_id = _check_target(target_id, loaded)
     tokens = tokens[: position + 1]
-    question = _Question(
+    question = Question(
         ids=tuple(token.id for token in tokens),
         special=tuple(token.special for token in tokens),
         target_id=target_id,

@@ -14,7 +14,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from inspector import explorations, transfer
+from inspector import explorations, transfer, transfer_validation
 from inspector.parsers import JSONParser
 from inspector.schema import ERROR
 from inspector.services import ServiceError
@@ -43,7 +43,7 @@ class ImportUploadSerializer(serializers.Serializer):
     description="Its settings and every branch with its own steps exactly as recorded "
     "(top-N distributions included), parents before children. POST it to "
     "/api/v1/explorations/import/ to make a copy.",
-    responses={200: transfer.ExplorationFileSerializer, 404: NOT_FOUND},
+    responses={200: transfer_validation.ExplorationFileSerializer, 404: NOT_FOUND},
 )
 @api_view(["GET"])
 def export_exploration(request, exploration_id):
@@ -61,7 +61,7 @@ def export_exploration(request, exploration_id):
     "Everything is checked before anything is saved; an error names the first problem and "
     'where it is (field "branches[2].steps[3].index").',
     request={
-        "application/json": transfer.ExplorationFileSerializer,
+        "application/json": transfer_validation.ExplorationFileSerializer,
         "multipart/form-data": ImportUploadSerializer,
     },
     responses={
@@ -83,8 +83,8 @@ def import_exploration(request):
 
 def sent_file(request):
     """The export's content: the multipart `file`, or the JSON body (lesson imports too)."""
-    if int(request.META.get("CONTENT_LENGTH") or 0) > transfer.MAX_REQUEST_BYTES:
-        limit = transfer.MAX_UPLOAD_BYTES // 2**20
+    if int(request.META.get("CONTENT_LENGTH") or 0) > transfer_validation.MAX_REQUEST_BYTES:
+        limit = transfer_validation.MAX_UPLOAD_BYTES // 2**20
         raise ServiceError(f"The file is too large: at most {limit} MB", "file", status=413)
     if not request.content_type.startswith("multipart/"):
         return request.data

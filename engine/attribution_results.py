@@ -1,0 +1,106 @@
+"""What an attribution returns: the scores of each token and the integrated-gradients path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.limits import ATTRIBUTION_METHODS as METHODS
+from engine.types import TokenPiece
+
+SIGNED_METHODS = frozenset({"input_x_gradient", "integrated_gradients"})
+OBJECTIVE = "log_probability"
+
+
+@dataclass(frozen=True)
+class PathSummary:
+    """Integrated gradients' bookkeeping: the baseline holds baseline_id everywhere but at
+    kept_positions (the input's own tokens, which score 0); f is the target's log-probability
+    at the explained position; sum(scores) = f_input - f_baseline + convergence_delta."""
+
+    n_steps: int
+    baseline_id: int
+    baseline_text: str
+    kept_positions: tuple[int, ...]
+    f_input: float
+    f_baseline: float
+    convergence_delta: float
+
+    def to_dict(self) -> dict:
+        return {
+            "n_steps": self.n_steps,
+            "baseline": {
+                "id": self.baseline_id,
+                "text": self.baseline_text,
+                "kept_positions": list(self.kept_positions),
+            },
+            "f_input": self.f_input,
+            "f_baseline": self.f_baseline,
+            "f_difference": self.f_input - self.f_baseline,
+            "convergence_delta": self.convergence_delta,
+        }
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Why the model gives `target_id` after token `position`.
+
+    tokens: the tokens the model read (0..position); scores[i]: token i's score by `method`
+      (attention and rollout: weights ≥ 0; saliency: gradient norms ≥ 0; input_x_gradient and
+      integrated_gradients: signed contributions to the target's log-probability).
+    target_probability: the target's probability at `position` under the model.
+    device: where it was computed ("cpu" when a CUDA attempt failed and was retried there).
+    path: integrated gradients' summary, None for the other methods.
+    """
+
+    method: str
+    position: int
+    tokens: tuple[TokenPiece, ...]
+    scores: tuple[float, ...]
+    target_id: int
+    target_text: str
+    target_probability: float
+    device: str
+    path: PathSummary | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "explanation": METHODS[self.method],
+            "objective": OBJECTIVE,
+            "signed": self.method in SIGNED_METHODS,
+            "position": self.position,
+            "n_tokens": len(self.tokens),
+            "tokens": [{"id": t.id, "text": t.text, "special": t.special} for t in self.tokens],
+            "scores": list(self.scores),
+            "target": {
+                "id": self.target_id,
+                "text": self.target_text,
+                "probability": self.target_probability,
+            },
+            "device": self.device,
+            "integrated_gradients": self.path.to_dict() if self.path else None,
+        }
+
+
+@dataclass(frozen=True)
+class Question:
+    """What to explain: the model reads ids (tokens 0..p) and target_id is scored as the token
+    after them. special[i]: token i is a control token (kept in the integrated-gradients
+    baseline). n_steps: the integrated-gradients path's length (0 for the other methods)."""
+
+    ids: tuple[int, ...]
+    special: tuple[bool, ...]
+    target_id: int
+    method: str
+    n_steps: int
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What one method computes on one device: (tokens,) scores, the target's log-probability."""
+
+    scores: torch.Tensor
+    log_probability: float
+    path: PathSummary | None = None
