@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from inspector import access
+from inspector.errors import ServiceError
 from inspector.protocol import COST_KEY
 
 _current_request: ContextVar = ContextVar("tokenlens_budget_request", default=None)
@@ -58,12 +59,6 @@ def price(kind: str, params: dict) -> tuple[int, str]:
         return 1, "a tokenization"
     if kind in ACTUAL_COST:  # priced by what the worker ran (charge_actual); 1 to start
         return 1, "a reading from cached states"
-    if kind == "branch_step":
-        forced = params.get("text")
-        if params.get("mode") == "force" and forced:
-            tokens = estimated_tokens({"text": forced})
-            return tokens, f"forcing a text of about {tokens:,} tokens"
-        return 1, "one step"
     tokens = estimated_tokens(params)
     about = f"a text of about {tokens:,} tokens"
     if kind == "attribution":
@@ -141,8 +136,6 @@ def _counter(name: str) -> str:
 
 def _check_room(name: str, units: int, budget: int, who: str) -> None:
     """ServiceError 429 when units do not fit in what is left of name's minute."""
-    from inspector.services import ServiceError
-
     spent = cache.get(_counter(name), 0)
     if spent + units > budget:
         wait = WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS
@@ -172,8 +165,6 @@ def charge(kind: str, params: dict, priced: tuple[int, str] | None = None) -> No
     request = _current_request.get()
     if request is None:
         return
-    from inspector.services import ServiceError
-
     units, what = priced or price(kind, params)
     name, signed_in = _identity(request)
     budget = settings.TOKENLENS_COMPUTE_BUDGET if signed_in else settings.TOKENLENS_VISITOR_BUDGET
@@ -196,7 +187,6 @@ def charge(kind: str, params: dict, priced: tuple[int, str] | None = None) -> No
 HINTS = {
     "generate": "Lower the exploration's max new tokens, or step one token at a time.",
     "attribution": "Use fewer steps, a cheaper method or a shorter text.",
-    "branch_step": "Force a shorter text.",
     "text": "Use a shorter text.",
 }
 
@@ -206,6 +196,4 @@ def _dear_field(kind: str, params: dict) -> str:
         return "max_new_tokens"
     if kind == "attribution" and params.get("method") == "integrated_gradients":
         return "n_steps"
-    if kind == "branch_step":
-        return "text"
     return "prompt" if "prompt" in params and "text" not in params else "text"
