@@ -103,7 +103,7 @@ class PrefixCache:
         """
         scope = scope_of(key)
         with self._lock:
-            same_scope = [entry for name, entry in self._entries.items() if scope_of(name) == scope]
+            same_scope = self._in_scope(scope)
             if parent and scope_of(parent) == scope:
                 same_scope.insert(0, self._entries.get(parent))
             candidates = [self._entries.get(key), *same_scope]
@@ -125,10 +125,13 @@ class PrefixCache:
     def cached_length(self, key: str, ids: torch.Tensor) -> int:
         """How many leading ids of `ids` a lookup for `key` would find (counting no hit):
         the longest prefix any entry of its scope holds."""
-        scope = scope_of(key)
         with self._lock:
-            entries = [entry for name, entry in self._entries.items() if scope_of(name) == scope]
+            entries = self._in_scope(scope_of(key))
             return max((common_prefix_length(entry.ids, ids) for entry in entries), default=0)
+
+    def _in_scope(self, scope: str) -> list[CachedPrefix]:
+        """Every entry of one scope (call with the lock held)."""
+        return [entry for name, entry in self._entries.items() if scope_of(name) == scope]
 
     def store(self, key: str, ids: torch.Tensor, layers: LayerStates) -> None:
         """Remember `layers` as the states of `ids` for branch `key`, then evict down to budget
