@@ -2,9 +2,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 
-from inspector import sharing
+from inspector.errors import ServiceError
 from inspector.models import AuditEvent, Branch, Exploration, Job, ShareLink, Step
-from inspector.services import ServiceError
+from inspector.sharing import services as sharing
 
 
 @admin.register(Job)
@@ -58,7 +58,7 @@ class ReviewActionForm(ActionForm):
 
 @admin.register(ShareLink)
 class ShareLinkAdmin(admin.ModelAdmin):
-    """Review through inspector.sharing, so every decision is checked and logged; the rows
+    """Review through inspector.sharing.services, so every decision is checked and logged; the rows
     themselves are read-only here."""
 
     action_form = ReviewActionForm

@@ -1,4 +1,4 @@
-from inspector import services
+from inspector.compute import services
 
 
 def service_status(request):

@@ -12,7 +12,8 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.test import override_settings
 
-from inspector import access, explorations
+from inspector.accounts import access
+from inspector.explorations import services as explorations
 from inspector.models import Lesson, LessonItem
 
 PEOPLE = (

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from kombu.exceptions import OperationalError
 
-from inspector import worker_heartbeat
+from inspector.compute import heartbeat as worker_heartbeat
 from inspector.errors import ServiceError
 from inspector.outages import REDIS_DOWN
 from inspector.protocol import EXPIRED

@@ -50,7 +50,7 @@ def api_error(message: str, status: int, field: str = "non_field_errors") -> Jso
 def _body_limit(request: HttpRequest) -> int:
     """Imports take a file (multipart or a JSON body) up to the import limit; any other
     request, Django's limit for a request body (2.5 MB by default)."""
-    from inspector.transfer_validation import MAX_REQUEST_BYTES
+    from inspector.transfer.file_format import MAX_REQUEST_BYTES
 
     if request.path_info.endswith("/import/"):
         return MAX_REQUEST_BYTES

@@ -1,46 +1,15 @@
+"""The pages, one URL module per feature (the API's routes are inspector.api.urls)."""
+
 from django.urls import include, path
 
-from inspector import exploration_views as explore
-from inspector import views
+from inspector import health
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("tokenize/", views.tokenize, name="tokenize"),
-    path("jobs/<uuid:job_id>/", views.job_detail, name="job"),
-    path("healthz", views.healthz, name="healthz"),
-    path("", include("inspector.account_urls")),
-    path("", include("inspector.lesson_urls")),
-    path("", include("inspector.share_urls")),
-    path("", include("inspector.transfer_urls")),
-    path("explore/", explore.exploration_list, name="explorations"),
-    path("explore/new/", explore.exploration_create, name="exploration-create"),
-    path("explore/<uuid:exploration_id>/", explore.exploration_page, name="exploration"),
-    path(
-        "explore/<uuid:exploration_id>/rename/",
-        explore.exploration_rename,
-        name="exploration-rename",
-    ),
-    path(
-        "explore/<uuid:exploration_id>/delete/",
-        explore.exploration_delete,
-        name="exploration-delete",
-    ),
-    path("explore/<uuid:exploration_id>/fork/", explore.exploration_fork, name="exploration-fork"),
-    path("explore/<uuid:exploration_id>/compare/", explore.branch_compare, name="branch-compare"),
-    path("explore/<uuid:exploration_id>/prompt/", explore.prompt_tokens, name="prompt-tokens"),
-    path("branches/<uuid:branch_id>/step/", explore.branch_step, name="branch-step"),
-    path("branches/<uuid:branch_id>/undo/", explore.branch_undo, name="branch-undo"),
-    path("branches/<uuid:branch_id>/generate/", explore.branch_generate, name="branch-generate"),
-    path("branches/<uuid:branch_id>/stop/", explore.branch_stop, name="branch-stop"),
-    path("branches/<uuid:branch_id>/fork/", explore.branch_fork, name="branch-fork"),
-    path("branches/<uuid:branch_id>/rename/", explore.branch_rename, name="branch-rename"),
-    path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
-    path("branches/<uuid:branch_id>/next/", explore.branch_next, name="branch-next"),
-    path("branches/<uuid:branch_id>/view/", explore.branch_view, name="branch-view"),
-    path("branches/<uuid:branch_id>/params/", explore.exploration_params, name="branch-params"),
-    path(
-        "branches/<uuid:branch_id>/steps/<int:index>/",
-        explore.step_alternatives,
-        name="step-alternatives",
-    ),
+    path("healthz", health.healthz, name="healthz"),
+    path("", include("inspector.analysis.urls")),
+    path("", include("inspector.accounts.urls")),
+    path("", include("inspector.lessons.urls")),
+    path("", include("inspector.sharing.urls")),
+    path("", include("inspector.transfer.urls")),
+    path("", include("inspector.explorations.urls")),
 ]

@@ -19,15 +19,15 @@ app.conf.include = ["worker.tasks"]
 
 @worker_ready.connect
 def _start_heartbeat(**_):
-    """Tell the web processes this worker is alive (inspector.worker_heartbeat)."""
-    from inspector import worker_heartbeat
+    """Tell the web processes this worker is alive (inspector.compute.heartbeat)."""
+    from inspector.compute import heartbeat as worker_heartbeat
 
     worker_heartbeat.start_beating()
 
 
 @worker_shutdown.connect
 def _stop_heartbeat(**_):
-    from inspector import worker_heartbeat
+    from inspector.compute import heartbeat as worker_heartbeat
 
     with contextlib.suppress(Exception):
         worker_heartbeat.stop(worker_heartbeat.worker_name())

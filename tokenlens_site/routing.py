@@ -1,6 +1,6 @@
 from django.urls import path
 
-from inspector.consumers import ExplorationConsumer, PageConsumer
+from inspector.explorations.consumers import ExplorationConsumer, PageConsumer
 
 websocket_urlpatterns = [
     path("ws/pages/<uuid:page_id>/", PageConsumer.as_asgi()),

@@ -182,7 +182,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "inspector.budget.BudgetMiddleware",
+    "inspector.compute.budget.BudgetMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -298,14 +298,14 @@ CELERY_REDIS_SOCKET_TIMEOUT = 5
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
 
 REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "inspector.api.exception_handler",
+    "EXCEPTION_HANDLER": "inspector.api.errors.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "inspector.parsers.JSONParser",
+        "inspector.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "inspector.authentication.BrowserSessionAuthentication",
+        "inspector.accounts.authentication.BrowserSessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

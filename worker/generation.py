@@ -21,8 +21,8 @@ from engine.distribution import prompt_ids
 from engine.params import SamplingParams
 from engine.stepping import StepRequest, StepResult
 from engine.types import EngineError, InputError
-from inspector import leases
-from inspector.access import exploration_principal
+from inspector.accounts.access import exploration_principal
+from inspector.compute import leases
 from inspector.models import Branch, Step
 from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 
@@ -200,7 +200,7 @@ def generate_branch(params: dict, stepper_for) -> dict:
 
     params: {"branch": id, "exploration": id, "delay_ms": pause between steps (speed control),
     "lease": the token of the lease the web side took when it queued this generation}.
-    Runs only while it holds that lease (see inspector.leases): a redelivered or superseded
+    Runs only while it holds that lease (see inspector.compute.leases): a redelivered or superseded
     message does nothing, and a generation whose lease was lost stops before its next save.
     """
     from django.core.cache import cache

@@ -1,6 +1,6 @@
 from django import template
 
-from inspector.markdown import render_markdown
+from inspector.lessons.markdown import render_markdown
 
 register = template.Library()
 

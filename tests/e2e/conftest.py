@@ -72,7 +72,7 @@ def wait_for_worker(redis_url: str, processes: list, timeout: float = 90) -> Non
     """Until a Celery worker has sent its first heartbeat (the web answers 503 before that)."""
     import redis
 
-    from inspector.worker_heartbeat import WORKERS_KEY
+    from inspector.compute.heartbeat import WORKERS_KEY
 
     client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout

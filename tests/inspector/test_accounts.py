@@ -12,7 +12,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from inspector.accounts import role_of
+from inspector.accounts.services import role_of
 from inspector.models import AuditEvent, Exploration, Lesson
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,8 @@ from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from engine.attention import unpack
-from inspector import dispatch, worker_heartbeat
+from inspector import dispatch
+from inspector.compute import heartbeat as worker_heartbeat
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ SMOL = "smollm2-135m-instruct"
 
 @pytest.fixture(autouse=True)
 def _small_budgets(settings, monkeypatch):
-    from inspector import budget
+    from inspector.compute import budget
 
     cache.clear()
     monkeypatch.setattr(budget, "WINDOW_SECONDS", 10**9)  # no minute boundary mid-test
@@ -112,7 +112,7 @@ def test_a_step_is_charged_for_what_the_worker_really_ran(settings):
 
 def _spent_by_the_visitor() -> int:
     """This minute's units of the one visitor who made an exploration."""
-    from inspector import budget
+    from inspector.compute import budget
     from inspector.models import Exploration
 
     (exploration,) = Exploration.objects.all()

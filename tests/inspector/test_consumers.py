@@ -30,7 +30,7 @@ def _session_and_page() -> tuple[str, str]:
     """A visitor's browser session and the id of a Tokens page it opened."""
     from django.contrib.sessions.backends.db import SessionStore
 
-    from inspector.access import VISITOR_KEY, new_page_id
+    from inspector.accounts.access import VISITOR_KEY, new_page_id
 
     session = SessionStore()
     session[VISITOR_KEY] = "visitor-" + uuid.uuid4().hex

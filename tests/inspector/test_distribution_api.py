@@ -71,7 +71,7 @@ def test_the_chat_template_is_applied(api):
         ({"params": {"temperature": -1}}, "params.temperature", "or between 0.01 and 100"),
         ({"params": {"top_k": "many"}}, "params.top_k", "whole number"),
         ({"completion_ids": [10**9]}, "completion_ids", "outside this model's vocabulary"),
-        ({"completion_ids": [-3]}, "completion_ids.0", "greater than or equal to 0"),
+        ({"completion_ids": [-3]}, "completion_ids[0]", "greater than or equal to 0"),
         ({"prompt": "  "}, "prompt", "empty"),
         ({"top_n": 500}, "top_n", "less than or equal to 100"),
         ({"model": "nope"}, "model", "Unknown model"),

@@ -139,15 +139,15 @@ def test_an_ended_branch_refuses_steps_until_undone(api, exploration):
         ({"prompt": "word " * 9000}, "prompt", "reads at most"),
         ({"model": "gemma-3-270m", "use_chat_template": True}, "use_chat_template", "no chat"),
         ({"params": {"top_p": 0}}, "params.top_p", "above 0"),
-        ({"stop": [""]}, "stop.0", "blank"),
+        ({"stop": [""]}, "stop[0]", "blank"),
         ({"constraint": {"type": "regex", "spec": "(("}}, "constraint.spec", "Invalid regex"),
         ({"model": "nope"}, "model", "Unknown model"),
         # Text is a JSON string, never a number or a list coerced into one.
         ({"prompt": 123}, "prompt", "not a number"),
         ({"system_prompt": 4.5}, "system_prompt", "not a number"),
         ({"title": ["a"]}, "title", "not a list"),
-        ({"stop": [1, 2]}, "stop.0", "not a number"),
-        ({"stop": [True]}, "stop.0", "not true or false"),
+        ({"stop": [1, 2]}, "stop[0]", "not a number"),
+        ({"stop": [True]}, "stop[0]", "not true or false"),
         # Sampling numbers stay in their documented ranges, top_k a whole number.
         ({"params": {"top_k": 10**30}}, "params.top_k", "at most 1,000,000"),
         ({"params": {"top_k": 1_000_001}}, "params.top_k", "at most 1,000,000"),
@@ -231,7 +231,7 @@ def test_logits_of_a_branch_step_match_a_full_forward(api, exploration):
 def test_generating_to_the_end_saves_every_step_and_clears_the_flag(
     api, django_capture_on_commit_callbacks
 ):
-    from inspector import explorations
+    from inspector.explorations import services as explorations
 
     created = api.post(
         "/api/v1/explorations/",

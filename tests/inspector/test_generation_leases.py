@@ -12,7 +12,9 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from engine.stepping import Stepper
-from inspector import dispatch, explorations, leases
+from inspector import dispatch
+from inspector.compute import leases
+from inspector.explorations import services as explorations
 from inspector.models import Branch
 from inspector.protocol import GENERATING_KEY
 from worker.generation import generate_branch

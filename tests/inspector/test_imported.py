@@ -8,8 +8,8 @@ import copy
 
 import pytest
 
-from inspector import transfer
 from inspector.models import Branch, Exploration, ShareLink, Step
+from inspector.transfer import services as transfer
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import DatabaseError
 from django.utils import timezone
 
-from inspector import job_expiry
+from inspector.compute import expiry as job_expiry
 from inspector.models import Job
 from tests.test_settings import _read_setting
 
@@ -110,7 +110,7 @@ def test_a_ttl_under_an_hour_fails_loudly(hours):
 
 
 def test_starting_a_job_expires_old_ones(monkeypatch):
-    from inspector import services
+    from inspector.compute import services
 
     monkeypatch.setattr(job_expiry, "_last_run", -job_expiry.EVERY_SECONDS)
     _job(DONE, hours_ago=30)

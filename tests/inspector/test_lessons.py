@@ -116,7 +116,7 @@ def test_an_instructor_builds_a_lesson_and_a_student_forks_from_it(
     forked = reader.post(f"/lessons/{lesson.pk}/items/{item.pk}/fork/")
     copy = Exploration.objects.get(owner=student)
     assert forked.status_code == 302 and forked.url == f"/explore/{copy.pk}/"
-    assert copy.lesson == lesson and copy.forked_from == capitals
+    assert copy.forked_from_lesson == lesson and copy.forked_from == capitals
     assert copy.root.token_ids() == capitals.root.token_ids() and len(copy.root.token_ids()) == 2
     assert AuditEvent.objects.filter(action="lesson.fork", target_id=str(lesson.pk)).exists()
     assert "Your forks" in reader.get("/lessons/").content.decode()
@@ -142,7 +142,7 @@ def test_a_visitor_forks_into_their_browser_session(instructor, two_explorations
     visitor = browser()
     item = lesson.items.first()
     response = visitor.post(f"/lessons/{lesson.pk}/items/{item.pk}/fork/", HTTP_HX_REQUEST="true")
-    copy = Exploration.objects.get(lesson=lesson)
+    copy = Exploration.objects.get(forked_from_lesson=lesson)
     assert response.status_code == 200 and response["HX-Redirect"] == f"/explore/{copy.pk}/"
     assert copy.owner is None and copy.session_key
     assert visitor.get(f"/explore/{copy.pk}/").status_code == 200
@@ -422,7 +422,7 @@ def test_a_new_order_must_name_every_item_once(instructor, two_explorations, bod
         ({"title": "ok", "visibility": "everyone"}, "visibility", "not a valid choice"),
         ({"title": 12}, "title", "not a number"),
         ({"title": "ok", "notes": ["x"]}, "notes", "not a list"),
-        ({"title": "ok", "goals": [1]}, "goals.0", "not a number"),
+        ({"title": "ok", "goals": [1]}, "goals[0]", "not a number"),
     ],
 )
 def test_the_api_refuses_bad_lessons(instructor, body, field, message):
@@ -492,7 +492,7 @@ def test_api_permissions(instructor, student, other_student, two_explorations, a
     assert forked.status_code == 201, forked.content
     copy = Exploration.objects.get(pk=forked.json()["id"])
     assert forked.json()["url"].endswith(f"/explore/{copy.pk}/")
-    assert copy.owner == student and copy.lesson == published
+    assert copy.owner == student and copy.forked_from_lesson == published
     assert copy.root.token_ids() == item.exploration.root.token_ids()
     missing = reader.post(f"/api/v1/lessons/{published.pk}/fork/", {"item": 999999}, "json")
     assert missing.status_code == 404

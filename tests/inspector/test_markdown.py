@@ -3,7 +3,7 @@
 import pytest
 from django.template import Context, Template
 
-from inspector.markdown import render_markdown
+from inspector.lessons.markdown import render_markdown
 
 
 @pytest.mark.parametrize(

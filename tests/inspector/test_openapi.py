@@ -33,8 +33,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from inspector import access, api_urls, lessons, transfer
+from inspector.accounts import access
+from inspector.api import urls as api_urls
+from inspector.lessons import services as lessons
 from inspector.models import Branch, Exploration, Lesson, LessonItem, ShareLink, Step
+from inspector.transfer import services as transfer
 from tests.conftest import client_for, make_person
 
 SMOL = "smollm2-135m-instruct"

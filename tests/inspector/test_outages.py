@@ -96,7 +96,7 @@ def test_a_body_over_the_limit_is_a_json_413_before_anything_reads_it():
 
 
 def test_an_unexpected_error_under_the_api_is_json(monkeypatch):
-    from inspector import services
+    from inspector.compute import services
 
     def broken():
         raise RuntimeError("a bug")

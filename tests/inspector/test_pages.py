@@ -3,7 +3,7 @@ import uuid
 import pytest
 from django.test import Client
 
-from inspector import worker_heartbeat
+from inspector.compute import heartbeat as worker_heartbeat
 from inspector.models import Job
 
 pytestmark = pytest.mark.django_db

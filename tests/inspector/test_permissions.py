@@ -48,7 +48,7 @@ def world(instructor, student, other_student, admin_user) -> World:
     root = exploration.root
     stepped = owner.post(f"/api/v1/branches/{root.pk}/steps/", {"mode": "greedy"}, "json")
     assert stepped.status_code == 201, stepped.content
-    exploration.lesson = Lesson.objects.create(owner=instructor, title="Sampling")
+    exploration.forked_from_lesson = Lesson.objects.create(owner=instructor, title="Sampling")
     exploration.save()
     link = ShareLink.objects.create(exploration=exploration, created_by=student)
     holder = APIClient()

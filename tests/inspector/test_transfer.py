@@ -12,8 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from inspector import transfer
 from inspector.models import AuditEvent, Branch, Exploration, Step
+from inspector.transfer import services as transfer
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from inspector.job_expiry import expire_jobs
+from inspector.compute.expiry import expire_jobs
 
 
 class Command(BaseCommand):

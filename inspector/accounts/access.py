@@ -1,0 +1,186 @@
+"""Who may do what with an exploration or a lesson: the one place that decides it.
+
+Pages, the API and the websocket consumer all ask here. Roles:
+- owner: the signed-in user who owns it, or the visitor's browser session that made it;
+- admin (staff): reads any exploration and reviews shared ones; changes nothing;
+- the lesson's instructor: reads the forks students made of their lessons (read-only);
+- a share-link holder: reads an exploration whose link they opened, and may fork it;
+- a lesson reader: reads (and forks) the explorations of a lesson they may open;
+- anyone else: nothing (404, so strangers cannot tell what exists).
+
+Opening a share link or a link-only lesson remembers its token in the browser session, so the
+read-only page's own requests (branch panels, alternatives, websocket) are allowed too; each
+request checks again that the link still resolves (not revoked, not hidden).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from inspector.models import Exploration, Lesson, ShareLink
+
+SHARE_TOKENS = "tokenlens_share_tokens"
+LESSON_TOKENS = "tokenlens_lesson_tokens"
+VISITOR_KEY = "tokenlens_visitor_key"
+INSTRUCTORS = "Instructor"
+STUDENTS = "Student"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one request may do with one exploration. `role` names why (for the page)."""
+
+    role: str
+    view: bool = False
+    change: bool = False  # step, branch, edit, rename, delete, share
+    fork: bool = False
+    review: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        return self.view and not self.change
+
+
+NOTHING = Access(role="none")
+
+
+def visitor_key(request) -> str:
+    """The visitor's key: the key the browser session had when it first came (visitors own work
+    by it), creating the session if needed. It stays the same when signing in changes the
+    session's own key."""
+    session = request.session
+    if not session.session_key:
+        session.save()
+    if VISITOR_KEY not in session:
+        # Kept in the session's data, which survives the key change at sign-in, so the work
+        # made before signing in can be handed to the account (see accounts.adopt_visitor_work).
+        session[VISITOR_KEY] = session.session_key
+    return session[VISITOR_KEY]
+
+
+def principal(request) -> str:
+    """Who owns request-scoped things such as jobs: "user:<id>" when signed in (a token script
+    included, whose requests carry no session), else the visitor's session key."""
+    user = user_of(request)
+    return f"user:{user.pk}" if user is not None else visitor_key(request)
+
+
+def exploration_principal(exploration: Exploration) -> str:
+    """Whose work an exploration is, in principal()'s terms: "user:<id>" or the visitor key.
+    The worker reuses cached model states only within one principal."""
+    return f"user:{exploration.owner_id}" if exploration.owner_id else exploration.session_key
+
+
+def user_of(request):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
+def is_instructor(user) -> bool:
+    return bool(user) and (user.is_staff or user.groups.filter(name=INSTRUCTORS).exists())
+
+
+def owned_by(request) -> Q:
+    """Explorations (and only those) the request's user or visitor session owns."""
+    user = user_of(request)
+    if user is not None:
+        return Q(owner=user)
+    return Q(owner__isnull=True, session_key=visitor_key(request))
+
+
+def remember_token(request, kind: str, token: str) -> None:
+    tokens = list(request.session.get(kind, []))
+    if token not in tokens:
+        request.session[kind] = [*tokens[-49:], token]
+
+
+def new_page_id(request) -> uuid.UUID:
+    """A fresh id for one open Tokens page that only this browser session can follow: half
+    random, half a keyed hash of the random half and the session's visitor key. Nothing is
+    stored, so tabs opened at the same moment cannot lose each other's ids."""
+    nonce = secrets.token_bytes(8)
+    return uuid.UUID(bytes=nonce + _page_mac(visitor_key(request), nonce))
+
+
+def owns_page(session, page_id) -> bool:
+    """Whether page_id was made by new_page_id for this session."""
+    visitor = session.get(VISITOR_KEY) if session is not None else None
+    try:
+        raw = uuid.UUID(str(page_id)).bytes
+    except ValueError:
+        return False
+    return bool(visitor) and hmac.compare_digest(raw[8:], _page_mac(visitor, raw[:8]))
+
+
+def _page_mac(visitor_key: str, nonce: bytes) -> bytes:
+    message = b"tokenlens-page:" + visitor_key.encode() + b":" + nonce
+    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).digest()[:8]
+
+
+def viewable_lessons(request) -> QuerySet[Lesson]:
+    """Lessons the request may open: published ones, its own, link-only ones it has the link of
+    (staff: all)."""
+    user = user_of(request)
+    if user is not None and user.is_staff:
+        return Lesson.objects.all()
+    visible = Q(visibility=Lesson.Visibility.PUBLISHED) | Q(
+        visibility=Lesson.Visibility.LINK, link_token__in=request.session.get(LESSON_TOKENS, [])
+    )
+    if user is not None:
+        visible |= Q(owner=user)
+    return Lesson.objects.filter(visible)
+
+
+def lesson_access(request, lesson: Lesson) -> Access:
+    user = user_of(request)
+    if user is not None and lesson.owner_id == user.pk:
+        return Access(role="owner", view=True, change=True, fork=True)
+    if viewable_lessons(request).filter(pk=lesson.pk).exists():
+        role = "admin" if user is not None and user.is_staff else "reader"
+        return Access(role=role, view=True, fork=True, review=role == "admin")
+    return NOTHING
+
+
+def exploration_access(request, exploration: Exploration) -> Access:
+    """What this request may do with this exploration (see the module docstring)."""
+    if Exploration.objects.filter(owned_by(request), pk=exploration.pk).exists():
+        return Access(role="owner", view=True, change=True, fork=True)
+    user = user_of(request)
+    if user is not None and user.is_staff:
+        return Access(role="admin", view=True, fork=True, review=True)
+    lesson = exploration.forked_from_lesson if exploration.forked_from_lesson_id else None
+    if user is not None and lesson is not None and lesson.owner_id == user.pk:
+        return Access(role="instructor", view=True)
+    if _holds_share_link(request, exploration):
+        return Access(role="share", view=True, fork=True)
+    if exploration.lesson_items.filter(lesson__in=viewable_lessons(request)).exists():
+        return Access(role="lesson", view=True, fork=True)
+    return NOTHING
+
+
+def _holds_share_link(request, exploration: Exploration) -> bool:
+    tokens = request.session.get(SHARE_TOKENS, [])
+    if not tokens:
+        return False
+    links = ShareLink.objects.filter(exploration=exploration, token__in=tokens)
+    return links.filter(revoked_at__isnull=True).exclude(status=ShareLink.Status.HIDDEN).exists()
+
+
+def resolve_share(token: str, request) -> ShareLink | None:
+    """The share link behind a token if it opens for this request: a revoked link never does;
+    a hidden one only for the exploration's owner and admins."""
+    link = ShareLink.objects.select_related("exploration").filter(token=token).first()
+    if link is None or link.revoked_at is not None:
+        return None
+    if link.status == ShareLink.Status.HIDDEN:
+        access = exploration_access(request, link.exploration)
+        if access.role not in ("owner", "admin"):
+            return None
+    return link

@@ -1,0 +1,87 @@
+"""REST API v1 for the analyses: the model catalog, tokenization, the next-token distribution,
+attention, head clusters, attribution, embeddings, the vocabulary and the logit lens. Each waits
+for a worker's result (inspector.compute.services.compute_now)."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from inspector.accounts import access
+from inspector.analysis.serializers import (
+    AttentionRequestSerializer,
+    AttributionRequestSerializer,
+    DistributionRequestSerializer,
+    EmbeddingsRequestSerializer,
+    HeadsRequestSerializer,
+    LensRequestSerializer,
+    SequenceRequestSerializer,
+    VocabularyRequestSerializer,
+)
+from inspector.api.schema import documented
+from inspector.compute import services
+
+
+@documented()
+@api_view(["GET"])
+def models_list(request):
+    return Response({"models": services.catalog_entries()})
+
+
+def _compute(request, serializer_class, kind: str) -> Response:
+    """Validate the request, run the computation in a worker and wait for its result."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    # Cached model states are reused only within one person's own requests (see kvcache).
+    params = {**serializer.validated_data, "cache_scope": access.principal(request)}
+    result = services.compute_now(kind, params)
+    return Response(result, status=status.HTTP_200_OK)
+
+
+@documented(SequenceRequestSerializer)
+@api_view(["POST"])
+def tokenize(request):
+    return _compute(request, SequenceRequestSerializer, "tokenize")
+
+
+@documented(AttentionRequestSerializer)
+@api_view(["POST"])
+def attention(request):
+    return _compute(request, AttentionRequestSerializer, "attention")
+
+
+@documented(AttributionRequestSerializer)
+@api_view(["POST"])
+def attribution(request):
+    return _compute(request, AttributionRequestSerializer, "attribution")
+
+
+@documented(HeadsRequestSerializer)
+@api_view(["POST"])
+def heads(request):
+    return _compute(request, HeadsRequestSerializer, "heads")
+
+
+@documented(EmbeddingsRequestSerializer)
+@api_view(["POST"])
+def embeddings(request):
+    return _compute(request, EmbeddingsRequestSerializer, "embeddings")
+
+
+@documented(VocabularyRequestSerializer)
+@api_view(["POST"])
+def vocabulary(request):
+    return _compute(request, VocabularyRequestSerializer, "vocabulary")
+
+
+@documented(DistributionRequestSerializer)
+@api_view(["POST"])
+def distribution(request):
+    return _compute(request, DistributionRequestSerializer, "distribution")
+
+
+@documented(LensRequestSerializer)
+@api_view(["POST"])
+def logit_lens(request):
+    return _compute(request, LensRequestSerializer, "logit_lens")

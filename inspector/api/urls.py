@@ -1,0 +1,52 @@
+"""REST API v1's routes (/api/v1/), every feature's endpoints in one table."""
+
+from django.urls import path, re_path
+from rest_framework.routers import SimpleRouter
+
+from inspector.analysis import api as analysis_api
+from inspector.analysis import job_api
+from inspector.api.errors import not_found
+from inspector.explorations import api as exploration_api
+from inspector.lessons import api as lesson_api
+from inspector.sharing import api as share_api
+from inspector.transfer import api as transfer_api
+
+router = SimpleRouter(use_regex_path=False)
+router.register("explorations", exploration_api.ExplorationViewSet, basename="exploration")
+router.register("branches", exploration_api.BranchViewSet, basename="branch")
+router.register("lessons", lesson_api.LessonViewSet, basename="lesson")
+
+urlpatterns = [
+    path("models/", analysis_api.models_list, name="api-models"),
+    path("tokenize/", analysis_api.tokenize, name="api-tokenize"),
+    path("distribution/", analysis_api.distribution, name="api-distribution"),
+    path("attention/", analysis_api.attention, name="api-attention"),
+    path("heads/", analysis_api.heads, name="api-heads"),
+    path("attribution/", analysis_api.attribution, name="api-attribution"),
+    path("embeddings/", analysis_api.embeddings, name="api-embeddings"),
+    path("vocabulary/", analysis_api.vocabulary, name="api-vocabulary"),
+    path("logit-lens/", analysis_api.logit_lens, name="api-logit-lens"),
+    path("jobs/", job_api.start, name="api-jobs"),
+    path("jobs/<uuid:job_id>/", job_api.detail, name="api-job"),
+    path("explorations/<uuid:exploration_id>/share/", share_api.share, name="api-share"),
+    path("shares/", share_api.links, name="api-shares"),
+    path("shares/<int:pk>/", share_api.revoke, name="api-share-revoke"),
+    path("shares/<int:pk>/review/", share_api.review, name="api-share-review"),
+    path("activity/", share_api.activity, name="api-activity"),
+    path(
+        "explorations/import/",
+        transfer_api.import_exploration,
+        name="api-exploration-import",
+    ),
+    path(
+        "explorations/<uuid:exploration_id>/export/",
+        transfer_api.export_exploration,
+        name="api-exploration-export",
+    ),
+    path(
+        "branches/<uuid:branch_id>/steps.csv", transfer_api.steps_csv, name="api-branch-steps-csv"
+    ),
+    *router.urls,
+    # Last: anything else under /api/v1/ answers the API's JSON 404.
+    re_path(r"^(?P<path>[\s\S]*)$", not_found, name="api-not-found"),
+]

@@ -1,0 +1,147 @@
+"""Use-cases shared by the pages, the API and the websocket consumer: the model catalog as the
+web side knows it, jobs, and computations waited for. Work that needs a model goes to a worker
+by task name (inspector.dispatch)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections, transaction
+
+from engine.catalog import build_catalog, inspect_prepared, is_prepared
+from engine.types import ModelSpec
+from inspector import broadcast, dispatch
+from inspector.compute import budget
+from inspector.compute import expiry as job_expiry
+from inspector.errors import ServiceError
+from inspector.models import Job
+from inspector.outages import REDIS_DOWN as QUEUE_DOWN
+from inspector.protocol import LOADED_KEY, TASK_COMPUTE, TASK_RUN_JOB
+
+logger = logging.getLogger(__name__)
+
+
+def catalog() -> dict[str, ModelSpec]:
+    return build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(key, spec.label) for key, spec in catalog().items()]
+
+
+def _loaded_state(key: str) -> dict | None:
+    if redis_status() == "down":  # known down: do not wait for the cache to fail again
+        return None
+    try:
+        return cache.get(LOADED_KEY.format(key=key))
+    except Exception:  # Redis down: "loaded" is unknown, the page still works
+        return None
+
+
+@lru_cache(maxsize=16)
+def _prepared_info(spec: ModelSpec, cache_root: str) -> dict | None:
+    info = inspect_prepared(spec, cache_root)
+    return info.to_dict() if info else None
+
+
+def catalog_entries() -> list[dict]:
+    """Every catalog model with what is known about it without loading it here."""
+    entries = []
+    for key, spec in catalog().items():
+        loaded = _loaded_state(key)
+        prepared = is_prepared(spec, settings.TOKENLENS_MODEL_CACHE)
+        info = (loaded or {}).get("info") or (
+            _prepared_info(spec, str(settings.TOKENLENS_MODEL_CACHE)) if prepared else None
+        )
+        entries.append(
+            {
+                "key": key,
+                "label": spec.label,
+                "source": spec.source,
+                "location": spec.location,
+                "description": spec.description,
+                "prepared": prepared,
+                "loaded": loaded is not None,
+                **{name: value for name, value in (info or {}).items() if name not in ("key",)},
+            }
+        )
+    return entries
+
+
+def _dispatch_job(job: Job) -> None:
+    try:
+        dispatch.send(TASK_RUN_JOB, [str(job.pk)])  # a job too old to run fails itself
+    except Exception as exc:  # broker down: say so instead of spinning forever
+        logger.warning("Could not queue job %s: %s", job.pk, exc)
+        job.fail(exc.message if isinstance(exc, ServiceError) else QUEUE_DOWN)
+        broadcast.job_updated(job.page_id, job.pk)
+
+
+def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -> Job:
+    """Save a Job and queue it once the row is committed; the page follows its progress.
+    ServiceError (503) first, with nothing saved, when no worker could take it."""
+    dispatch.require_worker()
+    budget.charge(kind, params)
+    job_expiry.expire_jobs_now_and_then()
+    job = Job.objects.create(
+        kind=kind,
+        model_key=params.get("model", ""),
+        params=params,
+        page_id=page_id,
+        session_key=session_key or "",
+        stage="Waiting for a worker",
+    )
+    transaction.on_commit(lambda: _dispatch_job(job))
+    return job
+
+
+def _release_connection() -> None:
+    """Hand this thread's database connection back (to the pool) while it waits for a worker:
+    sixteen requests waiting on the model must not hold sixteen connections. The next query
+    takes one again. Inside a transaction the connection stays."""
+    connection = connections["default"]
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def compute_now(kind: str, params: dict) -> dict:
+    """Run a computation in the worker and wait for it (the synchronous API). Charged to the
+    person's budget before it is queued, and for what it really cost once it is done."""
+    dispatch.require_worker()
+    budget.charge(kind, params)
+    timeout = settings.TOKENLENS_TASK_TIMEOUT
+    # The worker drops the work if it starts too late, and a step is not saved after this.
+    params = {**params, "expires_at": time.time() + timeout}
+    _release_connection()
+    outcome = dispatch.call(TASK_COMPUTE, [kind, params], timeout)
+    if "error" in outcome:
+        raise ServiceError(outcome["error"]["message"], field=outcome["error"]["field"])
+    result = outcome["result"]
+    budget.charge_actual(kind, result)
+    return result
+
+
+_redis_status_cache: dict[str, tuple[float, str]] = {}
+
+
+def redis_status() -> str:
+    """ "off" (embedded default), "ok", or "down"; checked at most every 3 seconds."""
+    url = settings.TOKENLENS_REDIS_URL
+    if not url:
+        return "off"
+    checked_at, status = _redis_status_cache.get(url, (0.0, ""))
+    if time.monotonic() - checked_at < 3:
+        return status
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+        status = "ok"
+    except redis.RedisError:
+        status = "down"
+    _redis_status_cache[url] = (time.monotonic(), status)
+    return status

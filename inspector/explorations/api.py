@@ -1,0 +1,137 @@
+"""REST API v1 for explorations and branches: the same use-cases as the pages
+(inspector.explorations.services); step, fork and undo are verbs on a branch."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from inspector.api.schema import documented
+from inspector.compute import limits
+from inspector.explorations import services as explorations
+from inspector.explorations.serializers import (
+    BranchLabelSerializer,
+    BranchSerializer,
+    BranchSummarySerializer,
+    ExplorationSerializer,
+    ExplorationTitleSerializer,
+    ForkRequestSerializer,
+    StepRequestSerializer,
+    StepSerializer,
+)
+
+
+def _save_changes(serializer_class, instance, data) -> None:
+    """PATCH: validate the fields given and save them (the serializer names what may change)."""
+    serializer = serializer_class(instance, data=data, partial=True)
+    serializer.is_valid(raise_exception=True)
+    serializer.save()
+
+
+@extend_schema_view(
+    list=documented(response=ExplorationSerializer(many=True)),
+    create=documented(ExplorationSerializer, ExplorationSerializer, status=201),
+    retrieve=documented(response=ExplorationSerializer),
+    partial_update=documented(ExplorationTitleSerializer, ExplorationSerializer),
+    destroy=documented(response=None, status=204),
+    branches=documented(response=BranchSummarySerializer(many=True)),
+    fork=documented(response=ExplorationSerializer, status=201),
+)
+class ExplorationViewSet(viewsets.ViewSet):
+    """Explorations of the signed-in user (or of this browser session for visitors)."""
+
+    lookup_value_converter = "uuid"
+
+    def list(self, request):
+        mine = explorations.explorations_for(request).prefetch_related("branches")
+        return Response(ExplorationSerializer(mine, many=True).data)
+
+    def create(self, request):
+        serializer = ExplorationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        exploration = explorations.create_exploration(request, dict(serializer.validated_data))
+        return Response(ExplorationSerializer(exploration).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk, "view")
+        return Response(ExplorationSerializer(exploration).data)
+
+    def partial_update(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk)
+        _save_changes(ExplorationTitleSerializer, exploration, request.data)
+        return Response(ExplorationSerializer(exploration).data)
+
+    def destroy(self, request, pk=None):
+        explorations.delete_exploration(request, explorations.get_exploration(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["get"])
+    def branches(self, request, pk=None):
+        exploration = explorations.get_exploration(request, pk, "view")
+        return Response(BranchSummarySerializer(exploration.branches.all(), many=True).data)
+
+    @action(detail=True, methods=["post"])
+    def fork(self, request, pk=None):
+        """Copy an exploration you may read (yours, shared with you, in a lesson) with all its
+        branches and recorded steps into your own workspace."""
+        from inspector.transfer.services import copy_exploration
+
+        source = explorations.get_exploration(request, pk, "fork")
+        copy = copy_exploration(source, request)
+        return Response(ExplorationSerializer(copy).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    retrieve=documented(response=BranchSerializer),
+    partial_update=documented(BranchLabelSerializer, BranchSerializer),
+    destroy=documented(response=None, status=204),
+    steps=documented(StepRequestSerializer, status=201),
+    fork=documented(ForkRequestSerializer, BranchSerializer, status=201),
+    undo=documented(response=BranchSerializer),
+)
+class BranchViewSet(viewsets.ViewSet):
+    """A branch with its whole sequence; step, fork and undo are verbs on it."""
+
+    lookup_value_converter = "uuid"
+
+    def retrieve(self, request, pk=None):
+        return Response(BranchSerializer(explorations.get_branch(request, pk, "view")).data)
+
+    def partial_update(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        _save_changes(BranchLabelSerializer, branch, request.data)
+        return Response(BranchSerializer(branch).data)
+
+    def destroy(self, request, pk=None):
+        explorations.delete_branch(explorations.get_branch(request, pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post"])
+    def steps(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        serializer = StepRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        limits.check_generation_rate(request)
+        steps = explorations.step(branch, **serializer.validated_data)
+        body = {
+            "steps": StepSerializer(steps, many=True).data,
+            "finish_reason": branch.finish_reason or None,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def fork(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        serializer = ForkRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        limits.check_generation_rate(request)
+        child = explorations.fork(branch, **serializer.validated_data)
+        return Response(BranchSerializer(child).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def undo(self, request, pk=None):
+        branch = explorations.get_branch(request, pk)
+        explorations.undo(branch)
+        return Response(BranchSerializer(branch).data)

@@ -1,0 +1,329 @@
+"""Use-cases of explorations, branches and steps, shared by the API, the pages and the consumer.
+
+Who may see an exploration: its owner when signed in, else the browser session that made it.
+Model work (validating the prompt, stepping) runs in the worker through services.compute_now;
+the worker writes the steps (worker.generation) so every front door sees the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from inspector import broadcast, dispatch
+from inspector.accounts import access
+from inspector.compute import budget, leases, limits
+from inspector.compute.services import compute_now
+from inspector.errors import ServiceError
+from inspector.explorations.serializers import MAX_FORCED_CHARS
+from inspector.models import Branch, Exploration, Step
+from inspector.protocol import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, TASK_GENERATE
+from inspector.sharing import audit
+
+logger = logging.getLogger(__name__)
+
+
+def explorations_for(request) -> QuerySet[Exploration]:
+    """The explorations the request's user (or visitor session) owns."""
+    return Exploration.objects.filter(access.owned_by(request))
+
+
+def authorize(request, exploration: Exploration, need: str) -> access.Access:
+    """The request's access to the exploration, if it allows `need` (view, change, fork,
+    review). A stranger gets 404 (nothing tells them it exists); a reader who asks to change
+    gets 403 with what they can do instead."""
+    granted = access.exploration_access(request, exploration)
+    if not granted.view:
+        raise ServiceError("No such exploration", field="exploration", status=404)
+    if not getattr(granted, need):
+        message = {
+            "change": "This exploration is read-only for you; fork it to make a copy of your own",
+            "fork": "You may read this exploration but not fork it",
+            "review": "Only admins review shared explorations",
+        }[need]
+        raise ServiceError(message, field="exploration", status=403)
+    return granted
+
+
+def get_exploration(request, exploration_id, need: str = "change") -> Exploration:
+    """The exploration, if the request may `need` it (see authorize)."""
+    try:
+        explorations = Exploration.objects.select_related("forked_from_lesson")
+        exploration = explorations.get(pk=exploration_id)
+    except (Exploration.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise ServiceError("No such exploration", field="exploration", status=404) from None
+    authorize(request, exploration, need)
+    return exploration
+
+
+def get_branch(request, branch_id, need: str = "change") -> Branch:
+    """The branch, if the request may `need` its exploration (see authorize)."""
+    try:
+        branch = Branch.objects.select_related("exploration__forked_from_lesson").get(pk=branch_id)
+    except (Branch.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise ServiceError("No such branch", field="branch", status=404) from None
+    try:
+        authorize(request, branch.exploration, need)
+    except ServiceError as error:
+        if error.status == 404:
+            error.field, error.message = "branch", "No such branch"
+        raise
+    return branch
+
+
+def create_exploration(request, data: dict) -> Exploration:
+    """Check the prompt with the model's tokenizer (empty, too long, no chat template), then
+    save the exploration with its root branch."""
+    try:
+        compute_now(
+            "tokenize",
+            {
+                "model": data["model_key"],
+                "text": data["prompt"],
+                "system_prompt": data.get("system_prompt") or None,
+                "use_chat_template": data.get("use_chat_template", False),
+            },
+        )
+    except ServiceError as error:
+        if error.field == "text":
+            error.field = "prompt"
+        raise
+    owner = request.user if request.user.is_authenticated else None
+    with transaction.atomic():
+        exploration = Exploration.objects.create(
+            owner=owner, session_key="" if owner else access.visitor_key(request), **data
+        )
+        Branch.objects.create(exploration=exploration, label="main")
+    return exploration
+
+
+def step(branch: Branch, mode: str, token_id: int | None = None, text: str | None = None):
+    """Advance a branch by one step in the worker; returns the new Step rows."""
+    if is_generating(branch):
+        raise ServiceError("This branch is generating; press Stop first", field="branch")
+    limits.check_room_for_tokens(branch.length)
+    if text and len(text) > MAX_FORCED_CHARS:
+        raise ServiceError(
+            f"A forced text is at most {MAX_FORCED_CHARS:,} characters; this one has {len(text):,}",
+            field="text",
+        )
+    outcome = compute_now(
+        "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
+    )
+    branch.refresh_from_db(fields=["finish_reason"])
+    broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
+    return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
+
+
+def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
+    """A new branch holding this branch's first `at_index` tokens, then `token_id` (forced);
+    the original branch stays as it is."""
+    with transaction.atomic():  # an undo of the parent waits (see undo)
+        Branch.objects.locked(branch.pk)
+        length = branch.length
+        if at_index > length:
+            raise ServiceError(
+                f"This branch has {length} tokens; a branch can start at index 0 to {length}",
+                field="at_index",
+            )
+        count = branch.exploration.branches.count()
+        limits.check_room_for_branch(count)
+        child = Branch.objects.create(
+            exploration=branch.exploration,
+            parent=branch,
+            fork_index=at_index,
+            label=f"branch {count + 1}",
+        )
+    try:
+        step(child, "force", token_id=token_id)
+    except ServiceError as error:
+        child.delete()
+        if error.field == "branch":
+            error.field = "token_id"
+        raise
+    return child
+
+
+def undo(branch: Branch) -> Step:
+    """Remove the branch's last own token (inherited ones belong to the parent branch).
+
+    The branch row is locked while the last token is read and deleted, so an undo racing a
+    step removes exactly one token: the step's save then sees the prefix changed and keeps
+    nothing (generation.save_result)."""
+    if is_generating(branch):
+        raise ServiceError("This branch is generating; press Stop first", field="branch")
+    with transaction.atomic():
+        Branch.objects.locked(branch.pk)
+        last = branch.steps.order_by("-index").first()
+        if last is None:
+            raise ServiceError(
+                "This branch has no token of its own to undo; its tokens belong to the branch "
+                "it started from",
+                field="branch",
+            )
+        if branch.children.filter(fork_index__gt=last.index).exists():
+            raise ServiceError(
+                "Another branch starts after this token; delete that branch first",
+                field="branch",
+            )
+        last.delete()
+        Branch.objects.filter(pk=branch.pk).update(finish_reason="")
+    branch.finish_reason = ""
+    broadcast.branch_changed(branch.exploration_id, branch.pk)
+    return last
+
+
+def rename(exploration: Exploration, title: str) -> None:
+    """A new title (trimmed, at most 200 characters); an empty one falls back to the prompt."""
+    exploration.title = title.strip()[:200]
+    exploration.save(update_fields=["title", "updated_at"])
+
+
+def delete_exploration(request, exploration: Exploration) -> None:
+    audit.record(request, "exploration.delete", exploration, f"deleted {exploration}")
+    exploration.delete()
+
+
+def delete_branch(branch: Branch) -> None:
+    if branch.parent_id is None:
+        raise ServiceError("The main branch cannot be deleted", field="branch")
+    branch.delete()
+
+
+def is_generating(branch: Branch) -> bool:
+    """Whether a generation holds this branch's lease: queued (waiting for a worker) or running
+    (its worker renews the lease; a dead worker's lease lapses, see inspector.compute.leases).
+    False while Redis is unreachable: then nothing can generate, and pages still render."""
+    try:
+        return leases.store().holder(GENERATING_KEY.format(branch=branch.pk)) is not None
+    except Exception:
+        logger.warning("Leases unreachable; showing branch %s as not generating", branch.pk)
+        return False
+
+
+def start_generation(branch: Branch, delay_ms=0) -> None:
+    """Generate to the end in the worker; steps reach the open pages as they are made.
+
+    The lease is taken here for as long as the queued message may wait; a worker that gets
+    the message later than that finds the lease gone and does nothing."""
+    if branch.finish_reason:
+        raise ServiceError(
+            f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); undo or branch "
+            "off to go on",
+            field="branch",
+        )
+    limits.check_room_for_tokens(branch.length)
+    try:
+        delay = int(delay_ms or 0)
+    except (TypeError, ValueError):
+        raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
+    if is_generating(branch):  # before charging for it
+        raise ServiceError("This branch is already generating", field="branch")
+    left = branch.exploration.max_new_tokens - branch.length
+    budget.charge("generate", {}, budget.generation_price(left))
+    key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()
+    queued_for = settings.TOKENLENS_TASK_TIMEOUT
+    if not leases.store().acquire(key, token, queued_for):
+        raise ServiceError("This branch is already generating", field="branch")
+    cache.delete_many([STOP_KEY.format(branch=branch.pk), OUTCOME_KEY.format(branch=branch.pk)])
+    params = {
+        "branch": str(branch.pk),
+        "exploration": str(branch.exploration_id),
+        "delay_ms": delay,
+        "lease": token,
+    }
+
+    def send() -> None:
+        try:
+            dispatch.send(TASK_GENERATE, [params], expires=queued_for)
+        except ServiceError:
+            leases.store().release(key, token)
+            raise
+
+    transaction.on_commit(send)
+
+
+def stop_generation(branch: Branch) -> None:
+    """Ask a running generation to stop; it does before its next step."""
+    if is_generating(branch):
+        cache.set(STOP_KEY.format(branch=branch.pk), True, 600)
+
+
+def branch_tree(exploration: Exploration) -> list[tuple[Branch, int]]:
+    """Every branch with its depth, parents before children (for an indented tree)."""
+    children: dict = {}
+    for branch in exploration.branches.order_by("created_at"):
+        children.setdefault(branch.parent_id, []).append(branch)
+    ordered: list[tuple[Branch, int]] = []
+
+    def walk(parent_id, depth):
+        for branch in children.get(parent_id, []):
+            ordered.append((branch, depth))
+            walk(branch.pk, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def next_distribution(branch: Branch, params: dict) -> dict:
+    """The distribution of the branch's next token under `params` (nothing is saved): what
+    the sliders show before anyone steps."""
+    if is_generating(branch):
+        raise ServiceError("The preview pauses while this branch is generating", field="branch")
+    exploration = branch.exploration
+    return compute_now(
+        "distribution",
+        {
+            "model": exploration.model_key,
+            "prompt": exploration.prompt,
+            "system_prompt": exploration.system_prompt,
+            "use_chat_template": exploration.use_chat_template,
+            "completion_ids": branch.token_ids(),
+            "params": params,
+            "constraint": exploration.constraint,
+            "top_n": 20,
+            "cache_branch": str(branch.pk),
+            "cache_scope": access.exploration_principal(exploration),
+        },
+    )
+
+
+def set_params(exploration: Exploration, params: dict) -> None:
+    """Use these sampling parameters for the next steps (each step records those in force)."""
+    exploration.params = params
+    exploration.save(update_fields=["params", "updated_at"])
+
+
+def generation_outcome(branch: Branch) -> str:
+    """What became of the last generate-to-end on this branch, in words ("" if it just ended
+    normally). No recorded outcome means its worker went away mid-generation."""
+    outcome = cache.get(OUTCOME_KEY.format(branch=branch.pk))
+    if outcome is None:
+        return (
+            "Generation stopped: no worker is stepping this branch any more (the tokens made so "
+            "far are saved). Press Generate to the end to resume."
+        )
+    reason, message = outcome
+    if reason == "stopped":
+        return "Generation stopped."
+    if reason == "error":
+        return f"Generation stopped: {message}"
+    return ""
+
+
+def prompt_tokens(exploration: Exploration) -> dict:
+    """Tokenization.to_dict() of the prompt as the model reads it."""
+    return compute_now(
+        "tokenize",
+        {
+            "model": exploration.model_key,
+            "text": exploration.prompt,
+            "system_prompt": exploration.system_prompt or None,
+            "use_chat_template": exploration.use_chat_template,
+        },
+    )

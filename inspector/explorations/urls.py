@@ -1,0 +1,40 @@
+"""Exploration pages: the list, one exploration, its branches and their verbs (step, undo,
+generate, stop, fork), the next-token panel and a step's alternatives."""
+
+from django.urls import path
+
+from inspector.explorations import views as explore
+
+urlpatterns = [
+    path("explore/", explore.exploration_list, name="explorations"),
+    path("explore/new/", explore.exploration_create, name="exploration-create"),
+    path("explore/<uuid:exploration_id>/", explore.exploration_page, name="exploration"),
+    path(
+        "explore/<uuid:exploration_id>/rename/",
+        explore.exploration_rename,
+        name="exploration-rename",
+    ),
+    path(
+        "explore/<uuid:exploration_id>/delete/",
+        explore.exploration_delete,
+        name="exploration-delete",
+    ),
+    path("explore/<uuid:exploration_id>/fork/", explore.exploration_fork, name="exploration-fork"),
+    path("explore/<uuid:exploration_id>/compare/", explore.branch_compare, name="branch-compare"),
+    path("explore/<uuid:exploration_id>/prompt/", explore.prompt_tokens, name="prompt-tokens"),
+    path("branches/<uuid:branch_id>/step/", explore.branch_step, name="branch-step"),
+    path("branches/<uuid:branch_id>/undo/", explore.branch_undo, name="branch-undo"),
+    path("branches/<uuid:branch_id>/generate/", explore.branch_generate, name="branch-generate"),
+    path("branches/<uuid:branch_id>/stop/", explore.branch_stop, name="branch-stop"),
+    path("branches/<uuid:branch_id>/fork/", explore.branch_fork, name="branch-fork"),
+    path("branches/<uuid:branch_id>/rename/", explore.branch_rename, name="branch-rename"),
+    path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
+    path("branches/<uuid:branch_id>/next/", explore.branch_next, name="branch-next"),
+    path("branches/<uuid:branch_id>/view/", explore.branch_view, name="branch-view"),
+    path("branches/<uuid:branch_id>/params/", explore.exploration_params, name="branch-params"),
+    path(
+        "branches/<uuid:branch_id>/steps/<int:index>/",
+        explore.step_alternatives,
+        name="step-alternatives",
+    ),
+]

@@ -1,0 +1,342 @@
+"""Use-cases of lessons, shared by the lesson pages and the API.
+
+An instructor builds a lesson from explorations they own, in order, each with a Markdown note
+and prompts to try; readers (published, or link-only with the link) open each exploration
+read-only and fork it into their own workspace. Who may do what is decided in
+inspector.accounts.access.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from inspector.accounts import access
+from inspector.errors import ServiceError
+from inspector.explorations.services import explorations_for
+from inspector.lessons.input import (  # split out of this module
+    LESSON_FIELDS,
+    MAX_ITEMS,
+    clean_goals,
+    clean_lesson,
+    clean_notes,
+    clean_prompts,
+)
+from inspector.models import Exploration, Lesson, LessonItem, new_link_token
+from inspector.sharing import audit
+from inspector.transfer import file_format as transfer_validation
+from inspector.transfer import services as transfer
+
+# --- finding lessons --------------------------------------------------------------------------
+
+
+def require_instructor(request) -> None:
+    if not access.is_instructor(access.user_of(request)):
+        raise ServiceError("Only instructors create lessons", field="lesson", status=403)
+
+
+def get_lesson(request, lesson_id, need: str = "view") -> Lesson:
+    """The lesson, if the request may `need` it (view, change, fork): strangers get 404 (a
+    private or link-only lesson does not tell it exists), readers who ask to change 403."""
+    try:
+        lesson = Lesson.objects.select_related("owner").get(pk=lesson_id)
+    except (Lesson.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise ServiceError("No such lesson", field="lesson", status=404) from None
+    granted = access.lesson_access(request, lesson)
+    if not granted.view:
+        raise ServiceError("No such lesson", field="lesson", status=404)
+    if not getattr(granted, need):
+        raise ServiceError("Only the lesson's instructor changes it", field="lesson", status=403)
+    return lesson
+
+
+def get_item(lesson: Lesson, item_id) -> LessonItem:
+    try:
+        return lesson.items.select_related("exploration").get(pk=item_id)
+    except (LessonItem.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise ServiceError("No such item in this lesson", field="item", status=404) from None
+
+
+def open_link(request, token: str) -> Lesson:
+    """The lesson behind a link token (not private); the session remembers the token, so the
+    lesson and its explorations open for this browser from now on."""
+    shared = Lesson.objects.exclude(visibility=Lesson.Visibility.PRIVATE)
+    found = shared.filter(link_token=token).first()
+    if found is None:
+        raise ServiceError("No such lesson", field="lesson", status=404)
+    access.remember_token(request, access.LESSON_TOKENS, token)
+    return found
+
+
+def published_lessons() -> QuerySet[Lesson]:
+    return Lesson.objects.filter(visibility=Lesson.Visibility.PUBLISHED).select_related("owner")
+
+
+def own_lessons(request) -> QuerySet[Lesson]:
+    user = access.user_of(request)
+    return Lesson.objects.filter(owner=user) if user else Lesson.objects.none()
+
+
+def items_of(lesson: Lesson) -> QuerySet[LessonItem]:
+    return lesson.items.select_related("exploration").order_by("position", "pk")
+
+
+def own_forks(request) -> QuerySet[Exploration]:
+    """The requester's explorations forked from a lesson."""
+    forks = explorations_for(request).filter(forked_from_lesson__isnull=False)
+    return forks.select_related("forked_from_lesson")
+
+
+def forks_of_lessons(user) -> QuerySet[Exploration]:
+    """Every fork made of this instructor's lessons, newest first (students' and visitors')."""
+    forks = Exploration.objects.filter(forked_from_lesson__owner=user)
+    return forks.select_related("owner", "forked_from_lesson").order_by("-created_at")
+
+
+def explorations_to_add(request, lesson: Lesson) -> QuerySet[Exploration]:
+    """The requester's explorations not yet in the lesson, most recently changed first."""
+    mine = explorations_for(request).exclude(lesson_items__lesson=lesson)
+    return mine.order_by("-updated_at")
+
+
+# --- changing lessons -------------------------------------------------------------------------
+
+
+def create_lesson(request, data: dict) -> Lesson:
+    require_instructor(request)
+    fields = clean_lesson({"title": "", **data})
+    lesson = Lesson.objects.create(owner=access.user_of(request), **fields)
+    audit.record(request, "lesson.create", lesson, f"created lesson {lesson.title!r}")
+    return lesson
+
+
+def update_lesson(request, lesson: Lesson, data: dict) -> Lesson:
+    """Change the given fields; the audit log keeps which (and the old and new visibility)."""
+    fields = clean_lesson(data)
+    changed = {name: value for name, value in fields.items() if getattr(lesson, name) != value}
+    if not changed:
+        return lesson
+    detail: dict = {"fields": sorted(changed)}
+    if "visibility" in changed:
+        detail["visibility"] = {"old": lesson.visibility, "new": changed["visibility"]}
+    for name, value in changed.items():
+        setattr(lesson, name, value)
+    lesson.save()
+    summary = f"changed {', '.join(sorted(changed))} of lesson {lesson.title!r}"
+    audit.record(request, "lesson.update", lesson, summary, **detail)
+    return lesson
+
+
+def renew_link(request, lesson: Lesson) -> None:
+    """A new link token: the old link stops opening the lesson (for new readers and for
+    those who opened it before)."""
+    lesson.link_token = new_link_token()
+    lesson.save(update_fields=["link_token", "updated_at"])
+    audit.record(request, "lesson.renew_link", lesson, f"made a new link for {lesson.title!r}")
+
+
+def delete_lesson(request, lesson: Lesson) -> None:
+    audit.record(request, "lesson.delete", lesson, f"deleted lesson {lesson.title!r}")
+    lesson.delete()
+
+
+def _own_exploration(request, exploration_id) -> Exploration:
+    try:
+        found = explorations_for(request).filter(pk=exploration_id).first()
+    except (ValueError, TypeError, ValidationError):
+        found = None
+    if found is None:
+        raise ServiceError("Choose one of your own explorations", field="exploration")
+    return found
+
+
+def add_item(request, lesson: Lesson, exploration_id, note="", suggested_prompts=()) -> LessonItem:
+    """Put one of the instructor's own explorations at the end of the lesson."""
+    exploration = _own_exploration(request, exploration_id)
+    note = clean_notes(note, field="note")
+    prompts = clean_prompts(suggested_prompts)
+    with transaction.atomic():
+        count = Lesson.objects.select_for_update().get(pk=lesson.pk).items.count()
+        if count >= MAX_ITEMS:
+            raise ServiceError(f"A lesson holds at most {MAX_ITEMS} explorations", "exploration")
+        if lesson.items.filter(exploration=exploration).exists():
+            raise ServiceError("This exploration is already in the lesson", "exploration")
+        item = LessonItem.objects.create(
+            lesson=lesson,
+            exploration=exploration,
+            position=count,
+            note=note,
+            suggested_prompts=prompts,
+        )
+        _touch(lesson)
+    return item
+
+
+def update_item(item: LessonItem, note=None, suggested_prompts=None) -> LessonItem:
+    """Set the item's note and/or prompts (None leaves one as it is)."""
+    if note is not None:
+        item.note = clean_notes(note, field="note")
+    if suggested_prompts is not None:
+        item.suggested_prompts = clean_prompts(suggested_prompts)
+    item.save(update_fields=["note", "suggested_prompts"])
+    _touch(item.lesson)
+    return item
+
+
+def remove_item(item: LessonItem) -> None:
+    lesson = item.lesson
+    with transaction.atomic():
+        item.delete()
+        _renumber(lesson, list(items_of(lesson)))
+
+
+def move_item(item: LessonItem, direction: str) -> None:
+    """Swap the item with the one before it ("up") or after it ("down"); ends stay put."""
+    if direction not in ("up", "down"):
+        raise ServiceError("Move an item up or down", field="direction")
+    items = list(items_of(item.lesson))
+    here = next(index for index, other in enumerate(items) if other.pk == item.pk)
+    there = here - 1 if direction == "up" else here + 1
+    if 0 <= there < len(items):
+        items[here], items[there] = items[there], items[here]
+    _renumber(item.lesson, items)
+
+
+def set_order(lesson: Lesson, item_ids: list) -> None:
+    """Put the items in this order; `item_ids` names every item of the lesson once."""
+    items = {item.pk: item for item in items_of(lesson)}
+    try:
+        wanted = [int(item_id) for item_id in item_ids]
+    except (TypeError, ValueError):
+        raise ServiceError("Item ids are whole numbers", field="items") from None
+    if sorted(wanted) != sorted(items):
+        raise ServiceError(
+            f"Name each of the lesson's {len(items)} items once, in the new order", field="items"
+        )
+    _renumber(lesson, [items[item_id] for item_id in wanted])
+
+
+def _renumber(lesson: Lesson, items: list[LessonItem]) -> None:
+    """Positions 0..n-1 in the order given."""
+    changed = []
+    for position, item in enumerate(items):
+        if item.position != position:
+            item.position = position
+            changed.append(item)
+    with transaction.atomic():
+        LessonItem.objects.bulk_update(changed, ["position"])
+        _touch(lesson)
+
+
+def _touch(lesson: Lesson) -> None:
+    lesson.save(update_fields=["updated_at"])
+
+
+def fork_item(request, lesson: Lesson, item: LessonItem) -> Exploration:
+    """A copy of the item's exploration (every branch and step) in the requester's workspace,
+    remembered as forked from the lesson so its instructor can read it."""
+    copy = transfer.copy_exploration(item.exploration, request, lesson=lesson)
+    summary = f"forked {item.exploration} from lesson {lesson.title!r}"
+    audit.record(
+        request,
+        "lesson.fork",
+        lesson,
+        summary,
+        item=item.pk,
+        source=str(item.exploration_id),
+        fork=str(copy.pk),
+    )
+    return copy
+
+
+EXPORT_FORMAT = "tokenlens-lesson"
+
+
+def export_lesson(lesson: Lesson) -> dict:
+    """The lesson as JSON-safe data: its fields, then each item with its exploration's export."""
+    items = [
+        {
+            "position": item.position,
+            "note": item.note,
+            "suggested_prompts": item.suggested_prompts,
+            "exploration": transfer.export_exploration(item.exploration),
+        }
+        for item in items_of(lesson)
+    ]
+    fields = {name: getattr(lesson, name) for name in LESSON_FIELDS}
+    return {
+        "format": EXPORT_FORMAT,
+        "version": 1,
+        "lesson": {"id": str(lesson.pk), "owner": lesson.owner.get_username(), **fields},
+        "items": items,
+    }
+
+
+def import_lesson(request, data) -> Lesson:
+    """A new private lesson of the requesting instructor from export_lesson's JSON, with a copy
+    of each exploration. The whole file is checked first (each exploration as an exploration
+    import checks it; fields named like "items[1].exploration.branches[0].steps[2].index"),
+    then everything is written in one transaction, or nothing."""
+    require_instructor(request)
+    fields, items = _validated_lesson_file(data)
+    with transaction.atomic():
+        lesson = Lesson.objects.create(owner=request.user, **fields)
+        for position, item in enumerate(items):
+            exploration = transfer.import_exploration(item["exploration"], request)
+            LessonItem.objects.create(
+                lesson=lesson,
+                exploration=exploration,
+                position=position,
+                note=item["note"],
+                suggested_prompts=item["suggested_prompts"],
+            )
+    audit.record(request, "lesson.import", lesson, f"imported “{lesson}” ({len(items)} items)")
+    return lesson
+
+
+def _validated_lesson_file(data) -> tuple[dict, list[dict]]:
+    if not isinstance(data, dict):
+        raise ServiceError("A lesson file is a JSON object exported from TokenLens")
+    if data.get("format") != EXPORT_FORMAT:
+        raise ServiceError(
+            f"This is not a TokenLens lesson file: its format is {data.get('format')!r}, "
+            f"expected {EXPORT_FORMAT!r}",
+            field="format",
+        )
+    if data.get("version") != 1 or isinstance(data.get("version"), bool):
+        raise ServiceError(
+            f"This file is version {data.get('version')}; this TokenLens reads version 1",
+            field="version",
+        )
+    lesson = data.get("lesson")
+    if not isinstance(lesson, dict):
+        raise ServiceError("The file has no lesson object", field="lesson")
+    texts = {name: lesson.get(name, "") for name in ("title", "notes")}
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise ServiceError(f"The lesson's {name} is text", field=name)
+    fields = clean_lesson(texts)
+    fields["goals"] = clean_goals(lesson.get("goals") or [])
+    items = data.get("items")
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        raise ServiceError(f"`items` is a list of at most {MAX_ITEMS} items", field="items")
+    return fields, [_validated_item(index, item) for index, item in enumerate(items)]
+
+
+def _validated_item(index: int, item) -> dict:
+    where = f"items[{index}]"
+    if not isinstance(item, dict):
+        raise ServiceError("Each item is a JSON object", field=where)
+    try:
+        transfer_validation.validate_file(item.get("exploration"))
+        return {
+            "note": clean_notes(item.get("note") or "", field="note"),
+            "suggested_prompts": clean_prompts(item.get("suggested_prompts") or []),
+            "exploration": item["exploration"],
+        }
+    except ServiceError as error:
+        inner = "" if error.field in ("note", "suggested_prompts") else "exploration"
+        field = "" if error.field == "non_field_errors" else error.field
+        error.field = ".".join(part for part in (where, inner, field) if part)
+        raise

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from inspector.transfer import views
+
+urlpatterns = [
+    path("explore/import/", views.exploration_import, name="exploration-import"),
+    path(
+        "explore/<uuid:exploration_id>/export.json",
+        views.exploration_export,
+        name="exploration-export",
+    ),
+    path("branches/<uuid:branch_id>/steps.csv", views.branch_steps_csv, name="branch-steps-csv"),
+]
