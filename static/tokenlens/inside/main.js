@@ -1,0 +1,23 @@
+// "Inside the model" panels of the exploration page, one module per panel. Each panel reads the
+// REST API about the prompt followed by the current branch's tokens, and draws with Plotly;
+// every chart has PNG, SVG, CSV and JSON downloads. Native ES modules, no bundler.
+
+import { root } from "./context.js";
+import { open, panels, wireTabs } from "./tabs.js";
+import { createTokensPanel } from "./tokens.js";
+import { createEmbeddingsPanel } from "./embeddings.js";
+import { createAttentionPanel } from "./attention.js";
+import { createLensPanel } from "./lens.js";
+import { createAttributionPanel } from "./attribution.js";
+import { createHeadsPanel } from "./heads.js";
+
+if (root) {
+  wireTabs();
+  panels.tokens = createTokensPanel();
+  panels.embeddings = createEmbeddingsPanel();
+  panels.attention = createAttentionPanel();
+  panels.layers = createLensPanel();
+  panels.attribution = createAttributionPanel();
+  panels.heads = createHeadsPanel();
+  window.tokenlensInside = { open: open, panels: panels };
+}
