@@ -1,3 +1,6 @@
+"""The Django admin: explorations, jobs, share links (reviewed through inspector.sharing) and
+the activity log, read-only where a change would bypass the use-cases."""
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm

@@ -1,3 +1,5 @@
+"""The app's configuration (label `inspector`)."""
+
 from django.apps import AppConfig
 
 

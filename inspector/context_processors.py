@@ -1,3 +1,5 @@
+"""What every page's template gets: whether the model services are up."""
+
 from inspector.compute import services
 
 

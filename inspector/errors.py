@@ -15,3 +15,10 @@ class ServiceError(Exception):
 
     def to_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
+
+
+# What a person reads when Redis (the queue, the channel layer, leases) cannot be reached.
+REDIS_DOWN = (
+    "Redis is unreachable, so nothing can be computed or queued right now. Your saved work "
+    "is safe; try again once Redis is back."
+)

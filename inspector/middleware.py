@@ -6,7 +6,7 @@ from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 from django.views.defaults import bad_request
 
-from inspector.outages import api_error
+from inspector.api.errors import api_error
 
 NUL_MESSAGE = "The {where} holds a NUL character (%00), which no TokenLens address contains"
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-logger = logging.getLogger(__name__)
+from inspector.api.errors import api_error
+from inspector.errors import REDIS_DOWN
+from inspector.transfer.file_format import MAX_REQUEST_BYTES
 
-REDIS_DOWN = (
-    "Redis is unreachable, so nothing can be computed or queued right now. Your saved work "
-    "is safe; try again once Redis is back."
-)
+logger = logging.getLogger(__name__)
 
 
 def _is_outage(exc: BaseException | None) -> bool:
@@ -43,15 +42,9 @@ def is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith("/api/")
 
 
-def api_error(message: str, status: int, field: str = "non_field_errors") -> JsonResponse:
-    return JsonResponse({"error": {"field": field, "message": message}}, status=status)
-
-
 def _body_limit(request: HttpRequest) -> int:
     """Imports take a file (multipart or a JSON body) up to the import limit; any other
     request, Django's limit for a request body (2.5 MB by default)."""
-    from inspector.transfer.file_format import MAX_REQUEST_BYTES
-
     if request.path_info.endswith("/import/"):
         return MAX_REQUEST_BYTES
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE or MAX_REQUEST_BYTES

@@ -1,4 +1,4 @@
-"""The pages, one URL module per feature (the API's routes are inspector.api.urls)."""
+"""The pages, one URL module per feature (the API's routes are inspector.api_urls)."""
 
 from django.urls import include, path
 

@@ -1,0 +1,1 @@
+"""The test suite (pytest-django); shared fixtures in conftest.py."""

@@ -17,8 +17,7 @@ import tokenlens_site.asgi
 import tokenlens_site.urls
 from django.urls import get_resolver
 get_resolver().url_patterns
-heavy = sorted(name for name in ("torch", "transformers", "worker", "worker.tasks")
-               if name in sys.modules)
+heavy = sorted({name.split(".")[0] for name in sys.modules} & {"torch", "transformers", "worker"})
 print("HEAVY:" + ",".join(heavy))
 """
 

@@ -1,3 +1,5 @@
+"""Websocket routes: a page's job updates and an exploration's branch changes."""
+
 from django.urls import path
 
 from inspector.explorations.consumers import ExplorationConsumer, PageConsumer

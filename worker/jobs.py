@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from inspector import broadcast
 from inspector.models import Job
-from worker.tasks import compute
+from worker.computations import compute
 
 logger = logging.getLogger(__name__)
 

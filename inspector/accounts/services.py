@@ -11,9 +11,8 @@ from django.db import transaction
 from django.dispatch import receiver
 from rest_framework.authtoken.models import Token
 
-from inspector.accounts import access
+from inspector.accounts import access, audit
 from inspector.models import Exploration
-from inspector.sharing import audit
 
 ROLE_CHOICES = [
     (access.STUDENTS, "Student: explore, fork lessons, share"),

@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from rest_framework.authtoken.models import Token
 
+from inspector.accounts import audit
 from inspector.accounts import services as accounts
-from inspector.sharing import audit
 
 
 @require_http_methods(["GET", "POST"])

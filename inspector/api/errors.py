@@ -4,13 +4,18 @@ same way: "params.top_p", "branches[2].steps[3].index")."""
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from inspector.errors import ServiceError
-from inspector.outages import api_error
+
+
+def api_error(message: str, status: int, field: str = "non_field_errors") -> JsonResponse:
+    """The API's error body, for answers made outside DRF (middleware, the JSON 404)."""
+    return JsonResponse({"error": {"field": field, "message": message}}, status=status)
 
 
 def first_error(detail, path: str = "") -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Use-cases shared by the pages, the API and the websocket consumer: the model catalog as the
 web side knows it, jobs, and computations waited for. Work that needs a model goes to a worker
-by task name (inspector.dispatch)."""
+by task name (inspector.compute.dispatch)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from django.db import connections, transaction
 
 from engine.catalog import build_catalog, inspect_prepared, is_prepared
 from engine.types import ModelSpec
-from inspector import broadcast, dispatch
-from inspector.compute import budget
+from inspector import broadcast
+from inspector.compute import budget, dispatch
 from inspector.compute import expiry as job_expiry
+from inspector.errors import REDIS_DOWN as QUEUE_DOWN
 from inspector.errors import ServiceError
 from inspector.models import Job
-from inspector.outages import REDIS_DOWN as QUEUE_DOWN
 from inspector.protocol import LOADED_KEY, TASK_COMPUTE, TASK_RUN_JOB
 
 logger = logging.getLogger(__name__)

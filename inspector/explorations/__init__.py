@@ -1,0 +1,1 @@
+"""Explorations, their branches and steps: use-cases, pages, API, websocket consumers, charts."""

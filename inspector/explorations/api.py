@@ -37,7 +37,6 @@ def _save_changes(serializer_class, instance, data) -> None:
     partial_update=documented(ExplorationTitleSerializer, ExplorationSerializer),
     destroy=documented(response=None, status=204),
     branches=documented(response=BranchSummarySerializer(many=True)),
-    fork=documented(response=ExplorationSerializer, status=201),
 )
 class ExplorationViewSet(viewsets.ViewSet):
     """Explorations of the signed-in user (or of this browser session for visitors)."""
@@ -71,16 +70,6 @@ class ExplorationViewSet(viewsets.ViewSet):
     def branches(self, request, pk=None):
         exploration = explorations.get_exploration(request, pk, "view")
         return Response(BranchSummarySerializer(exploration.branches.all(), many=True).data)
-
-    @action(detail=True, methods=["post"])
-    def fork(self, request, pk=None):
-        """Copy an exploration you may read (yours, shared with you, in a lesson) with all its
-        branches and recorded steps into your own workspace."""
-        from inspector.transfer.services import copy_exploration
-
-        source = explorations.get_exploration(request, pk, "fork")
-        copy = copy_exploration(source, request)
-        return Response(ExplorationSerializer(copy).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(

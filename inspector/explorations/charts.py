@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import math
 
-from inspector.templatetags.tokenlens import band
-
 MAX_BITS = 16  # the chart's top: rarer tokens are drawn at full height
 BAR_WIDTH = 10
+
+
+PROBABILITY_BANDS = (0.8, 0.5, 0.2, 0.05)  # lower bounds of bands 0..3; band 4 is below 5 %
+
+
+def band(probability) -> int:
+    """0 (≥ 80 %) … 4 (< 5 %): the colour band of a token's probability."""
+    for index, bound in enumerate(PROBABILITY_BANDS):
+        if float(probability) >= bound:
+            return index
+    return len(PROBABILITY_BANDS)
 
 
 def surprisal(steps) -> dict:

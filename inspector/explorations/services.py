@@ -15,15 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from inspector import broadcast, dispatch
-from inspector.accounts import access
-from inspector.compute import budget, leases, limits
+from inspector import broadcast
+from inspector.accounts import access, audit
+from inspector.compute import budget, dispatch, leases, limits
 from inspector.compute.services import compute_now
 from inspector.errors import ServiceError
 from inspector.explorations.serializers import MAX_FORCED_CHARS
 from inspector.models import Branch, Exploration, Step
 from inspector.protocol import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, TASK_GENERATE
-from inspector.sharing import audit
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ urlpatterns = [
         explore.exploration_delete,
         name="exploration-delete",
     ),
-    path("explore/<uuid:exploration_id>/fork/", explore.exploration_fork, name="exploration-fork"),
     path("explore/<uuid:exploration_id>/compare/", explore.branch_compare, name="branch-compare"),
     path("explore/<uuid:exploration_id>/prompt/", explore.prompt_tokens, name="prompt-tokens"),
     path("branches/<uuid:branch_id>/step/", explore.branch_step, name="branch-step"),

@@ -354,17 +354,6 @@ def exploration_delete(request: HttpRequest, exploration_id) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
-@require_POST
-def exploration_fork(request: HttpRequest, exploration_id) -> HttpResponse:
-    """Copy an exploration one may read (shared, in a lesson) into one's own workspace."""
-    exploration = _exploration(request, exploration_id, "fork")
-    from inspector.transfer.services import copy_exploration
-
-    copy = copy_exploration(exploration, request)
-    url = reverse("exploration", args=[copy.pk])
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
 @require_GET
 def prompt_tokens(request: HttpRequest, exploration_id) -> HttpResponse:
     """The prompt as the model reads it (chat template applied), token by token."""

@@ -1,0 +1,1 @@
+"""Lessons: an instructor's ordered explorations with notes and goals; pages, API, files."""

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
-from inspector.accounts import access
+from inspector.accounts import access, audit
 from inspector.errors import ServiceError
 from inspector.explorations.services import explorations_for
 from inspector.lessons.input import (  # split out of this module
@@ -24,7 +24,6 @@ from inspector.lessons.input import (  # split out of this module
     clean_prompts,
 )
 from inspector.models import Exploration, Lesson, LessonItem, new_link_token
-from inspector.sharing import audit
 from inspector.transfer import file_format as transfer_validation
 from inspector.transfer import services as transfer
 

@@ -64,7 +64,7 @@ class Job(models.Model):
         Job.objects.filter(pk=self.pk).update(stage=self.stage)
 
     def finish(self, outcome: dict) -> None:
-        """Store what worker.tasks.compute returned: {"result": ...} or {"error": {...}}."""
+        """Store what worker.computations.compute returned: {"result": ...} or {"error": {...}}."""
         if "error" in outcome:
             self.status = self.Status.FAILED
             self.error_field = outcome["error"].get("field", "")

@@ -2,7 +2,7 @@
 
 An owner shares an exploration as a read-only link; every new link waits for an admin's review
 (it opens meanwhile). An admin approves it or hides it with a reason the owner sees; the owner
-may revoke it at any time. Every change is written to the activity log (inspector.sharing.audit).
+may revoke it at any time. Every change is written to the activity log (inspector.accounts.audit).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
+from inspector.accounts import audit
 from inspector.accounts.access import user_of
 from inspector.errors import ServiceError
 from inspector.explorations import services as explorations
 from inspector.models import Exploration, ShareLink
-from inspector.sharing import audit
 
 REASON_MAX = 1000
 ADMINS_ONLY = "Only admins review shared explorations"

@@ -1,3 +1,5 @@
+"""The `markdown` filter: lesson notes rendered safely (inspector.lessons.markdown)."""
+
 from django import template
 
 from inspector.lessons.markdown import render_markdown

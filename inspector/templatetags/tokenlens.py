@@ -1,8 +1,13 @@
+"""Template filters for tokens and probabilities: colour bands, percents, visible whitespace."""
+
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from inspector.explorations.charts import band
+
 register = template.Library()
+register.filter("band", band)
 
 _VISIBLE = {
     " ": '<span class="ws" title="space">·</span>',
@@ -29,18 +34,6 @@ def compact_count(number) -> str:
         if value >= limit:
             return f"{value / limit:.1f} {suffix}"
     return f"{value:.0f}"
-
-
-PROBABILITY_BANDS = (0.8, 0.5, 0.2, 0.05)  # lower bounds of bands 0..3; band 4 is below 5 %
-
-
-@register.filter
-def band(probability) -> int:
-    """0 (≥ 80 %) … 4 (< 5 %): the colour band of a token's probability."""
-    for index, bound in enumerate(PROBABILITY_BANDS):
-        if float(probability) >= bound:
-            return index
-    return len(PROBABILITY_BANDS)
 
 
 @register.filter

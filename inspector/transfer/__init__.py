@@ -1,0 +1,1 @@
+"""Explorations as files: export, import, forking copies and steps as CSV."""

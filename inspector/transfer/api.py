@@ -1,4 +1,5 @@
-"""REST API v1: export an exploration as JSON, import one, and a branch's steps as CSV."""
+"""REST API v1: export an exploration as JSON, import one, fork one (a copy through the file
+format), and a branch's steps as CSV."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from inspector.api.parsers import JSONParser
-from inspector.api.schema import ERROR
+from inspector.api.schema import ERROR, documented
 from inspector.errors import ServiceError
 from inspector.explorations import services as explorations
+from inspector.explorations.serializers import ExplorationSerializer
 from inspector.transfer import file_format as transfer_validation
 from inspector.transfer import services as transfer
 from inspector.transfer.views import csv_download
@@ -107,3 +109,13 @@ def sent_file(request):
 @renderer_classes([JSONRenderer, CSVRenderer])
 def steps_csv(request, branch_id):
     return csv_download(explorations.get_branch(request, branch_id, need="view"))
+
+
+@documented(response=ExplorationSerializer, status=201)
+@api_view(["POST"])
+def fork_exploration(request, exploration_id):
+    """Copy an exploration you may read (yours, shared with you, in a lesson) with all its
+    branches and recorded steps into your own workspace."""
+    source = explorations.get_exploration(request, exploration_id, "fork")
+    copy = transfer.copy_exploration(source, request)
+    return Response(ExplorationSerializer(copy).data, status=status.HTTP_201_CREATED)

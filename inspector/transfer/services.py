@@ -18,12 +18,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from inspector.accounts import access
+from inspector.accounts import access, audit
 from inspector.errors import ServiceError
 from inspector.explorations.serializers import STEP_FIELDS
 from inspector.explorations.services import branch_tree
 from inspector.models import Branch, Exploration, Step
-from inspector.sharing import audit
 from inspector.transfer.file_format import (  # split out of this module
     FORK_PREFIX,
     FORMAT,

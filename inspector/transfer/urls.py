@@ -1,3 +1,5 @@
+"""Pages that move explorations in and out: import, JSON export, steps as CSV, forking."""
+
 from django.urls import path
 
 from inspector.transfer import views
@@ -9,5 +11,6 @@ urlpatterns = [
         views.exploration_export,
         name="exploration-export",
     ),
+    path("explore/<uuid:exploration_id>/fork/", views.exploration_fork, name="exploration-fork"),
     path("branches/<uuid:branch_id>/steps.csv", views.branch_steps_csv, name="branch-steps-csv"),
 ]

@@ -1,4 +1,5 @@
-"""Pages for moving explorations in and out: the JSON and CSV downloads and the import form.
+"""Pages for moving explorations in and out: the JSON and CSV downloads, the import form and
+forking an exploration one may read (a copy through the file format).
 The work is in inspector.transfer.services; the API (inspector.transfer.api) calls the same
 functions."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import json
 
 from django import forms
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -107,3 +109,17 @@ def _import_refused(request: HttpRequest, message: str) -> HttpResponse:
         "import_error": message,
     }
     return render(request, LIST, context, status=400)
+
+
+@require_POST
+def exploration_fork(request: HttpRequest, exploration_id) -> HttpResponse:
+    """Copy an exploration one may read (shared, in a lesson) into one's own workspace."""
+    try:
+        exploration = explorations.get_exploration(request, exploration_id, "fork")
+    except ServiceError as error:
+        if error.status == 403:
+            raise PermissionDenied(error.message) from None
+        raise Http404(error.message) from None
+    copy = transfer.copy_exploration(exploration, request)
+    url = reverse("exploration", args=[copy.pk])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

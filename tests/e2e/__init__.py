@@ -1,0 +1,1 @@
+"""Browser and service tests: real daphne, workers, Redis, PostgreSQL and Chromium."""

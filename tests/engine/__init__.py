@@ -1,0 +1,1 @@
+"""Tests of engine/ against real packaged models and a tiny random one."""

@@ -1,3 +1,5 @@
+"""Loading models: the packaged GGUF files, local folders, the catalog and devices."""
+
 from pathlib import Path
 
 import pytest

@@ -1,3 +1,5 @@
+"""The unembedding: the fused path gives the plain linear layer's logits."""
+
 from dataclasses import replace
 
 import pytest

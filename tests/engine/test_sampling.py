@@ -1,3 +1,5 @@
+"""The sampling pipeline stage by stage, against transformers' own logits processors."""
+
 import math
 
 import pytest

@@ -1,3 +1,5 @@
+"""Tokenization: pieces, bytes, character offsets, chat templates and special tokens."""
+
 import re
 
 import pytest

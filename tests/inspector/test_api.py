@@ -1,9 +1,11 @@
+"""The REST API's common behaviour: the catalog, tokenization, errors, no worker."""
+
 import pytest
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from engine.attention import unpack
-from inspector import dispatch
+from inspector.compute import dispatch
 from inspector.compute import heartbeat as worker_heartbeat
 
 pytestmark = pytest.mark.django_db

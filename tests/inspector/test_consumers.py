@@ -1,3 +1,5 @@
+"""The websocket consumers: who may follow a page or an exploration, and what they receive."""
+
 import uuid
 from types import SimpleNamespace
 

@@ -1,3 +1,5 @@
+"""POST /api/v1/distribution/: the next-token distribution and its refusals."""
+
 import pytest
 import torch
 

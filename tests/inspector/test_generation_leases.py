@@ -12,13 +12,12 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from engine.stepping import Stepper
-from inspector import dispatch
-from inspector.compute import leases
+from inspector.compute import dispatch, leases
 from inspector.explorations import services as explorations
 from inspector.models import Branch
 from inspector.protocol import GENERATING_KEY
+from worker.computations import stepper
 from worker.generation import generate_branch
-from worker.tasks import stepper
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
 SMOL = "smollm2-135m-instruct"
@@ -135,7 +134,7 @@ def test_a_step_that_timed_out_is_never_applied(in_process_worker, settings):
 
 
 def test_work_past_its_deadline_is_neither_done_nor_saved(monkeypatch):
-    from worker.tasks import EXPIRED, compute
+    from worker.computations import EXPIRED, compute
 
     branch, _ = _branch()
     late = {"branch": str(branch.pk), "mode": "greedy", "expires_at": time.time() - 1}

@@ -33,8 +33,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from inspector import api_urls
 from inspector.accounts import access
-from inspector.api import urls as api_urls
 from inspector.lessons import services as lessons
 from inspector.models import Branch, Exploration, Lesson, LessonItem, ShareLink, Step
 from inspector.transfer import services as transfer

@@ -1,3 +1,5 @@
+"""The tokens page and jobs: forms, htmx fragments, progress pushed to the page."""
+
 import uuid
 
 import pytest
@@ -114,7 +116,7 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
 ):
     from kombu.exceptions import OperationalError
 
-    from inspector import dispatch
+    from inspector.compute import dispatch
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.TOKENLENS_TASKS_IN_PROCESS = False
@@ -144,10 +146,10 @@ def test_model_loading_progress_reaches_the_page(
     browser, monkeypatch, tiny_model_dir, settings, django_capture_on_commit_callbacks
 ):
     from inspector import broadcast
-    from worker import tasks
+    from worker import computations
 
     settings.TOKENLENS_EXTRA_MODELS = [str(tiny_model_dir)]
-    monkeypatch.setattr(tasks, "_registry", None)  # a worker that has loaded nothing yet
+    monkeypatch.setattr(computations, "_registry", None)  # a worker that has loaded nothing yet
     seen = []
 
     def record(page_id, job_id):

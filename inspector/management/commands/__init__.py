@@ -1,0 +1,1 @@
+"""manage.py prepare_models, seed_demo, expire_jobs."""

@@ -1,3 +1,5 @@
+"""manage.py expire_jobs: delete jobs older than TOKENLENS_JOB_TTL_HOURS now."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 

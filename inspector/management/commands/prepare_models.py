@@ -1,3 +1,5 @@
+"""manage.py prepare_models: convert the packaged GGUF models into the model cache (once)."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 

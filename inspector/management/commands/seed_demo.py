@@ -1,3 +1,5 @@
+"""manage.py seed_demo: the demo accounts and lesson, on an empty database only."""
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 

@@ -34,6 +34,11 @@ urlpatterns = [
     path("shares/<int:pk>/review/", share_api.review, name="api-share-review"),
     path("activity/", share_api.activity, name="api-activity"),
     path(
+        "explorations/<uuid:exploration_id>/fork/",
+        transfer_api.fork_exploration,
+        name="api-exploration-fork",
+    ),
+    path(
         "explorations/import/",
         transfer_api.import_exploration,
         name="api-exploration-import",

@@ -19,8 +19,7 @@ from django.db import close_old_connections, connections
 from kombu.exceptions import OperationalError
 
 from inspector.compute import heartbeat as worker_heartbeat
-from inspector.errors import ServiceError
-from inspector.outages import REDIS_DOWN
+from inspector.errors import REDIS_DOWN, ServiceError
 from inspector.protocol import EXPIRED
 from tokenlens_site.celery import app
 

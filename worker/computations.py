@@ -1,0 +1,243 @@
+"""What a worker process computes: one function per kind of work (COMPUTATIONS), over the
+process's one ModelRegistry and one Stepper per model, created on first use (never at import
+time). The Celery tasks (worker.tasks) and the job runner (worker.jobs) call compute()."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import socket
+import threading
+import time
+
+from engine.attention import attention_for
+from engine.attribution import DEFAULT_STEPS, attribute
+from engine.constraints import Constraint
+from engine.distribution import prompt_ids
+from engine.embeddings import embeddings_overview
+from engine.heads import cluster_heads, head_features
+from engine.lens import logit_lens
+from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
+from engine.params import SamplingParams
+from engine.stepping import Stepper, StepRequest
+from engine.tokenization import read_model_sequence
+from engine.types import EngineError
+from engine.vocabulary import lookup_word
+from inspector.protocol import (
+    COST_KEY,
+    EXPIRED,
+    LOADED_KEY,
+)
+
+_registry: ModelRegistry | None = None
+_registry_lock = threading.Lock()
+_steppers: dict[str, Stepper] = {}
+LOADED_TTL_SECONDS = 600
+
+
+def _publish_loaded(loaded: LoadedModel) -> None:
+    """Tell the web processes (through the shared cache) that a worker holds this model."""
+    from django.core.cache import cache
+
+    # The cache is advisory: never fail a task because it is unreachable.
+    with contextlib.suppress(Exception):
+        cache.set(
+            LOADED_KEY.format(key=loaded.spec.key),
+            {"info": loaded.info.to_dict(), "worker": f"{socket.gethostname()}:{os.getpid()}"},
+            timeout=LOADED_TTL_SECONDS,
+        )
+
+
+def registry() -> ModelRegistry:
+    """This process's models, created on first use from the Django settings."""
+    global _registry
+    from django.conf import settings
+
+    catalog = build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+    with _registry_lock:
+        if _registry is None:
+            _registry = ModelRegistry(
+                catalog,
+                settings.TOKENLENS_MODEL_CACHE,
+                settings.TOKENLENS_DEVICE,
+                on_loaded=_publish_loaded,
+            )
+        _registry.catalog = catalog  # models added to the catalog since start-up
+    return _registry
+
+
+def loaded_model(key: str, progress: Progress | None = None) -> LoadedModel:
+    loaded = registry().get(key, progress)
+    _publish_loaded(loaded)
+    return loaded
+
+
+def compute_tokenization(params: dict, progress: Progress | None = None) -> dict:
+    """Tokenize params["text"] (then any completion_ids) with params["model"]."""
+    loaded = loaded_model(params["model"], progress)
+    result = read_model_sequence(loaded, params["text"], **sequence_options(params))
+    return result.to_dict()
+
+
+def stepper(key: str, progress: Progress | None = None) -> Stepper:
+    """This process's Stepper for a model (its key/value caches live as long as the worker)."""
+    from django.conf import settings
+
+    loaded = loaded_model(key, progress)
+    with _registry_lock:
+        if key not in _steppers:
+            _steppers[key] = Stepper(loaded, settings.TOKENLENS_KV_CACHE_MB * 2**20)
+        return _steppers[key]
+
+
+def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
+    """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far.
+
+    Runs as a step of a branch named after the prompt (or params["cache_branch"], a saved
+    branch previewing its next token), so a client that calls again with a longer completion
+    reuses the cached prefix instead of reading the whole text again."""
+    model_stepper = stepper(params["model"], progress)
+    ids = prompt_ids(
+        model_stepper.loaded,
+        params["prompt"],
+        params.get("system_prompt") or None,
+        bool(params.get("use_chat_template")),
+    )
+    request = StepRequest(
+        branch=params.get("cache_branch")
+        or "api:" + hashlib.sha256(repr(ids).encode()).hexdigest()[:16],
+        prompt_ids=tuple(ids),
+        completion_ids=tuple(params.get("completion_ids") or ()),
+        params=SamplingParams.from_dict(params.get("params")),
+        constraint=Constraint.from_dict(params.get("constraint")),
+        top_n=int(params.get("top_n") or 20),
+        cache_scope=params.get("cache_scope") or "",
+    )
+    result = model_stepper.step(request)
+    return {**result.tokens[0].distribution.to_dict(), COST_KEY: result.computed_tokens}
+
+
+def compute_attention(params: dict, progress: Progress | None = None) -> dict:
+    """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
+    from django.conf import settings
+
+    loaded = loaded_model(params["model"], progress)
+    result = attention_for(
+        loaded,
+        params["text"],
+        layers=params.get("layers") or [],
+        heads=params.get("heads") or None,
+        encoding=params.get("encoding") or "uint8",
+        max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
+        **sequence_options(params),
+    )
+    return result.to_dict()
+
+
+def compute_heads(params: dict, progress: Progress | None = None) -> dict:
+    """Every head's attention features over the sequence, mapped to 2-D and grouped into
+    params["k"] labelled clusters (HeadClusters.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    features = head_features(loaded, params["text"], **sequence_options(params))
+    clusters = cluster_heads(features, k=params.get("k", 4), seed=params.get("seed", 0))
+    return clusters.to_dict()
+
+
+def sequence_options(params: dict) -> dict:
+    """The keyword arguments that say what sequence an analysis reads besides its text."""
+    return {
+        "system_prompt": params.get("system_prompt") or None,
+        "use_chat_template": bool(params.get("use_chat_template")),
+        "completion_ids": tuple(params.get("completion_ids") or ()),
+    }
+
+
+def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
+    """Step a saved branch (read from and written to the database by worker.generation)."""
+    from worker.generation import step_branch
+
+    return step_branch(params, lambda key: stepper(key, progress))
+
+
+def compute_embeddings(params: dict, progress: Progress | None = None) -> dict:
+    """A token's embedding (params["token_id"], default: the last token of the sequence), the
+    model's position encoding and a map of the sequence (EmbeddingsOverview.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    tokenization = read_model_sequence(loaded, params["text"], **sequence_options(params))
+    return embeddings_overview(
+        loaded,
+        tokenization,
+        token_id=params.get("token_id"),
+        n_positions=params.get("n_positions", 64),
+    ).to_dict()
+
+
+def compute_vocabulary(params: dict, progress: Progress | None = None) -> dict:
+    """How params["word"] is tokenized, and the entry whose id it spells (WordLookup)."""
+    loaded = loaded_model(params["model"], progress)
+    return lookup_word(loaded.tokenizer, params.get("word") or "").to_dict()
+
+
+def compute_lens(params: dict, progress: Progress | None = None) -> dict:
+    """The logit lens at params["position"] (LogitLens.to_dict()), with an optional contrast.
+
+    Reads the prefix's key/value states from this worker's stepping cache (params
+    ["cache_branch"]: a saved branch whose states to look at first) and leaves the sequence's
+    own there, so the lens at another position of the same text runs one token."""
+    model_stepper = stepper(params["model"], progress)
+    return logit_lens(
+        model_stepper.loaded,
+        params["text"],
+        position=params.get("position"),
+        top_k=params.get("top_k", 10),
+        chosen_ids=tuple(params.get("chosen_ids") or ()),
+        contrast_tokens=params.get("contrast") or None,
+        kv_cache=model_stepper.cache,
+        cache_branch=params.get("cache_branch") or None,
+        cache_scope=params.get("cache_scope") or "",
+        **sequence_options(params),
+    ).to_dict()
+
+
+def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
+    """Which tokens up to params["position"] (default: the last) drove params["target_id"]
+    as the next token, by params["method"] (Attribution.to_dict())."""
+    loaded = loaded_model(params["model"], progress)
+    return attribute(
+        loaded,
+        params["text"],
+        target_id=params["target_id"],
+        method=params["method"],
+        position=params.get("position"),
+        n_steps=params.get("n_steps", DEFAULT_STEPS),
+        progress=progress,
+        cache_scope=params.get("cache_scope") or "",
+        **sequence_options(params),
+    ).to_dict()
+
+
+COMPUTATIONS = {
+    "tokenize": compute_tokenization,
+    "distribution": compute_distribution,
+    "branch_step": compute_branch_step,
+    "attention": compute_attention,
+    "heads": compute_heads,
+    "embeddings": compute_embeddings,
+    "vocabulary": compute_vocabulary,
+    "attribution": compute_attribution,
+    "logit_lens": compute_lens,
+}
+
+
+def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:
+    """Run one computation; returns {"result": ...} or {"error": {"field", "message"}}.
+    Work that starts after params["expires_at"] (whoever asked has been told it failed) is
+    not done."""
+    if time.time() > params.get("expires_at", math.inf):
+        return {"error": {"field": "non_field_errors", "message": EXPIRED}}
+    try:
+        return {"result": COMPUTATIONS[kind](params, progress)}
+    except EngineError as exc:
+        return {"error": exc.to_dict()}
