@@ -28,6 +28,7 @@ from django.conf import settings  # noqa: E402
 
 from engine.distribution import next_token_logits, prompt_ids, summarize  # noqa: E402
 from engine.loading import PACKAGED_MODELS, load, pick_device  # noqa: E402
+from engine.output import unembed_choices  # noqa: E402
 from engine.params import PRESETS, SamplingParams  # noqa: E402
 from engine.sampling import run_pipeline  # noqa: E402
 from engine.stepping import Stepper, StepRequest  # noqa: E402
@@ -186,6 +187,10 @@ def main(keys: list[str]) -> None:
     for spec in specs:
         for measure, tokens_per_s, ratio in bench_model(spec):
             print(f"| {spec.key} | {measure} | {tokens_per_s} | {ratio} |", flush=True)
+    print()
+    print("Unembedding path measured faster on this machine (engine.output.unembed):")
+    for case, path in unembed_choices().items():
+        print(f"- {case}: {path}")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,13 @@ class Client:
             return response.read().decode()
 
     def post_json(self, path: str, payload: dict) -> dict:
-        body = json.dumps(payload).encode()
-        return json.loads(self.request("POST", path, body, {"Content-Type": "application/json"}))
+        """An API call as the page makes it: the session's CSRF token with the body."""
+        headers = {
+            "Content-Type": "application/json",
+            "X-CSRFToken": self.cookie("csrftoken"),
+            "Referer": self.base + "/explore/",
+        }
+        return json.loads(self.request("POST", path, json.dumps(payload).encode(), headers))
 
     def post_form(self, path: str, fields: dict) -> str:
         body = urllib.parse.urlencode(fields).encode()

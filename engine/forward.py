@@ -58,14 +58,14 @@ class CachedForward:
         if not reproduces_model_logits(self.model, self.device):
             output = self.model(
                 input_ids=input_ids,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
                 logits_to_keep=n_logits,
                 **extra,
             )
             return output.logits
         hidden = self.model.get_decoder()(
-            input_ids=input_ids, past_key_values=cache, use_cache=True, **extra
+            input_ids=input_ids, cache=cache, use_cache=True, **extra
         ).last_hidden_state
         return output_logits(self.model, hidden[:, -n_logits:])
 
@@ -79,9 +79,7 @@ class CachedForward:
             return cache, None
         new_ids = row.ids[length:upto].unsqueeze(0)  # (1, new)
         if n_logits == 0:  # catching up only: the decoder without the output projection
-            self.model.get_decoder()(
-                input_ids=new_ids.to(self.device), past_key_values=cache, use_cache=True
-            )
+            self.model.get_decoder()(input_ids=new_ids.to(self.device), cache=cache, use_cache=True)
             return cache, None
         return cache, self._run(new_ids, cache, n_logits)
 
@@ -164,7 +162,7 @@ class CachedForward:
             input_ids=input_ids.to(self.device),
             attention_mask=attention_mask.to(self.device),
             position_ids=position_ids.to(self.device),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
         )
         return [

@@ -154,7 +154,7 @@ def read_residuals(
     with _ResidualRecorder(loaded.model) as recorder:
         loaded.model.get_decoder()(
             input_ids=upto[cached:].unsqueeze(0).to(loaded.device),
-            past_key_values=past,
+            cache=past,
             use_cache=past is not None,
         )
     if past is not None and position == len(ids) - 1:

@@ -7,6 +7,9 @@ BLAS paths that are slow for a few rows: one row goes through a single-threaded 
 product (~15 GB/s), and 2–8 rows through a GEMM layout that runs at half the speed of
 `weight @ hidden.T`. Measured here on 2 cores: 1 row 44 ms → 20 ms, 8 rows 75 ms → 37 ms.
 The products are the same sums in another order (differences ~1e-7 relative).
+Which path is faster depends on the processor and its BLAS (on another Xeon the transposed
+product lost at 1 and 2 rows and won only at 8), so `unembed` times both once per matrix shape
+and row count on first use (`unembed_choices` says what it chose) and takes the faster.
 
 `reproduces_model_logits` checks once per model that the decoder's output through this path
 equals the model's own logits, so a model that transforms its logits in some other way (a logit
@@ -15,7 +18,9 @@ scale, a bias we do not know) keeps using its own forward.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 import weakref
 
 import torch
@@ -33,14 +38,69 @@ def softcapping(model) -> float | None:
     return float(cap) if cap else None
 
 
-def unembed(weight: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-    """hidden (rows, dim) @ weight.T (dim, vocab) → (rows, vocab), by the fastest path."""
+TIMING_REPEATS = 3
+# (vocab, dim, dtype, row bucket) → whether the transposed product beat linear on this machine.
+_choices: dict[tuple, bool] = {}
+_choice_lock = threading.Lock()
+
+
+def _transposed(weight: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     rows = hidden.shape[0]
-    if weight.device.type != "cpu" or not 1 <= rows <= FAST_ROWS_MAX:
-        return torch.nn.functional.linear(hidden, weight)
     if rows == 1:  # two rows take the multi-threaded GEMM path; the copy is discarded
         hidden = torch.cat([hidden, hidden])
     return (weight @ hidden.T).T[:rows]
+
+
+def _linear(weight: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.linear(hidden, weight)
+
+
+def _seconds(path, weight: torch.Tensor, probe: torch.Tensor) -> float:
+    path(weight, probe)  # the first call pays for allocation and thread start-up
+    best = math.inf
+    for _ in range(TIMING_REPEATS):
+        started = time.perf_counter()
+        path(weight, probe)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _choice_key(weight: torch.Tensor, rows: int) -> tuple:
+    bucket = 1 << (rows - 1).bit_length()  # 1, 2, 4, 8 … rows share a verdict
+    return (*weight.shape, weight.dtype, bucket)
+
+
+def _transposed_is_faster(weight: torch.Tensor, rows: int) -> bool:
+    """Times both paths once for this shape and row bucket (a few passes over the matrix)."""
+    key = _choice_key(weight, rows)
+    with _choice_lock:
+        if key not in _choices:
+            with torch.no_grad():
+                probe = torch.randn(key[-1], weight.shape[1], dtype=weight.dtype)
+                _choices[key] = _seconds(_transposed, weight, probe) < _seconds(
+                    _linear, weight, probe
+                )
+        return _choices[key]
+
+
+def unembed_choices() -> dict[str, str]:
+    """What unembed chose so far, for benchmarks: {"262144×640 float32, 1 row": "transposed"}."""
+    return {
+        f"{vocab}×{dim} {str(dtype).removeprefix('torch.')}, {bucket} row"
+        + ("s" if bucket > 1 else ""): "transposed" if faster else "linear"
+        for (vocab, dim, dtype, bucket), faster in sorted(_choices.items(), key=str)
+    }
+
+
+def unembed(weight: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """hidden (rows, dim) @ weight.T (dim, vocab) → (rows, vocab), by the path measured faster
+    here for this many rows (BLAS's own beyond FAST_ROWS_MAX rows and off the CPU)."""
+    rows = hidden.shape[0]
+    if weight.device.type != "cpu" or not 1 <= rows <= FAST_ROWS_MAX:
+        return _linear(weight, hidden)
+    if _transposed_is_faster(weight, rows):
+        return _transposed(weight, hidden)
+    return _linear(weight, hidden)
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:

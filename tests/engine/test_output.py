@@ -6,20 +6,38 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM
 
+from engine import output
 from engine.distribution import next_token_logits
 from engine.forward import CachedForward, Row
 from engine.kvcache import PrefixCache
 from engine.loading import LoadedModel
-from engine.output import output_logits, reproduces_model_logits, unembed
+from engine.output import output_logits, reproduces_model_logits, unembed, unembed_choices
 
 
+@pytest.mark.parametrize("transposed", [True, False], ids=["transposed", "linear"])
 @pytest.mark.parametrize("rows", [1, 2, 3, 8, 64, 65])
-def test_unembed_is_the_same_product_as_linear(rows):
+def test_unembed_is_the_same_product_as_linear(rows, transposed, monkeypatch):
+    monkeypatch.setattr(output, "_transposed_is_faster", lambda _weight, _rows: transposed)
     torch.manual_seed(rows)
     weight, hidden = torch.randn(5000, 48), torch.randn(rows, 48)
     ours = unembed(weight, hidden)
     assert ours.shape == (rows, 5000)
     assert torch.allclose(ours, torch.nn.functional.linear(hidden, weight), atol=1e-4, rtol=1e-5)
+
+
+def test_unembed_times_both_paths_once_per_shape_and_row_bucket(monkeypatch):
+    monkeypatch.setattr(output, "_choices", {})
+    timed = []
+    real = output._seconds
+    monkeypatch.setattr(
+        output, "_seconds", lambda *args: timed.append(args[2].shape) or real(*args)
+    )
+    weight = torch.randn(3000, 32)
+    for rows in (1, 3, 4, 3, 1):
+        unembed(weight, torch.randn(rows, 32))
+    assert timed == [(1, 32), (1, 32), (4, 32), (4, 32)]  # each path once per bucket
+    assert set(unembed_choices()) == {"3000×32 float32, 1 row", "3000×32 float32, 4 rows"}
+    assert set(unembed_choices().values()) <= {"transposed", "linear"}
 
 
 def test_unembed_carries_gradients_to_the_hidden_states():

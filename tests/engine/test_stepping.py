@@ -3,6 +3,8 @@ packaged models: every cached or batched result must equal a full forward pass."
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -64,6 +66,21 @@ def test_a_fork_reuses_the_cached_prefix(any_packaged_model):
     forward.logits(Row("parent", ids))
     length, _ = cache.lookup("child", torch.cat([ids[:6], torch.tensor([42])]), 6, "parent")
     assert length == 6
+
+
+def test_stepping_uses_no_deprecated_transformers_argument(any_packaged_model):
+    """Fresh, cached and batched passes call the model with the arguments transformers keeps
+    (its `past_key_values` goes in 5.40): no deprecation warning."""
+    loaded = any_packaged_model
+    stepper = Stepper(loaded, 1 << 30)
+    first = StepRequest("row", ids_of(loaded, PROMPTS[0]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        token = stepper.step(first).tokens[0].id
+        stepper.step(StepRequest("row", first.prompt_ids, completion_ids=(token,)))
+        stepper.step_many([first, StepRequest("other", ids_of(loaded, PROMPTS[1]))])
+    deprecations = [str(w.message) for w in caught if "deprecated" in str(w.message).lower()]
+    assert deprecations == []
 
 
 def test_batched_steps_equal_single_steps(any_packaged_model):
