@@ -9,4 +9,4 @@ class InspectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from inspector import accounts  # noqa: F401  (connects the sign-in handler
+        from inspector.accounts import services  # noqa: F401  (connects the sign-in handler)

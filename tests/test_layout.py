@@ -53,3 +53,28 @@ def test_the_import_contracts_hold():
     )
     assert completed.returncode == 0, completed.stdout[-3000:]
     assert "0 broken" in completed.stdout
+
+
+READY_PROBE = """
+import django
+django.setup()
+from django.contrib.auth.signals import user_logged_in
+print("RECEIVERS:" + ",".join(r().__name__ for _key, r, *_ in user_logged_in.receivers if r()))
+"""
+
+
+def test_the_app_connects_the_sign_in_handler_before_any_url_is_loaded():
+    """Visitors' work is handed to their account at sign-in; AppConfig.ready connects that,
+    so it holds in any process (a worker, a shell), not only once the URLconf imported it."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tokenlens_site.settings"}
+    completed = subprocess.run(
+        [sys.executable, "-c", READY_PROBE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("RECEIVERS:"))
+    assert "adopt_visitor_work" in line.removeprefix("RECEIVERS:").split(",")
