@@ -3,6 +3,9 @@ field, with which HTTP status. Pages, the API and the consumer each show it thei
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
 
 class ServiceError(Exception):
     """A request that cannot be served; `field` and `message` are shown to the person."""
@@ -15,6 +18,12 @@ class ServiceError(Exception):
 
     def to_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
+
+
+def page_refusal(error: ServiceError) -> Exception:
+    """What a page raises for a refused lookup: 403 for someone who may only read it, else 404
+    (nothing tells a stranger it exists)."""
+    return PermissionDenied(error.message) if error.status == 403 else Http404(error.message)
 
 
 # What a person reads when Redis (the queue, the channel layer, leases) cannot be reached.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,7 +16,7 @@ from inspector.accounts import access
 from inspector.api.errors import first_error
 from inspector.api.serializers import SamplingParamsSerializer
 from inspector.compute import limits, services
-from inspector.errors import ServiceError
+from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations import services as explorations
 from inspector.explorations.forms import SLIDERS, ExplorationForm
@@ -34,20 +33,14 @@ def _branch(request: HttpRequest, branch_id, need: str = "change") -> Branch:
     try:
         return explorations.get_branch(request, branch_id, need)
     except ServiceError as error:
-        _refuse(error)
+        raise page_refusal(error) from None
 
 
 def _exploration(request: HttpRequest, exploration_id, need: str = "view"):
     try:
         return explorations.get_exploration(request, exploration_id, need)
     except ServiceError as error:
-        _refuse(error)
-
-
-def _refuse(error: ServiceError):
-    if error.status == 403:
-        raise PermissionDenied(error.message)
-    raise Http404(error.message)
+        raise page_refusal(error) from None
 
 
 def _list(request: HttpRequest, form: ExplorationForm, status: int = 200) -> HttpResponse:

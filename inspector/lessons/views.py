@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from inspector.accounts import access
-from inspector.errors import ServiceError
+from inspector.errors import ServiceError, page_refusal
 from inspector.lessons import services as lessons
 from inspector.models import Lesson, LessonItem
 from inspector.transfer.views import ImportForm
@@ -106,9 +106,7 @@ def _lesson(request: HttpRequest, lesson_id, need: str = "view") -> Lesson:
     try:
         return lessons.get_lesson(request, lesson_id, need)
     except ServiceError as error:
-        if error.status == 403:
-            raise PermissionDenied(error.message) from None
-        raise Http404(error.message) from None
+        raise page_refusal(error) from None
 
 
 def _item(request: HttpRequest, lesson_id, item_id, need: str = "change"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +15,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from inspector.errors import ServiceError
+from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import services as explorations
 from inspector.explorations.forms import ExplorationForm
 from inspector.transfer import services as transfer
@@ -117,9 +116,7 @@ def exploration_fork(request: HttpRequest, exploration_id) -> HttpResponse:
     try:
         exploration = explorations.get_exploration(request, exploration_id, "fork")
     except ServiceError as error:
-        if error.status == 403:
-            raise PermissionDenied(error.message) from None
-        raise Http404(error.message) from None
+        raise page_refusal(error) from None
     copy = transfer.copy_exploration(exploration, request)
     url = reverse("exploration", args=[copy.pk])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
