@@ -57,7 +57,7 @@ def record_exploration(api) -> Exploration:
 
 
 def export_once(name: str, make) -> dict:
-    """A real export made once for the module (stepping takes seconds); tests get a copy."""
+    """A real export made once per test session (stepping takes seconds); tests get a copy."""
     if name not in _made_once:
         exploration = make(APIClient())
         _made_once[name] = transfer.export_exploration(exploration)
@@ -118,8 +118,7 @@ def make_exploration(api, prompt: str, title: str, steps: int = 2) -> Exploratio
     assert response.status_code == 201, response.content
     exploration = Exploration.objects.get(pk=response.json()["id"])
     for _ in range(steps):
-        step = api.post(f"/api/v1/branches/{exploration.root.pk}/steps/", {"mode": "greedy"})
-        assert step.status_code == 201, step.content
+        step(api, exploration.root.pk, mode="greedy")
     return exploration
 
 
