@@ -88,7 +88,9 @@ def unembed_choices() -> dict[str, str]:
     return {
         f"{vocab}×{dim} {str(dtype).removeprefix('torch.')}, {bucket} row"
         + ("s" if bucket > 1 else ""): "transposed" if faster else "linear"
-        for (vocab, dim, dtype, bucket), faster in sorted(_choices.items(), key=str)
+        for (vocab, dim, dtype, bucket), faster in sorted(
+            _choices.items(), key=lambda item: (*item[0][:2], str(item[0][2]), item[0][3])
+        )
     }
 
 
