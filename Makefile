@@ -47,7 +47,7 @@ migrate: install
 	$(BIN)/python manage.py seed_demo
 
 worker: install models ## a Celery worker (needs TOKENLENS_REDIS_URL)
-	$(BIN)/celery -A tokenlens_site worker --pool=solo --loglevel=info
+	$(BIN)/celery -A tokenlens_site worker --loglevel=info
 
 browser: ## Debian's Chromium for the browser tests (Playwright drives it)
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)

@@ -27,7 +27,7 @@ from engine.matching import ConstraintMatcher
 from engine.params import SamplingParams
 from engine.sampling import choose, run_pipeline
 from engine.tokenization import TextJoiner
-from engine.types import GeneratedPiece, InputError
+from engine.types import EngineError, GeneratedPiece, InputError
 
 MODES = ("sample", "greedy", "force")
 _MATCHERS_KEPT = 256
@@ -64,6 +64,11 @@ class StepRequest:
     @property
     def context_ids(self) -> tuple[int, ...]:
         return tuple(self.prompt_ids) + tuple(self.completion_ids)
+
+    @property
+    def cache_key(self) -> str:
+        """The branch's key within its scope (two people's "same" branch are two rows)."""
+        return scoped(self.cache_scope, self.branch)
 
     @property
     def n_new(self) -> int:
@@ -189,7 +194,7 @@ class Stepper:
 
     def _matcher(self, request: StepRequest) -> ConstraintMatcher | None:
         """The branch's matcher, moved to the end of its completion so far."""
-        key = scoped(request.cache_scope, request.branch)
+        key = request.cache_key
         if request.constraint is None:
             self._matchers.pop(key, None)
             return None
@@ -222,37 +227,62 @@ class Stepper:
         return self.step_many([request])[0]
 
     def step_many(self, requests: list[StepRequest]) -> list[StepResult]:
+        """Advance every branch by one step (see step_each); the first error is raised."""
+        outcomes = self.step_each(requests)
+        for outcome in outcomes:
+            if isinstance(outcome, EngineError):
+                raise outcome
+        return outcomes
+
+    def step_each(self, requests: list[StepRequest]) -> list[StepResult | EngineError]:
         """Advance every branch by one step. Branches that append one token share one batched
-        forward pass; forcing several tokens runs that branch alone (one pass for all of them)."""
-        for request in requests:
-            self.check(request)
-        if len({request.branch for request in requests}) != len(requests):
+        forward pass; forcing several tokens runs that branch alone (one pass for all of them).
+
+        A request that is wrong (bad ids, a token its constraint refuses, a forced text that
+        would end the branch midway) fails alone: its place in the list holds its EngineError
+        and the other branches step. An error of the pass itself (out of memory) is raised."""
+        if len({request.cache_key for request in requests}) != len(requests):
             raise InputError("A branch can only step once per call", field="branch")
+        outcomes: dict[int, StepResult | EngineError] = {}
         with self._lock:
-            computed = [self._uncached(request) for request in requests]
-            matchers = [self._matcher(request) for request in requests]
-            single = [i for i, request in enumerate(requests) if request.n_new == 1]
-            results: dict[int, StepResult] = {}
+            prepared = {}
+            for i, request in enumerate(requests):
+                try:
+                    self.check(request)
+                    prepared[i] = (self._uncached(request), self._matcher(request))
+                except EngineError as error:
+                    outcomes[i] = error
+            single = [i for i in prepared if requests[i].n_new == 1]
             if single:
                 started = time.perf_counter()
                 rows = [self._row(requests[i]) for i in single]
                 logits = self.forward.last_logits(rows)  # (batch, vocab)
                 elapsed = (time.perf_counter() - started) * 1000
 
-                def finish(row_index: int, i: int) -> StepResult:
+                def finish(row_index: int, i: int) -> StepResult | EngineError:
                     row_logits = logits[row_index : row_index + 1]
-                    return self._finish(requests[i], row_logits, matchers[i], elapsed)
+                    return self._finish_or_error(requests[i], row_logits, prepared[i], elapsed)
 
                 mapper = self._pool.map if len(single) > 1 else map
-                results.update(zip(single, mapper(finish, range(len(single)), single), strict=True))
-            for i, request in enumerate(requests):
-                if i not in results:
+                finished = mapper(finish, range(len(single)), single)
+                outcomes.update(zip(single, finished, strict=True))
+            for i in prepared:
+                if i not in outcomes:
+                    request = requests[i]
                     started = time.perf_counter()
                     row = self._row(request, extra=request.force_ids[:-1])
                     logits = self.forward.logits(row, n_positions=request.n_new)
                     elapsed = (time.perf_counter() - started) * 1000
-                    results[i] = self._finish(request, logits, matchers[i], elapsed)
-            return [replace(results[i], computed_tokens=computed[i]) for i in range(len(requests))]
+                    outcomes[i] = self._finish_or_error(request, logits, prepared[i], elapsed)
+        return [outcomes[i] for i in range(len(requests))]
+
+    def _finish_or_error(self, request, logits, prepared, elapsed) -> StepResult | EngineError:
+        computed, matcher = prepared
+        try:
+            result = self._finish(request, logits, matcher, elapsed)
+        except EngineError as error:
+            return error
+        return replace(result, computed_tokens=computed)
 
     def _uncached(self, request: StepRequest) -> int:
         """How many tokens this step will run through the model (its cost)."""
@@ -262,8 +292,7 @@ class Stepper:
 
     def _row(self, request: StepRequest, extra: tuple[int, ...] = ()) -> Row:
         ids = torch.tensor(request.context_ids + tuple(extra), dtype=torch.long)
-        scope = request.cache_scope
-        return Row(scoped(scope, request.branch), ids, scoped(scope, request.parent))
+        return Row(request.cache_key, ids, scoped(request.cache_scope, request.parent))
 
     def _finish(
         self,

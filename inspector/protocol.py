@@ -7,6 +7,7 @@ TASK_GENERATE = "tokenlens.generate_branch"  # generate to the end, each step pu
 
 LOADED_KEY = "tokenlens:loaded:{key}"  # a worker holds this model (and its facts)
 GENERATING_KEY = "tokenlens:generating:{branch}"  # the lease of a branch's generation
+OPERATION_KEY = "tokenlens:operation:{branch}"  # a step, undo or fork of the branch under way
 STOP_KEY = "tokenlens:stop:{branch}"  # someone pressed Stop
 OUTCOME_KEY = "tokenlens:generation-outcome:{branch}"  # how the last generation ended
 

@@ -1,7 +1,8 @@
-"""The Celery app. Workers own the models: `celery -A tokenlens_site worker --pool=solo`.
+"""The Celery app. Workers own the models: `celery -A tokenlens_site worker`.
 
---pool=solo (or threads) keeps the model in the one worker process that loaded it; CUDA is not
-fork-safe, so a prefork pool must never load a model in its parent.
+The settings choose the thread pool (CELERY_WORKER_POOL, CELERY_WORKER_CONCURRENCY): the model
+stays in the one worker process that loaded it (CUDA is not fork-safe, so a prefork pool must
+never load a model in its parent), and the pool's threads wait together on its scheduler.
 """
 
 import contextlib

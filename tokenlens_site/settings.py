@@ -152,8 +152,12 @@ TOKENLENS_MAX_BRANCHES = env_int("TOKENLENS_MAX_BRANCHES", 64)
 TOKENLENS_DEMO = env_bool("TOKENLENS_DEMO", DEBUG)
 TOKENLENS_REDIS_URL = env_str("TOKENLENS_REDIS_URL", "")
 TOKENLENS_DATABASE_URL = env_str("TOKENLENS_DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-# Tasks run in a thread of the web process unless a broker is configured.
+# Tasks run in threads of the web process unless a broker is configured.
 TOKENLENS_TASKS_IN_PROCESS = not TOKENLENS_REDIS_URL
+# Tasks one worker process runs at once (Celery's --concurrency of its thread pool, or the
+# embedded worker's threads). They wait on the model's scheduler, which batches their steps
+# into shared passes, so this bounds how many people's steps one pass can hold.
+TOKENLENS_WORKER_THREADS = env_int("TOKENLENS_WORKER_THREADS", 32)
 
 INSTALLED_APPS = [
     "daphne",
@@ -283,6 +287,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Threads, never prefork: the models stay in the one process that loaded them (CUDA is not
+# fork-safe), and its tasks wait together on the model's scheduler (worker.scheduler).
+CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_CONCURRENCY = TOKENLENS_WORKER_THREADS
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600

@@ -1,6 +1,8 @@
 """What a worker process computes: one function per kind of work (COMPUTATIONS), over the
-process's one ModelRegistry and one Stepper per model, created on first use (never at import
-time). The Celery tasks (worker.tasks) and the job runner (worker.jobs) call compute()."""
+process's one ModelRegistry and one Stepper and ModelScheduler per model, created on first use
+(never at import time). The Celery tasks (worker.tasks) and the job runner (worker.jobs) call
+compute() from many threads at once: every step and preview joins the model's next batched
+pass, and every analysis takes its turn between passes (worker.scheduler)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ import os
 import socket
 import threading
 import time
+
+from django.db import close_old_connections
 
 from engine.attention import attention_for
 from engine.attribution import DEFAULT_STEPS, attribute
@@ -30,10 +34,12 @@ from inspector.protocol import (
     EXPIRED,
     LOADED_KEY,
 )
+from worker.scheduler import ModelScheduler
 
 _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
+_schedulers: dict[str, ModelScheduler] = {}
 LOADED_TTL_SECONDS = 600
 
 
@@ -92,15 +98,36 @@ def stepper(key: str, progress: Progress | None = None) -> Stepper:
         return _steppers[key]
 
 
+def scheduler(key: str, progress: Progress | None = None) -> ModelScheduler:
+    """This process's scheduler for a model: the one thread that runs its forward passes."""
+    model_stepper = stepper(key, progress)
+    with _registry_lock:
+        if key not in _schedulers:
+            _schedulers[key] = ModelScheduler(model_stepper)
+        return _schedulers[key]
+
+
+def on_the_model(key: str, run, progress: Progress | None = None):
+    """run(loaded) on the model's own thread, between two passes (an analysis's turn)."""
+    model_scheduler = scheduler(key, progress)
+    return model_scheduler.analysis(lambda _yield: run(model_scheduler.stepper.loaded)).result()
+
+
+def time_left(params: dict) -> float | None:
+    """Seconds until params["expires_at"] (None: no deadline)."""
+    expires_at = params.get("expires_at")
+    return max(expires_at - time.time(), 0.001) if expires_at else None
+
+
 def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
     """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far.
 
     Runs as a step of a branch named after the prompt (or params["cache_branch"], a saved
     branch previewing its next token), so a client that calls again with a longer completion
     reuses the cached prefix instead of reading the whole text again."""
-    model_stepper = stepper(params["model"], progress)
+    model_scheduler = scheduler(params["model"], progress)
     ids = prompt_ids(
-        model_stepper.loaded,
+        model_scheduler.stepper.loaded,
         params["prompt"],
         params.get("system_prompt") or None,
         bool(params.get("use_chat_template")),
@@ -115,7 +142,7 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
         top_n=int(params.get("top_n") or 20),
         cache_scope=params.get("cache_scope") or "",
     )
-    result = model_stepper.step(request)
+    result = model_scheduler.step(request, time_left(params))
     return {**result.tokens[0].distribution.to_dict(), COST_KEY: result.computed_tokens}
 
 
@@ -123,24 +150,28 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
     """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
     from django.conf import settings
 
-    loaded = loaded_model(params["model"], progress)
-    result = attention_for(
-        loaded,
-        params["text"],
-        layers=params.get("layers") or [],
-        heads=params.get("heads") or None,
-        encoding=params.get("encoding") or "uint8",
-        max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
-        **sequence_options(params),
-    )
-    return result.to_dict()
+    def run(loaded: LoadedModel) -> dict:
+        return attention_for(
+            loaded,
+            params["text"],
+            layers=params.get("layers") or [],
+            heads=params.get("heads") or None,
+            encoding=params.get("encoding") or "uint8",
+            max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
+            **sequence_options(params),
+        ).to_dict()
+
+    return on_the_model(params["model"], run, progress)
 
 
 def compute_heads(params: dict, progress: Progress | None = None) -> dict:
     """Every head's attention features over the sequence, mapped to 2-D and grouped into
     params["k"] labelled clusters (HeadClusters.to_dict())."""
-    loaded = loaded_model(params["model"], progress)
-    features = head_features(loaded, params["text"], **sequence_options(params))
+
+    def run(loaded: LoadedModel):
+        return head_features(loaded, params["text"], **sequence_options(params))
+
+    features = on_the_model(params["model"], run, progress)
     clusters = cluster_heads(features, k=params.get("k", 4), seed=params.get("seed", 0))
     return clusters.to_dict()
 
@@ -158,20 +189,23 @@ def compute_branch_step(params: dict, progress: Progress | None = None) -> dict:
     """Step a saved branch (read from and written to the database by worker.generation)."""
     from worker.generation import step_branch
 
-    return step_branch(params, lambda key: stepper(key, progress))
+    return step_branch(params, lambda key: scheduler(key, progress))
 
 
 def compute_embeddings(params: dict, progress: Progress | None = None) -> dict:
     """A token's embedding (params["token_id"], default: the last token of the sequence), the
     model's position encoding and a map of the sequence (EmbeddingsOverview.to_dict())."""
-    loaded = loaded_model(params["model"], progress)
-    tokenization = read_model_sequence(loaded, params["text"], **sequence_options(params))
-    return embeddings_overview(
-        loaded,
-        tokenization,
-        token_id=params.get("token_id"),
-        n_positions=params.get("n_positions", 64),
-    ).to_dict()
+
+    def run(loaded: LoadedModel) -> dict:
+        tokenization = read_model_sequence(loaded, params["text"], **sequence_options(params))
+        return embeddings_overview(
+            loaded,
+            tokenization,
+            token_id=params.get("token_id"),
+            n_positions=params.get("n_positions", 64),
+        ).to_dict()
+
+    return on_the_model(params["model"], run, progress)
 
 
 def compute_vocabulary(params: dict, progress: Progress | None = None) -> dict:
@@ -186,36 +220,49 @@ def compute_lens(params: dict, progress: Progress | None = None) -> dict:
     Reads the prefix's key/value states from this worker's stepping cache (params
     ["cache_branch"]: a saved branch whose states to look at first) and leaves the sequence's
     own there, so the lens at another position of the same text runs one token."""
-    model_stepper = stepper(params["model"], progress)
-    return logit_lens(
-        model_stepper.loaded,
-        params["text"],
-        position=params.get("position"),
-        top_k=params.get("top_k", 10),
-        chosen_ids=tuple(params.get("chosen_ids") or ()),
-        contrast_tokens=params.get("contrast") or None,
-        kv_cache=model_stepper.cache,
-        cache_branch=params.get("cache_branch") or None,
-        cache_scope=params.get("cache_scope") or "",
-        **sequence_options(params),
-    ).to_dict()
+    model_scheduler = scheduler(params["model"], progress)
+    model_stepper = model_scheduler.stepper
+    return model_scheduler.analysis(
+        lambda _yield: logit_lens(
+            model_stepper.loaded,
+            params["text"],
+            position=params.get("position"),
+            top_k=params.get("top_k", 10),
+            chosen_ids=tuple(params.get("chosen_ids") or ()),
+            contrast_tokens=params.get("contrast") or None,
+            kv_cache=model_stepper.cache,
+            cache_branch=params.get("cache_branch") or None,
+            cache_scope=params.get("cache_scope") or "",
+            **sequence_options(params),
+        ).to_dict()
+    ).result()
 
 
 def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
     """Which tokens up to params["position"] (default: the last) drove params["target_id"]
     as the next token, by params["method"] (Attribution.to_dict())."""
-    loaded = loaded_model(params["model"], progress)
-    return attribute(
-        loaded,
-        params["text"],
-        target_id=params["target_id"],
-        method=params["method"],
-        position=params.get("position"),
-        n_steps=params.get("n_steps", DEFAULT_STEPS),
-        progress=progress,
-        cache_scope=params.get("cache_scope") or "",
-        **sequence_options(params),
-    ).to_dict()
+    report = progress or (lambda _stage: None)
+
+    def run(yield_point) -> dict:
+        def progress_then_yield(stage: str) -> None:
+            report(stage)  # a job writes its stage: on the model's thread, so hand the
+            close_old_connections()  # connection back before the pass
+            yield_point()  # waiting steps take one pass between the method's chunks
+
+        return attribute(
+            model_scheduler.stepper.loaded,
+            params["text"],
+            target_id=params["target_id"],
+            method=params["method"],
+            position=params.get("position"),
+            n_steps=params.get("n_steps", DEFAULT_STEPS),
+            progress=progress_then_yield,
+            cache_scope=params.get("cache_scope") or "",
+            **sequence_options(params),
+        ).to_dict()
+
+    model_scheduler = scheduler(params["model"], progress)
+    return model_scheduler.analysis(run).result()
 
 
 COMPUTATIONS = {

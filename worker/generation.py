@@ -23,8 +23,10 @@ from engine.stepping import StepRequest, StepResult
 from engine.types import EngineError, InputError
 from inspector.accounts.access import exploration_principal
 from inspector.compute import leases
+from inspector.compute.services import release_connection
 from inspector.models import Branch, Step
 from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
+from worker.scheduler import Generation
 
 TOP_N = 20
 NUL_SYMBOL = "\u2400"
@@ -165,20 +167,26 @@ def _open_branch(branch_id: str) -> Branch:
     return branch
 
 
-def step_branch(params: dict, stepper_for) -> dict:
-    """Advance a branch by one step (several tokens when forcing a text).
+def step_branch(params: dict, scheduler_for) -> dict:
+    """Advance a branch by one step (several tokens when forcing a text) in the model's next
+    batched pass, then save it.
 
-    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?}.
-    stepper_for(model_key) gives this process's Stepper.
+    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?, "expires_at"?}.
+    scheduler_for(model_key) gives this process's ModelScheduler.
     """
     branch = _open_branch(params["branch"])
-    stepper = stepper_for(branch.exploration.model_key)
+    scheduler = scheduler_for(branch.exploration.model_key)
     request = build_request(
-        branch, stepper, params.get("mode", "sample"), params.get("token_id"), params.get("text")
+        branch,
+        scheduler.stepper,
+        params.get("mode", "sample"),
+        params.get("token_id"),
+        params.get("text"),
     )
     check_branch_room(request)
-    result = stepper.step(request)
     expires_at = params.get("expires_at", math.inf)
+    release_connection()
+    result = scheduler.step(request, expires_at - time.time() if expires_at < math.inf else None)
     steps = save_result(
         branch, result, branch.exploration.params, request.completion_ids, expires_at
     )
@@ -194,7 +202,7 @@ def step_branch(params: dict, stepper_for) -> dict:
 MAX_DELAY_MS = 2000
 
 
-def generate_branch(params: dict, stepper_for) -> dict:
+def generate_branch(params: dict, scheduler_for) -> dict:
     """Sample steps on a branch until it finishes or someone presses Stop; each step is saved
     and pushed to the exploration's open pages as it comes.
 
@@ -216,7 +224,7 @@ def generate_branch(params: dict, stepper_for) -> dict:
     reason, message = "stopped", ""
     try:
         with leases.Heartbeat(key, token, seconds) as heartbeat:
-            reason = _generate(branch_id, exploration_id, stepper_for, delay, heartbeat)
+            reason = _generate(branch_id, exploration_id, scheduler_for, delay, heartbeat)
     except EngineError as error:
         reason, message = "error", error.message
     finally:
@@ -228,9 +236,10 @@ def generate_branch(params: dict, stepper_for) -> dict:
     return {"branch": branch_id, "reason": reason, "message": message}
 
 
-def _generate(branch_id, exploration_id, stepper_for, delay: float, heartbeat) -> str:
-    """The generation: engine's one loop (Stepper.generate), each step saved and pushed as it
-    comes; returns why it ended ("stopped" or a finish reason)."""
+def _generate(branch_id, exploration_id, scheduler_for, delay: float, heartbeat) -> str:
+    """The generation as the model's scheduler state: one token per pass, each saved and pushed
+    as it comes, the pause between tokens a not-before time; returns why it ended ("stopped"
+    or a finish reason). This thread only waits for it to end (and renews the lease)."""
     from django.core.cache import cache
 
     from inspector import broadcast
@@ -239,24 +248,28 @@ def _generate(branch_id, exploration_id, stepper_for, delay: float, heartbeat) -
     # The branch is read once; the loop keeps its tokens in memory (a step taken meanwhile
     # elsewhere changes the prefix, so its save is refused and the generation stops).
     branch = _open_branch(branch_id)
-    stepper = stepper_for(branch.exploration.model_key)
-    request = build_request(branch, stepper, "sample")
+    scheduler = scheduler_for(branch.exploration.model_key)
+    request = build_request(branch, scheduler.stepper, "sample")
     completion = list(request.completion_ids)
 
     def save_and_go_on(result: StepResult) -> bool:
         if heartbeat.lost.is_set():
             raise InputError("This generation lost its lease (its worker was presumed gone)")
         steps = save_result(branch, result, branch.exploration.params, tuple(completion))
+        release_connection()  # a finisher thread: the pool's connection goes back at once
         completion.extend(token.id for token in result.tokens)
         broadcast.branch_changed(exploration_id, branch_id, steps[0].index)
         if result.finish_reason:
             return False
         check_branch_room(replace(request, completion_ids=tuple(completion)))
-        if delay:
-            time.sleep(delay)
-        return not cache.get(stop_key)
+        return True
 
-    if cache.get(stop_key):
+    def should_stop() -> bool:
+        return bool(cache.get(stop_key)) or heartbeat.lost.is_set()
+
+    if should_stop():
         return "stopped"
     check_branch_room(request)
-    return stepper.generate(request, save_and_go_on)[-1].finish_reason or "stopped"
+    generation = Generation(request, save_and_go_on, should_stop, pause_seconds=delay)
+    release_connection()
+    return scheduler.generate(generation)

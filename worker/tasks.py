@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from inspector.protocol import TASK_COMPUTE, TASK_GENERATE, TASK_RUN_JOB
-from worker.computations import compute, stepper
+from worker.computations import compute, scheduler
 from worker.generation import generate_branch
 from worker.jobs import run_job
 
@@ -26,4 +26,4 @@ def run_job_task(job_id: str) -> None:
 @shared_task(name=TASK_GENERATE)
 def generate_branch_task(params: dict) -> dict:
     """Generate to the end on a saved branch, pushing each step to the exploration's pages."""
-    return generate_branch(params, stepper)
+    return generate_branch(params, scheduler)

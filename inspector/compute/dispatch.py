@@ -1,7 +1,8 @@
 """Sending work to a worker by task name (inspector.protocol); the web side imports no worker
 code. With TOKENLENS_REDIS_URL a Celery worker takes it from the queue; in the embedded default
-one worker thread of this process runs it (it imports the worker's tasks, with torch, on first
-use), like a solo Celery worker: one computation at a time, keeping the models it loaded.
+TOKENLENS_WORKER_THREADS threads of this process run it (they import the worker's tasks, with
+torch, on first use), like a Celery worker's thread pool: each waits on the model's scheduler,
+which runs their steps together in batched passes and keeps the models loaded.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def runs_here() -> bool:
 
 @lru_cache(maxsize=1)
 def _in_process_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenlens-worker")
+    return ThreadPoolExecutor(
+        max_workers=settings.TOKENLENS_WORKER_THREADS, thread_name_prefix="tokenlens-worker"
+    )
 
 
 @lru_cache(maxsize=1)
@@ -98,22 +101,27 @@ def send(name: str, args: list, expires: float | None = None) -> None:
         raise ServiceError(REDIS_DOWN, status=503) from exc
 
 
+# A worker that took the work but whose model could not step it by the deadline answers so
+# itself (a 503 saying the model is busy): wait that long for its answer.
+ANSWER_GRACE_SECONDS = 2
+
+
 def call(name: str, args: list, timeout: float):
-    """Run a task in a worker and wait up to `timeout` seconds for its result; work not
-    started by then is never done (a still-queued message expires, a queued thread job is
-    cancelled)."""
+    """Run a task in a worker and wait up to `timeout` seconds (and the grace) for its result;
+    work not started by then is never done (a still-queued message expires, a queued thread
+    job is cancelled)."""
     try:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             return _local_task(name).apply(args=args).get()
         if settings.TOKENLENS_TASKS_IN_PROCESS:
             future = _in_process_executor().submit(_run_here, name, args, None)
             try:
-                return future.result(timeout)
+                return future.result(timeout + ANSWER_GRACE_SECONDS)
             finally:
                 future.cancel()  # still queued: it never runs
         require_worker()
         pending = app.send_task(name, args=args, retry=False, expires=timeout)
-        return pending.get(timeout=timeout)
+        return pending.get(timeout=timeout + ANSWER_GRACE_SECONDS)
     except (FutureTimeout, CeleryTimeout) as exc:
         raise ServiceError(
             f"No worker answered within {timeout} s; is a worker running (`make worker`)?",

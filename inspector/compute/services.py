@@ -99,10 +99,10 @@ def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -
     return job
 
 
-def _release_connection() -> None:
-    """Hand this thread's database connection back (to the pool) while it waits for a worker:
-    sixteen requests waiting on the model must not hold sixteen connections. The next query
-    takes one again. Inside a transaction the connection stays."""
+def release_connection() -> None:
+    """Hand this thread's database connection back (to the pool) while it waits for the model:
+    sixteen requests (or worker threads) waiting on a pass must not hold sixteen connections.
+    The next query takes one again. Inside a transaction the connection stays."""
     connection = connections["default"]
     if not connection.in_atomic_block:
         connection.close()
@@ -116,10 +116,11 @@ def compute_now(kind: str, params: dict) -> dict:
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
     params = {**params, "expires_at": time.time() + timeout}
-    _release_connection()
+    release_connection()
     outcome = dispatch.call(TASK_COMPUTE, [kind, params], timeout)
     if "error" in outcome:
-        raise ServiceError(outcome["error"]["message"], field=outcome["error"]["field"])
+        error = outcome["error"]
+        raise ServiceError(error["message"], error["field"], error.get("status", 400))
     result = outcome["result"]
     budget.charge_actual(kind, result)
     return result

@@ -7,6 +7,7 @@ the worker writes the steps (worker.generation) so every front door sees the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -19,12 +20,23 @@ from inspector import broadcast
 from inspector.accounts import access, audit
 from inspector.compute import budget, dispatch, leases, limits
 from inspector.compute.services import compute_now
-from inspector.errors import ServiceError
+from inspector.errors import REDIS_DOWN, ServiceError
 from inspector.explorations.serializers import MAX_FORCED_CHARS
 from inspector.models import Branch, Exploration, Step
-from inspector.protocol import GENERATING_KEY, OUTCOME_KEY, STOP_KEY, TASK_GENERATE
+from inspector.protocol import (
+    GENERATING_KEY,
+    OPERATION_KEY,
+    OUTCOME_KEY,
+    STOP_KEY,
+    TASK_GENERATE,
+)
 
 logger = logging.getLogger(__name__)
+BRANCH_BUSY = (
+    "Another step, undo or fork of this branch is still under way (in another tab, or by "
+    "someone sharing it); nothing was changed. Try again in a moment"
+)
+GENERATING = "This branch is generating; press Stop first"
 
 
 def explorations_for(request) -> QuerySet[Exploration]:
@@ -101,10 +113,37 @@ def create_exploration(request, data: dict) -> Exploration:
     return exploration
 
 
+@contextlib.contextmanager
+def one_operation(branch: Branch):
+    """Hold the branch for one step, undo or fork: a second one at the same time (a double
+    click, another tab) is refused at once with 409 instead of racing it, and none starts
+    while the branch generates. The lease lapses by itself if this process dies.
+
+    Taken before the generation lease is read, as start_generation takes that one before
+    reading this: of a step and a generation starting together, one always sees the other."""
+    key, token = OPERATION_KEY.format(branch=branch.pk), leases.new_token()
+    try:
+        held = leases.store().acquire(key, token, settings.TOKENLENS_TASK_TIMEOUT + 10)
+    except Exception as exc:
+        raise ServiceError(REDIS_DOWN, status=503) from exc
+    if not held:
+        raise ServiceError(BRANCH_BUSY, field="branch", status=409)
+    try:
+        if is_generating(branch):
+            raise ServiceError(GENERATING, field="branch", status=409)
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # Redis gone: the lease lapses by itself
+            leases.store().release(key, token)
+
+
 def step(branch: Branch, mode: str, token_id: int | None = None, text: str | None = None):
     """Advance a branch by one step in the worker; returns the new Step rows."""
-    if is_generating(branch):
-        raise ServiceError("This branch is generating; press Stop first", field="branch")
+    with one_operation(branch):
+        return _step(branch, mode, token_id, text)
+
+
+def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> list[Step]:
     limits.check_room_for_tokens(branch.length)
     if text and len(text) > MAX_FORCED_CHARS:
         raise ServiceError(
@@ -122,6 +161,11 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
 def fork(branch: Branch, at_index: int, token_id: int) -> Branch:
     """A new branch holding this branch's first `at_index` tokens, then `token_id` (forced);
     the original branch stays as it is."""
+    with one_operation(branch):
+        return _fork(branch, at_index, token_id)
+
+
+def _fork(branch: Branch, at_index: int, token_id: int) -> Branch:
     with transaction.atomic():  # an undo of the parent waits (see undo)
         Branch.objects.locked(branch.pk)
         length = branch.length
@@ -154,8 +198,11 @@ def undo(branch: Branch) -> Step:
     The branch row is locked while the last token is read and deleted, so an undo racing a
     step removes exactly one token: the step's save then sees the prefix changed and keeps
     nothing (generation.save_result)."""
-    if is_generating(branch):
-        raise ServiceError("This branch is generating; press Stop first", field="branch")
+    with one_operation(branch):
+        return _undo(branch)
+
+
+def _undo(branch: Branch) -> Step:
     with transaction.atomic():
         Branch.objects.locked(branch.pk)
         last = branch.steps.order_by("-index").first()
@@ -223,12 +270,17 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         raise ServiceError("The speed must be a whole number of milliseconds", "delay_ms") from None
     if is_generating(branch):  # before charging for it
         raise ServiceError("This branch is already generating", field="branch")
+    if leases.store().holder(OPERATION_KEY.format(branch=branch.pk)) is not None:
+        raise ServiceError(BRANCH_BUSY, field="branch", status=409)
     left = branch.exploration.max_new_tokens - branch.length
     budget.charge("generate", {}, budget.generation_price(left))
     key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()
     queued_for = settings.TOKENLENS_TASK_TIMEOUT
     if not leases.store().acquire(key, token, queued_for):
         raise ServiceError("This branch is already generating", field="branch")
+    if leases.store().holder(OPERATION_KEY.format(branch=branch.pk)) is not None:
+        leases.store().release(key, token)
+        raise ServiceError(BRANCH_BUSY, field="branch", status=409)
     cache.delete_many([STOP_KEY.format(branch=branch.pk), OUTCOME_KEY.format(branch=branch.pk)])
     params = {
         "branch": str(branch.pk),

@@ -166,7 +166,6 @@ def app_server(request, tmp_path_factory):
                     "-A",
                     "tokenlens_site",
                     "worker",
-                    "--pool=solo",
                     "--loglevel=info",
                     "--hostname",
                     f"e2e-{port}@%h",

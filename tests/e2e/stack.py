@@ -1,6 +1,7 @@
-"""The production-like stack from its own entry points, for fault tests and the load bench:
-our own Redis server on a free port, our own PostgreSQL database (on TOKENLENS_DATABASE_URL's
-server), daphne with DEBUG off, and optionally a Celery worker. Loopback only."""
+"""The app from its own entry points, for fault tests and the benchmarks. Services mode: our own
+Redis server on a free port, our own PostgreSQL database (on TOKENLENS_DATABASE_URL's server),
+daphne with DEBUG off, and `workers` Celery workers. Embedded mode (the README's `make run`):
+daphne alone on a SQLite file, its worker threads in the web process. Loopback only."""
 
 from __future__ import annotations
 
@@ -29,16 +30,30 @@ POOL_SIZE = 4
 
 
 class Stack:
-    def __init__(self, workdir: Path, with_worker: bool, database_url: str = "", **env):
+    def __init__(
+        self,
+        workdir: Path,
+        with_worker: bool,
+        database_url: str = "",
+        *,
+        embedded: bool = False,
+        workers: int = 1,
+        **env,
+    ):
         self.workdir = workdir
-        self.database_url = database_url or require_env("TOKENLENS_DATABASE_URL")
+        self.embedded = embedded
+        if not embedded:
+            database_url = database_url or require_env("TOKENLENS_DATABASE_URL")
+        self.database_url = database_url
         self.extra_env = {name: str(value) for name, value in env.items()}
         self.database = f"tokenlens_faults_{uuid.uuid4().hex[:8]}"
         self.redis_port = _free_port()
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.with_worker = with_worker
+        self.workers = workers if with_worker and not embedded else 0
+        self.with_worker = bool(self.workers)
         self.processes: list[subprocess.Popen] = []
+        self.redis: subprocess.Popen | None = None
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENLENS_")}
@@ -55,13 +70,18 @@ class Stack:
                 "TOKENLENS_MODEL_CACHE", str(ROOT / "var" / "models")
             ),
         )
+        if self.embedded:
+            env["TOKENLENS_DATABASE_URL"] = f"sqlite:///{self.workdir / 'db.sqlite3'}"
+            del env["TOKENLENS_REDIS_URL"]
         env.update(self.extra_env)
         return env
 
     def start(self) -> Stack:
-        redis_argv = ["redis-server", "--port", str(self.redis_port), "--save", ""]
-        self.redis = _spawn([*redis_argv, "--appendonly", "no"], {}, self.workdir / "redis.log")
-        _postgres(self.database_url, f'CREATE DATABASE "{self.database}"')
+        if not self.embedded:
+            redis_argv = ["redis-server", "--port", str(self.redis_port), "--save", ""]
+            redis_argv += ["--appendonly", "no"]
+            self.redis = _spawn(redis_argv, {}, self.workdir / "redis.log")
+            _postgres(self.database_url, f'CREATE DATABASE "{self.database}"')
         env = self.env()
         migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
         subprocess.run(migrate, cwd=ROOT, env=env, check=True)
@@ -69,10 +89,11 @@ class Stack:
         daphne = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         daphne.append("tokenlens_site.asgi:application")
         self.processes.append(_spawn(daphne, env, self.workdir / "web.log"))
-        if self.with_worker:
-            worker = [str(bin_dir / "celery"), "-A", "tokenlens_site", "worker", "--pool=solo"]
-            worker += ["--hostname", f"faults-{self.port}@%h"]
-            self.processes.append(_spawn(worker, env, self.workdir / "worker.log"))
+        for number in range(self.workers):
+            worker = [str(bin_dir / "celery"), "-A", "tokenlens_site", "worker"]
+            worker += ["--hostname", f"faults-{self.port}-{number}@%h"]
+            log = self.workdir / f"worker{number or ''}.log"
+            self.processes.append(_spawn(worker, env, log))
         _wait_until_healthy(self.url, self.processes)
         if self.with_worker:
             wait_for_worker(env["TOKENLENS_REDIS_URL"], self.processes)
@@ -83,11 +104,16 @@ class Stack:
 
     def stop(self) -> None:
         for process in [*self.processes, self.redis]:
-            _stop(process)
-        _postgres(self.database_url, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            if process is not None:
+                _stop(process)
+        if not self.embedded:
+            statement = f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'
+            _postgres(self.database_url, statement)
 
-    def connections(self) -> int:
-        """Connections the server holds to this stack's database right now."""
+    def connections(self) -> int | None:
+        """Connections the server holds to this stack's database right now (None: SQLite)."""
+        if self.embedded:
+            return None
         import psycopg
 
         with psycopg.connect(self.database_url, autocommit=True) as connection:

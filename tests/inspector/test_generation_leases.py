@@ -12,11 +12,11 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from engine.stepping import Stepper
-from inspector.compute import dispatch, leases
+from inspector.compute import leases
 from inspector.explorations import services as explorations
 from inspector.models import Branch
 from inspector.protocol import GENERATING_KEY
-from worker.computations import stepper
+from worker.computations import scheduler
 from worker.generation import generate_branch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
@@ -41,16 +41,17 @@ def _branch(max_new_tokens=40) -> Branch:
     return Branch.objects.get(pk=created.json()["branches"][0]["id"]), client
 
 
-def _occupy_worker(seconds: float) -> threading.Event:
-    """Give the in-process worker thread other work for `seconds`; set when it started."""
+def _occupy_model(seconds: float) -> threading.Event:
+    """Give the model's thread other work for `seconds` (an analysis that takes that long);
+    set when it started."""
     started = threading.Event()
 
-    def busy():
+    def busy(_yield_point):
         started.set()
         time.sleep(seconds)
 
-    dispatch._in_process_executor().submit(busy)
-    started.wait(5)
+    scheduler(SMOL).analysis(busy)
+    started.wait(30)
     return started
 
 
@@ -68,7 +69,7 @@ def test_a_message_without_the_lease_does_nothing():
     key = GENERATING_KEY.format(branch=branch.pk)
     assert leases.store().acquire(key, "the-current-one", 30)
     params = {"branch": str(branch.pk), "exploration": str(branch.exploration_id)}
-    answer = generate_branch({**params, "lease": "a-redelivered-one"}, stepper)
+    answer = generate_branch({**params, "lease": "a-redelivered-one"}, scheduler)
     assert answer["reason"] == "not_held" and branch.steps.count() == 0
     assert leases.store().holder(key) == "the-current-one"
     leases.store().release(key, "the-current-one")
@@ -77,7 +78,7 @@ def test_a_message_without_the_lease_does_nothing():
 def test_a_generation_waiting_behind_other_work_is_still_generating(in_process_worker, settings):
     settings.TOKENLENS_LEASE_SECONDS = 1
     branch, _ = _branch(max_new_tokens=3)
-    _occupy_worker(2.5)
+    _occupy_model(2.5)
     explorations.start_generation(branch)
     time.sleep(1.8)  # longer than a running generation's lease
     assert explorations.is_generating(branch)
@@ -88,9 +89,11 @@ def test_a_generation_waiting_behind_other_work_is_still_generating(in_process_w
 
 def test_a_generation_that_lost_its_lease_stops_and_leaves_the_new_one_alone(settings, monkeypatch):
     settings.TOKENLENS_LEASE_SECONDS = 1
-    original = Stepper.step
+    original = Stepper.step_each
     monkeypatch.setattr(
-        Stepper, "step", lambda self, request: (time.sleep(0.25), original(self, request))[1]
+        Stepper,
+        "step_each",
+        lambda self, requests: (time.sleep(0.25), original(self, requests))[1],
     )
     branch, _ = _branch(max_new_tokens=60)
     key = GENERATING_KEY.format(branch=branch.pk)
@@ -100,7 +103,7 @@ def test_a_generation_that_lost_its_lease_stops_and_leaves_the_new_one_alone(set
 
     def first_generation():
         try:
-            answers.append(generate_branch({**params, "lease": "first"}, stepper))
+            answers.append(generate_branch({**params, "lease": "first"}, scheduler))
         finally:
             connections.close_all()
 
@@ -123,10 +126,11 @@ def test_a_generation_that_lost_its_lease_stops_and_leaves_the_new_one_alone(set
 def test_a_step_that_timed_out_is_never_applied(in_process_worker, settings):
     branch, client = _branch()
     settings.TOKENLENS_TASK_TIMEOUT = 1
-    _occupy_worker(2.5)
+    _occupy_model(2.5)
     started = time.monotonic()
     response = client.post(f"/api/v1/branches/{branch.pk}/steps/", {}, "json")
     assert response.status_code == 503 and time.monotonic() - started < 2.4
+    assert "busy with other people's work" in response.json()["error"]["message"]
     time.sleep(3)  # the worker is free again, and would have taken the queued step
     assert branch.steps.count() == 0
     settings.TOKENLENS_TASK_TIMEOUT = 180
@@ -141,9 +145,9 @@ def test_work_past_its_deadline_is_neither_done_nor_saved(monkeypatch):
     assert compute("branch_step", late) == {
         "error": {"field": "non_field_errors", "message": EXPIRED}
     }
-    original = Stepper.step
+    original = Stepper.step_each
     monkeypatch.setattr(
-        Stepper, "step", lambda self, request: (time.sleep(0.5), original(self, request))[1]
+        Stepper, "step_each", lambda self, requests: (time.sleep(0.5), original(self, requests))[1]
     )
     running_late = {**late, "expires_at": time.time() + 0.2}  # it expires during the step
     answer = compute("branch_step", running_late)

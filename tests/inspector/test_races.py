@@ -9,6 +9,7 @@ import time
 
 import pytest
 from django.db import connections
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from engine.stepping import Stepper
@@ -27,16 +28,16 @@ def _real_database():
 
 @pytest.fixture
 def slow_steps(monkeypatch):
-    """Each step takes 0.4 s longer after its forward pass: the window in which the other
+    """Each pass takes 0.4 s longer after its forward pass: the window in which the other
     client's request arrives (the interleaving the fault probe hit 5 times in 8)."""
-    original = Stepper.step
+    original = Stepper.step_each
 
-    def slow(self, request):
-        result = original(self, request)
+    def slow(self, requests):
+        results = original(self, requests)
         time.sleep(0.4)
-        return result
+        return results
 
-    monkeypatch.setattr(Stepper, "step", slow)
+    monkeypatch.setattr(Stepper, "step_each", slow)
 
 
 def _branch_with_steps(client: APIClient, count: int) -> str:
@@ -80,7 +81,7 @@ def _indices(branch_id) -> list[int]:
     return list(Branch.objects.get(pk=branch_id).steps.values_list("index", flat=True))
 
 
-def test_an_undo_during_a_step_leaves_a_whole_branch(api, slow_steps):
+def test_an_undo_during_a_step_is_refused_and_the_step_kept(api, slow_steps):
     branch_id = _branch_with_steps(api, 5)
     other_tab = _second_tab(api)
     url = f"/api/v1/branches/{branch_id}/"
@@ -88,12 +89,13 @@ def test_an_undo_during_a_step_leaves_a_whole_branch(api, slow_steps):
         lambda: api.post(url + "steps/", {"mode": "greedy"}, "json"),
         lambda: other_tab.post(url + "undo/", {}, "json"),
     )
-    assert undo.status_code == 200, undo.content
-    assert step.status_code == 400 and step.json()["error"]["field"] == "branch"
-    assert "nothing was saved" in step.json()["error"]["message"]
-    assert _indices(branch_id) == [0, 1, 2, 3]
+    assert step.status_code == 201, step.content
+    assert undo.status_code == 409 and undo.json()["error"]["field"] == "branch"
+    assert "still under way" in undo.json()["error"]["message"]
+    assert _indices(branch_id) == [0, 1, 2, 3, 4, 5]
+    assert api.post(url + "undo/", {}, "json").status_code == 200  # free again afterwards
     again = api.post(url + "steps/", {"mode": "greedy"}, "json")
-    assert again.status_code == 201 and again.json()["steps"][0]["index"] == 4
+    assert again.status_code == 201 and again.json()["steps"][0]["index"] == 5
     exported = api.get(f"/api/v1/explorations/{Branch.objects.get(pk=branch_id).exploration_id}/")
     assert exported.status_code == 200
 
@@ -106,7 +108,7 @@ def test_two_steps_at_once_save_one_and_refuse_the_other(api, slow_steps):
         lambda: api.post(url, {"mode": "greedy"}, "json"),
         lambda: other_tab.post(url, {"mode": "sample"}, "json"),
     )
-    assert sorted(answer.status_code for answer in answers) == [201, 400]
+    assert sorted(answer.status_code for answer in answers) == [201, 409]
     assert _indices(branch_id) == [0, 1, 2]
 
 
@@ -118,11 +120,23 @@ def test_a_fork_racing_an_undo_of_its_parent_keeps_both_whole(api, slow_steps):
         lambda: api.post(url + "fork/", {"at_index": 4, "token_id": 42}, "json"),
         lambda: other_tab.post(url + "undo/", {}, "json"),
     )
-    if fork.status_code == 201:  # the fork got there first: the undo must wait for it
-        assert undo.status_code == 400 and _indices(branch_id) == [0, 1, 2, 3]
-        child = Branch.objects.get(pk=fork.json()["id"])
-        assert child.token_ids()[:4] == Branch.objects.get(pk=branch_id).token_ids()
-    else:  # the undo got there first: the fork's step saw its prefix change
-        assert undo.status_code == 200 and fork.status_code == 400
-        assert _indices(branch_id) == [0, 1, 2]
-        assert Branch.objects.filter(parent_id=branch_id).count() == 0
+    # The fork holds its parent until its first token is saved: the undo is refused.
+    assert fork.status_code == 201, fork.content
+    assert undo.status_code == 409
+    assert _indices(branch_id) == [0, 1, 2, 3]
+    child = Branch.objects.get(pk=fork.json()["id"])
+    assert child.token_ids()[:4] == Branch.objects.get(pk=branch_id).token_ids()
+
+
+def test_a_generation_cannot_start_during_a_step(api, slow_steps):
+    branch_id = _branch_with_steps(api, 1)
+    other_tab = _second_tab(api)
+    url = f"/api/v1/branches/{branch_id}/"
+    generate_page = reverse("branch-generate", args=[branch_id])
+    step, generate = _in_threads(
+        lambda: api.post(url + "steps/", {"mode": "greedy"}, "json"),
+        lambda: other_tab.post(generate_page, {}),
+    )
+    assert step.status_code == 201, step.content
+    assert generate.status_code == 409, generate.content
+    assert _indices(branch_id) == [0, 1]
