@@ -46,7 +46,10 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput -v 0
 	$(BIN)/python manage.py seed_demo
 
-worker: install models ## a Celery worker (needs TOKENLENS_REDIS_URL)
+# MODELS=a,b: the models this worker serves (default: every catalog model). Start as many
+# workers as the class needs, on one machine or several: each takes its models' queues.
+worker: export TOKENLENS_WORKER_MODELS ?= $(MODELS)
+worker: install models ## a Celery worker (needs TOKENLENS_REDIS_URL; MODELS=a,b to choose)
 	$(BIN)/celery -A tokenlens_site worker --loglevel=info
 
 browser: ## Debian's Chromium for the browser tests (Playwright drives it)

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 import django  # noqa: E402
+from quick import QUICK, pick  # noqa: E402
 
 django.setup()
 
@@ -33,8 +34,8 @@ from engine.lens import logit_lens  # noqa: E402
 from engine.loading import PACKAGED_MODELS, LoadedModel, load, pick_device  # noqa: E402
 from engine.tokenization import read_sequence  # noqa: E402
 
-LENGTHS = (64, 256)
-RUNS = 3
+LENGTHS = pick((64, 256), (16,))
+RUNS = pick(3, 1)
 STORY = (
     "The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his "
     "father had taught him, and wrote the weather in a book that nobody ever read. "
@@ -125,6 +126,7 @@ def bench_length(loaded: LoadedModel, length: int) -> list[tuple[str, float, flo
 
 def main(keys: list[str]) -> None:
     torch.set_grad_enabled(False)
+    keys = keys or (["smollm2-135m-instruct"] if QUICK else [])
     specs = [spec for spec in PACKAGED_MODELS if not keys or spec.key in keys]
     print(f"{RUNS} runs after a warm-up; {torch.get_num_threads()} CPU threads.")
     print()

@@ -20,9 +20,11 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from quick import pick  # noqa: E402
+
 from bench.streaming import Client, start_server  # noqa: E402
 
-LENGTHS = (128, 512, 1024)
+LENGTHS = pick((128, 512, 1024), (32,))
 SENTENCE = (
     "The keeper climbed the stairs at dusk, lit the great lamp, and wrote the state of the "
     "sea in his book before the ships came round the point. "
@@ -72,6 +74,7 @@ def main(model: str) -> None:
     base, server = start_server()
     try:
         client = Client(base)
+        client.request("GET", "/explore/")  # session + CSRF cookies for its API posts
         rows = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(

@@ -41,6 +41,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from quick import QUICK  # noqa: E402
+
 from tests.e2e.stack import Stack, call, visitor  # noqa: E402
 
 SMOL = "smollm2-135m-instruct"
@@ -64,7 +66,7 @@ FULL = [
     Scenario("racing", 32, 30),
     Scenario("mixed", 32, 30, generating=8),
 ]
-QUICK = [
+QUICK_RUNS = [  # --quick (see bench/quick.py)
     Scenario("solo", 1, 3),
     Scenario("thinking", 4, 4, mean_pause=0.3),
     Scenario("racing", 4, 3),
@@ -314,10 +316,9 @@ def run_mode(mode: str, scenarios: list[Scenario]) -> list[Run]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few students, a few seconds")
     parser.add_argument("--mode", choices=["embedded", "services", "both"], default="both")
     options = parser.parse_args()
-    scenarios = QUICK if options.quick else FULL
+    scenarios = QUICK_RUNS if QUICK else FULL
     modes = ["embedded", "services"] if options.mode == "both" else [options.mode]
     results = {mode: run_mode(mode, scenarios) for mode in modes}
     sizes = sorted({s.students for s in scenarios if s.name == "racing"})

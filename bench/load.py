@@ -23,13 +23,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 import django  # noqa: E402
+from quick import pick  # noqa: E402
 
 django.setup()
 
 from tests.e2e.stack import Stack, call, visitor  # noqa: E402
 
 SMOL = "smollm2-135m-instruct"
-STEPS = 3
+STEPS = pick(3, 1)
 POOL_SIZE = 8  # the default TOKENLENS_DB_POOL_SIZE
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/test"
 
@@ -115,4 +116,4 @@ def main(levels: list[int]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main([int(arg) for arg in sys.argv[1:]] or [16, 64]))
+    sys.exit(main([int(arg) for arg in sys.argv[1:]] or pick([16, 64], [4])))

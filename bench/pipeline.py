@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 import django  # noqa: E402
+from quick import pick  # noqa: E402
 
 django.setup()
 
@@ -28,7 +29,7 @@ from engine.params import SamplingParams  # noqa: E402
 from engine.sampling import choose, run_pipeline  # noqa: E402
 
 PROMPT = "In a small village by the sea, the fishermen woke before dawn and " * 3
-REPEATS = 7
+REPEATS = pick(7, 2)
 SETTINGS = {
     "temperature only": SamplingParams(temperature=0.8),
     "top-p 0.9 (full sort)": SamplingParams(temperature=0.8, top_p=0.9),

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 import django  # noqa: E402
+from quick import QUICK, pick  # noqa: E402
 
 django.setup()
 
@@ -33,11 +34,12 @@ from engine.params import PRESETS, SamplingParams  # noqa: E402
 from engine.sampling import run_pipeline  # noqa: E402
 from engine.stepping import Stepper, StepRequest  # noqa: E402
 
-NEW_TOKENS = 128
-LONG_CONTEXT = 512
-LONG_NEW_TOKENS = 32
-NAIVE_STEPS = 4
-BATCH_STEPS = 16
+NEW_TOKENS = pick(128, 8)
+LONG_CONTEXT = pick(512, 64)
+LONG_NEW_TOKENS = pick(32, 4)
+NAIVE_STEPS = pick(4, 1)
+BATCH_STEPS = pick(16, 2)
+BATCH_SIZES = pick((8, 32), (4,))
 GREEDY = SamplingParams(temperature=0.0)
 STORY = (
     "The lighthouse keeper climbed the spiral stairs every evening, counting the steps as his "
@@ -162,7 +164,7 @@ def bench_model(spec) -> list[tuple[str, str, str]]:
             f"ours is {long_rate / strict_rate:.1f}× faster",
         ),
     ]
-    for count in (8, 32):
+    for count in BATCH_SIZES:
         requests = branch_requests(loaded, count, f"b{count}")
         run_branches(stepper, requests, batched=True)  # warm the caches' prompts alike
         stepper.cache.clear()
@@ -179,6 +181,7 @@ def bench_model(spec) -> list[tuple[str, str, str]]:
 
 def main(keys: list[str]) -> None:
     torch.set_grad_enabled(False)
+    keys = keys or (["smollm2-135m-instruct"] if QUICK else [])
     specs = [spec for spec in PACKAGED_MODELS if not keys or spec.key in keys]
     print(f"Greedy runs: {NEW_TOKENS} new tokens (fewer if the model ends first, on both sides).")
     print()

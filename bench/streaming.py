@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
 import django  # noqa: E402
+from quick import pick  # noqa: E402
 
 django.setup()
 
@@ -37,7 +38,7 @@ from django.conf import settings  # noqa: E402
 from engine.distribution import next_token_logits, prompt_ids  # noqa: E402
 from engine.loading import build_catalog, load, pick_device  # noqa: E402
 
-NEW_TOKENS = 128
+NEW_TOKENS = pick(128, 8)
 PROMPT = "Write a long story about a lighthouse keeper and the sea."
 TOKEN_SPAN = re.compile(r'class="gen b\d')
 

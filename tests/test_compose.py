@@ -39,7 +39,25 @@ def _check_entry_point(argv: list[str]) -> None:
 
 
 def test_the_stack_has_its_services():
-    assert {"db", "redis", "web", "worker"} <= set(SERVICES)
+    assert {"db", "redis", "web", "web-2", "worker", "worker-gemma"} <= set(SERVICES)
+
+
+def test_two_web_processes_share_one_configuration_on_two_ports():
+    first, second = SERVICES["web"], SERVICES["web-2"]
+    assert first["command"] == second["command"]
+    assert first["environment"] == second["environment"]
+    assert {first["ports"][0], second["ports"][0]} == {"8000:8000", "8001:8000"}
+
+
+def test_a_worker_per_packaged_model():
+    from engine.loading import PACKAGED_MODELS
+
+    served = [
+        service["environment"].get("TOKENLENS_WORKER_MODELS")
+        for service in SERVICES.values()
+        if "celery" in str(service.get("command")) and "worker" in str(service.get("command"))
+    ]
+    assert sorted(served) == sorted(spec.key for spec in PACKAGED_MODELS)
 
 
 @pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if "command" in s])
@@ -48,13 +66,14 @@ def test_each_command_names_a_real_entry_point(name):
         _check_entry_point(argv)
 
 
-@pytest.mark.parametrize("name", ["db", "redis", "web", "worker"])
+@pytest.mark.parametrize("name", ["db", "redis", "web", "web-2", "worker", "worker-gemma"])
 def test_each_long_running_service_has_a_health_check(name):
     assert SERVICES[name]["healthcheck"]["test"]
 
 
-def test_the_worker_reserves_a_gpu_and_shares_the_model_cache():
-    worker = SERVICES["worker"]
+@pytest.mark.parametrize("name", ["worker", "worker-gemma"])
+def test_each_worker_reserves_a_gpu_and_shares_the_model_cache(name):
+    worker = SERVICES[name]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert "--pool" not in worker["command"]  # the settings' thread pool, as `make worker`

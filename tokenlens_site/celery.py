@@ -9,7 +9,7 @@ import contextlib
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
 
@@ -18,12 +18,23 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.include = ["worker.tasks"]
 
 
+@celeryd_after_setup.connect
+def _consume_model_queues(sender, instance, **_):
+    """Consume the queue of every model this worker serves and a queue of its own, where work
+    on the branches whose caches it holds comes (inspector.compute.routing)."""
+    from inspector.compute import routing
+
+    for queue in routing.queues_of_this_worker():
+        instance.app.amqp.queues.select_add(queue)
+
+
 @worker_ready.connect
 def _start_heartbeat(**_):
-    """Tell the web processes this worker is alive (inspector.compute.heartbeat)."""
+    """Tell the web processes this worker is alive and what it serves."""
     from inspector.compute import heartbeat as worker_heartbeat
+    from inspector.compute import routing
 
-    worker_heartbeat.start_beating()
+    worker_heartbeat.start_beating(routing.served_models())
 
 
 @worker_shutdown.connect

@@ -158,6 +158,8 @@ TOKENLENS_TASKS_IN_PROCESS = not TOKENLENS_REDIS_URL
 # embedded worker's threads). They wait on the model's scheduler, which batches their steps
 # into shared passes, so this bounds how many people's steps one pass can hold.
 TOKENLENS_WORKER_THREADS = env_int("TOKENLENS_WORKER_THREADS", 32)
+# The models a Celery worker serves (`make worker MODELS=a,b`); empty: every catalog model.
+TOKENLENS_WORKER_MODELS = env_list("TOKENLENS_WORKER_MODELS")
 
 INSTALLED_APPS = [
     "daphne",
@@ -291,6 +293,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # fork-safe), and its tasks wait together on the model's scheduler (worker.scheduler).
 CELERY_WORKER_POOL = "threads"
 CELERY_WORKER_CONCURRENCY = TOKENLENS_WORKER_THREADS
+# One queue per model and one per worker; each task carries its route (model, affinity).
+CELERY_TASK_ROUTES = ("inspector.compute.routing.route_task",)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_RESULT_EXPIRES = 3600

@@ -1,5 +1,6 @@
 """Celery tasks: the work a worker takes by name (inspector.protocol). In the embedded default
-the same tasks run in a worker thread of the web process."""
+the same tasks run in worker threads of the web process. `route` is what Celery's router read
+to choose the task's queue (inspector.compute.routing); the work itself does not need it."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ from worker.jobs import run_job
 
 
 @shared_task(name=TASK_COMPUTE)
-def compute_task(kind: str, params: dict) -> dict:
+def compute_task(kind: str, params: dict, route: dict | None = None) -> dict:
     """Synchronous API calls: the web process waits for this result."""
     return compute(kind, params)
 
 
 @shared_task(name=TASK_RUN_JOB)
-def run_job_task(job_id: str) -> None:
+def run_job_task(job_id: str, route: dict | None = None) -> None:
     """Page work: progress and the result are written to the Job row and pushed to the page."""
     run_job(job_id)
 
 
 @shared_task(name=TASK_GENERATE)
-def generate_branch_task(params: dict) -> dict:
+def generate_branch_task(params: dict, route: dict | None = None) -> dict:
     """Generate to the end on a saved branch, pushing each step to the exploration's pages."""
     return generate_branch(params, scheduler)

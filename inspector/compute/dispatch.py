@@ -29,6 +29,11 @@ NO_WORKER = (
     "No worker is running to compute this (none has reported in the last "
     "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
 )
+NO_WORKER_FOR_MODEL = (
+    "No running worker serves the model {model!r} (workers that reported in the last "
+    "{seconds} s serve: {served}). Start one with `make worker MODELS={model}`, then try "
+    "again; nothing was lost."
+)
 
 
 def runs_here() -> bool:
@@ -67,24 +72,29 @@ def _run_here(name: str, args: list, deadline: float | None):
         connections.close_all()
 
 
-def require_worker() -> None:
-    """ServiceError (503) at once when no Celery worker has sent a heartbeat lately, instead
-    of queueing work that nobody will take (see worker_heartbeat). Nothing to check when the
-    work runs in this process."""
+def require_worker(model: str = "") -> None:
+    """ServiceError (503) at once when no Celery worker (serving `model`, if given) has sent a
+    heartbeat lately, instead of queueing work that nobody will take (see worker_heartbeat).
+    Nothing to check when the work runs in this process."""
     if runs_here():
         return
+    seconds = worker_heartbeat.HEARTBEAT_TTL_SECONDS
     try:
-        alive = worker_heartbeat.any_alive()
+        live = worker_heartbeat.live_workers()
     except Exception as exc:
         raise ServiceError(REDIS_DOWN, status=503) from exc
-    if not alive:
-        seconds = worker_heartbeat.HEARTBEAT_TTL_SECONDS
+    if not live:
         raise ServiceError(NO_WORKER.format(seconds=seconds), status=503)
+    if model and not any(model in models for models in live.values()):
+        served = ", ".join(sorted({m for models in live.values() for m in models})) or "none"
+        message = NO_WORKER_FOR_MODEL.format(model=model, seconds=seconds, served=served)
+        raise ServiceError(message, field="model", status=503)
 
 
-def send(name: str, args: list, expires: float | None = None) -> None:
+def send(name: str, args: list, expires: float | None = None, route: dict | None = None) -> None:
     """Queue a task (dropped unstarted after `expires` seconds) without waiting for it;
-    ServiceError (503) when the queue is unreachable or no worker is alive."""
+    ServiceError (503) when the queue is unreachable or no worker is alive. `route` (model,
+    affinity) picks its queue (inspector.compute.routing)."""
     try:
         if settings.CELERY_TASK_ALWAYS_EAGER:
             _local_task(name).apply(args=args)
@@ -92,8 +102,8 @@ def send(name: str, args: list, expires: float | None = None) -> None:
             deadline = time.monotonic() + expires if expires else None
             _in_process_executor().submit(_run_here, name, args, deadline)
         else:
-            require_worker()
-            app.send_task(name, args=args, retry=False, expires=expires)
+            require_worker((route or {}).get("model", ""))
+            app.send_task(name, args=args, kwargs=_routed(route), retry=False, expires=expires)
     except ServiceError:
         raise
     except Exception as exc:
@@ -106,7 +116,11 @@ def send(name: str, args: list, expires: float | None = None) -> None:
 ANSWER_GRACE_SECONDS = 2
 
 
-def call(name: str, args: list, timeout: float):
+def _routed(route: dict | None) -> dict:
+    return {"route": route} if route else {}
+
+
+def call(name: str, args: list, timeout: float, route: dict | None = None):
     """Run a task in a worker and wait up to `timeout` seconds (and the grace) for its result;
     work not started by then is never done (a still-queued message expires, a queued thread
     job is cancelled)."""
@@ -119,8 +133,10 @@ def call(name: str, args: list, timeout: float):
                 return future.result(timeout + ANSWER_GRACE_SECONDS)
             finally:
                 future.cancel()  # still queued: it never runs
-        require_worker()
-        pending = app.send_task(name, args=args, retry=False, expires=timeout)
+        require_worker((route or {}).get("model", ""))
+        pending = app.send_task(
+            name, args=args, kwargs=_routed(route), retry=False, expires=timeout
+        )
         return pending.get(timeout=timeout + ANSWER_GRACE_SECONDS)
     except (FutureTimeout, CeleryTimeout) as exc:
         raise ServiceError(

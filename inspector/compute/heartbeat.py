@@ -1,6 +1,7 @@
-"""Whether any Celery worker is alive: each worker writes its name and the time into a Redis
-sorted set every few seconds; the web side answers 503 at once when no entry is recent,
-instead of queueing work nobody will take and holding a thread for the whole task timeout.
+"""Which Celery workers are alive and which models they serve: each worker writes its name and
+the time into a Redis sorted set every few seconds, and the models it serves into a hash; the
+web side answers 503 at once when no worker serving a model is recent, instead of queueing
+work nobody will take, and routes work to live workers only (inspector.compute.routing).
 
 The embedded default has no such check: its worker is a thread of the web process itself.
 """
@@ -18,6 +19,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 WORKERS_KEY = "tokenlens:workers"
+WORKER_MODELS_KEY = "tokenlens:worker-models"  # name → the model keys it serves, comma-separated
 HEARTBEAT_TTL_SECONDS = 15
 
 
@@ -37,31 +39,49 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def beat(name: str) -> None:
+def beat(name: str, models: list[str] | None = None) -> None:
     now = time.time()
     client = _redis()
-    client.zadd(WORKERS_KEY, {name: now})
-    client.zremrangebyscore(WORKERS_KEY, "-inf", now - 10 * HEARTBEAT_TTL_SECONDS)
+    pipe = client.pipeline()
+    pipe.zadd(WORKERS_KEY, {name: now})
+    if models is not None:
+        pipe.hset(WORKER_MODELS_KEY, name, ",".join(models))
+    pipe.zremrangebyscore(WORKERS_KEY, "-inf", now - 10 * HEARTBEAT_TTL_SECONDS)
+    pipe.execute()
 
 
 def stop(name: str) -> None:
-    _redis().zrem(WORKERS_KEY, name)
+    _redis().pipeline().zrem(WORKERS_KEY, name).hdel(WORKER_MODELS_KEY, name).execute()
 
 
-def any_alive() -> bool:
-    """True when some worker beat within HEARTBEAT_TTL_SECONDS (redis.RedisError if down)."""
-    return _redis().zcount(WORKERS_KEY, time.time() - HEARTBEAT_TTL_SECONDS, "+inf") > 0
+def live_workers() -> dict[str, list[str]]:
+    """Every worker that beat within HEARTBEAT_TTL_SECONDS, with the models it serves."""
+    client = _redis()
+    names = [
+        name.decode()
+        for name in client.zrangebyscore(WORKERS_KEY, time.time() - HEARTBEAT_TTL_SECONDS, "+inf")
+    ]
+    served = client.hmget(WORKER_MODELS_KEY, names) if names else []
+    return {
+        name: (models.decode().split(",") if models else [])
+        for name, models in zip(names, served, strict=True)
+    }
 
 
-def start_beating() -> threading.Thread:
+def workers_serving(model: str) -> list[str]:
+    """The live workers that serve `model` (redis.RedisError if Redis is down)."""
+    return [name for name, models in live_workers().items() if model in models]
+
+
+def start_beating(models: list[str]) -> threading.Thread:
     """Beat from a daemon thread for as long as this worker process lives (it keeps beating
-    while the main thread is busy with a long computation)."""
+    while its threads are busy with long computations)."""
     name = worker_name()
 
     def run():
         while True:
             try:
-                beat(name)
+                beat(name, models)
             except Exception:  # Redis away for a moment: try again at the next beat
                 logger.warning("Worker heartbeat failed", exc_info=True)
             time.sleep(HEARTBEAT_TTL_SECONDS / 3)

@@ -15,8 +15,9 @@ from django.db import connections, transaction
 from engine.catalog import build_catalog, inspect_prepared, is_prepared
 from engine.types import ModelSpec
 from inspector import broadcast
-from inspector.compute import budget, dispatch
+from inspector.compute import budget, dispatch, routing
 from inspector.compute import expiry as job_expiry
+from inspector.compute import heartbeat as worker_heartbeat
 from inspector.errors import REDIS_DOWN as QUEUE_DOWN
 from inspector.errors import ServiceError
 from inspector.models import Job
@@ -48,9 +49,21 @@ def _prepared_info(spec: ModelSpec, cache_root: str) -> dict | None:
     return info.to_dict() if info else None
 
 
+def _live_workers() -> dict[str, list[str]] | None:
+    """The live Celery workers and what they serve (None: embedded, or Redis unknown)."""
+    if dispatch.runs_here() or redis_status() != "ok":
+        return None
+    try:
+        return worker_heartbeat.live_workers()
+    except Exception:
+        return None
+
+
 def catalog_entries() -> list[dict]:
-    """Every catalog model with what is known about it without loading it here."""
+    """Every catalog model with what is known about it without loading it here, and (with
+    Celery workers) which live workers serve it."""
     entries = []
+    live = _live_workers()
     for key, spec in catalog().items():
         loaded = _loaded_state(key)
         prepared = is_prepared(spec, settings.TOKENLENS_MODEL_CACHE)
@@ -66,6 +79,9 @@ def catalog_entries() -> list[dict]:
                 "description": spec.description,
                 "prepared": prepared,
                 "loaded": loaded is not None,
+                "workers": None
+                if live is None
+                else sorted(name for name, models in live.items() if key in models),
                 **{name: value for name, value in (info or {}).items() if name not in ("key",)},
             }
         )
@@ -73,8 +89,8 @@ def catalog_entries() -> list[dict]:
 
 
 def _dispatch_job(job: Job) -> None:
-    try:
-        dispatch.send(TASK_RUN_JOB, [str(job.pk)])  # a job too old to run fails itself
+    try:  # a job too old to run fails itself
+        dispatch.send(TASK_RUN_JOB, [str(job.pk)], route=routing.route(job.kind, job.params))
     except Exception as exc:  # broker down: say so instead of spinning forever
         logger.warning("Could not queue job %s: %s", job.pk, exc)
         job.fail(exc.message if isinstance(exc, ServiceError) else QUEUE_DOWN)
@@ -84,7 +100,7 @@ def _dispatch_job(job: Job) -> None:
 def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -> Job:
     """Save a Job and queue it once the row is committed; the page follows its progress.
     ServiceError (503) first, with nothing saved, when no worker could take it."""
-    dispatch.require_worker()
+    dispatch.require_worker(params.get("model", ""))
     budget.charge(kind, params)
     job_expiry.expire_jobs_now_and_then()
     job = Job.objects.create(
@@ -110,14 +126,17 @@ def release_connection() -> None:
 
 def compute_now(kind: str, params: dict) -> dict:
     """Run a computation in the worker and wait for it (the synchronous API). Charged to the
-    person's budget before it is queued, and for what it really cost once it is done."""
-    dispatch.require_worker()
+    person's budget before it is queued, and for what it really cost once it is done. Work on
+    a saved branch names its model and its exploration as params["affinity"], so it goes to
+    the worker that holds the exploration's caches."""
+    route = routing.route(kind, params)
+    dispatch.require_worker(route["model"])
     budget.charge(kind, params)
     timeout = settings.TOKENLENS_TASK_TIMEOUT
     # The worker drops the work if it starts too late, and a step is not saved after this.
     params = {**params, "expires_at": time.time() + timeout}
     release_connection()
-    outcome = dispatch.call(TASK_COMPUTE, [kind, params], timeout)
+    outcome = dispatch.call(TASK_COMPUTE, [kind, params], timeout, route)
     if "error" in outcome:
         error = outcome["error"]
         raise ServiceError(error["message"], error["field"], error.get("status", 400))

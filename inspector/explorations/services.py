@@ -137,6 +137,12 @@ def one_operation(branch: Branch):
             leases.store().release(key, token)
 
 
+def branch_route(branch: Branch) -> dict:
+    """Where work on a branch goes: its model, on the worker that holds its exploration's
+    caches (every branch of one exploration on one worker, so a fork finds its prefix)."""
+    return {"model": branch.exploration.model_key, "affinity": str(branch.exploration_id)}
+
+
 def step(branch: Branch, mode: str, token_id: int | None = None, text: str | None = None):
     """Advance a branch by one step in the worker; returns the new Step rows."""
     with one_operation(branch):
@@ -151,7 +157,14 @@ def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> 
             field="text",
         )
     outcome = compute_now(
-        "branch_step", {"branch": str(branch.pk), "mode": mode, "token_id": token_id, "text": text}
+        "branch_step",
+        {
+            "branch": str(branch.pk),
+            "mode": mode,
+            "token_id": token_id,
+            "text": text,
+            **branch_route(branch),
+        },
     )
     branch.refresh_from_db(fields=["finish_reason"])
     broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
@@ -291,7 +304,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
 
     def send() -> None:
         try:
-            dispatch.send(TASK_GENERATE, [params], expires=queued_for)
+            dispatch.send(TASK_GENERATE, [params], queued_for, route=branch_route(branch))
         except ServiceError:
             leases.store().release(key, token)
             raise
@@ -339,6 +352,7 @@ def next_distribution(branch: Branch, params: dict) -> dict:
             "constraint": exploration.constraint,
             "top_n": 20,
             "cache_branch": str(branch.pk),
+            "affinity": str(exploration.pk),
             "cache_scope": access.exploration_principal(exploration),
         },
     )

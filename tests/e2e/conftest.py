@@ -68,8 +68,9 @@ def _wait_until_healthy(url: str, processes: list, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not become healthy within {timeout} s")
 
 
-def wait_for_worker(redis_url: str, processes: list, timeout: float = 90) -> None:
-    """Until a Celery worker has sent its first heartbeat (the web answers 503 before that)."""
+def wait_for_worker(redis_url: str, processes: list, timeout: float = 90, count: int = 1) -> None:
+    """Until `count` Celery workers have sent their first heartbeat (the web answers 503
+    before that)."""
     import redis
 
     from inspector.compute.heartbeat import WORKERS_KEY
@@ -80,7 +81,7 @@ def wait_for_worker(redis_url: str, processes: list, timeout: float = 90) -> Non
         for process in processes:
             if process.poll() is not None:
                 raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
-        if client.zcard(WORKERS_KEY):
+        if client.zcard(WORKERS_KEY) >= count:
             return
         time.sleep(0.3)
     raise RuntimeError(f"no worker reported in within {timeout} s")

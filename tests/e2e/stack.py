@@ -38,6 +38,7 @@ class Stack:
         *,
         embedded: bool = False,
         workers: int = 1,
+        webs: int = 1,
         **env,
     ):
         self.workdir = workdir
@@ -48,8 +49,10 @@ class Stack:
         self.extra_env = {name: str(value) for name, value in env.items()}
         self.database = f"tokenlens_faults_{uuid.uuid4().hex[:8]}"
         self.redis_port = _free_port()
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ports = [_free_port() for _ in range(webs)]
+        self.port = self.ports[0]
+        self.urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self.url = self.urls[0]
         self.workers = workers if with_worker and not embedded else 0
         self.with_worker = bool(self.workers)
         self.processes: list[subprocess.Popen] = []
@@ -86,17 +89,22 @@ class Stack:
         migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
         subprocess.run(migrate, cwd=ROOT, env=env, check=True)
         bin_dir = Path(sys.executable).parent
-        daphne = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
-        daphne.append("tokenlens_site.asgi:application")
-        self.processes.append(_spawn(daphne, env, self.workdir / "web.log"))
+        for number, port in enumerate(self.ports):
+            daphne = [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port)]
+            daphne.append("tokenlens_site.asgi:application")
+            log = self.workdir / f"web{number or ''}.log"
+            self.processes.append(_spawn(daphne, env, log))
+        self.worker_processes = []
         for number in range(self.workers):
-            worker = [str(bin_dir / "celery"), "-A", "tokenlens_site", "worker"]
+            worker = [str(bin_dir / "celery"), "-A", "tokenlens_site", "worker", "-l", "info"]
             worker += ["--hostname", f"faults-{self.port}-{number}@%h"]
             log = self.workdir / f"worker{number or ''}.log"
-            self.processes.append(_spawn(worker, env, log))
-        _wait_until_healthy(self.url, self.processes)
+            self.worker_processes.append(_spawn(worker, env, log))
+        self.processes += self.worker_processes
+        for url in self.urls:
+            _wait_until_healthy(url, self.processes)
         if self.with_worker:
-            wait_for_worker(env["TOKENLENS_REDIS_URL"], self.processes)
+            wait_for_worker(env["TOKENLENS_REDIS_URL"], self.processes, count=self.workers)
         return self
 
     def stop_redis(self) -> None:

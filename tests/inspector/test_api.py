@@ -100,7 +100,9 @@ def test_an_unreachable_broker_is_a_503(api, settings, monkeypatch):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(dispatch.app, "send_task", refuse)
-    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: True)
+    monkeypatch.setattr(
+        worker_heartbeat, "live_workers", lambda: {"w:1": ["smollm2-135m-instruct"]}
+    )
     response = api.post(
         "/api/v1/tokenize/", {"model": "smollm2-135m-instruct", "text": "hi"}, "json"
     )

@@ -125,7 +125,9 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
         raise OperationalError("Connection refused")
 
     monkeypatch.setattr(dispatch.app, "send_task", refuse)
-    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: True)
+    monkeypatch.setattr(
+        worker_heartbeat, "live_workers", lambda: {"w:1": ["smollm2-135m-instruct"]}
+    )
     with django_capture_on_commit_callbacks(execute=True):
         browser.post("/tokenize/", _form(), **HTMX)
     job = Job.objects.get()
@@ -135,7 +137,7 @@ def test_a_job_that_cannot_be_queued_fails_with_a_message(
 def test_with_no_worker_alive_the_form_says_so_and_saves_no_job(browser, settings, monkeypatch):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.TOKENLENS_TASKS_IN_PROCESS = False
-    monkeypatch.setattr(worker_heartbeat, "any_alive", lambda: False)
+    monkeypatch.setattr(worker_heartbeat, "live_workers", dict)
     response = browser.post("/tokenize/", _form(), **HTMX)
     assert response.status_code == 422
     assert "No worker is running" in response.content.decode()

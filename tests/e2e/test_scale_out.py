@@ -1,0 +1,134 @@
+"""Scaling out on Celery, Redis and PostgreSQL: two daphne processes and two worker processes of
+one model, started from their entry points. Each exploration's steps go to the worker that
+holds its key/value caches; when that worker dies its explorations move to the other one (a
+cache miss, never an error); a page connected to one web process sees steps made through the
+other."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from inspector.compute.routing import choose_worker
+from tests.e2e.stack import Stack, call, visitor
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services, pytest.mark.model]
+SMOL = "smollm2-135m-instruct"
+STEP_RESULT = re.compile(r"Task tokenlens\.compute\[[^\]]+\] succeeded in [\d.]+s: (\{.*\})$")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = Stack(
+        tmp_path_factory.mktemp("scale"),
+        with_worker=True,
+        workers=2,
+        webs=2,
+        TOKENLENS_WORKER_MODELS=SMOL,
+    ).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _exploration(stack: Stack, url: str | None = None) -> tuple[str, str, str]:
+    """(branch id, session cookie, exploration id) of a fresh visitor's exploration."""
+    cookie = visitor(stack)
+    payload = {"model": SMOL, "prompt": "Once upon a time", "max_new_tokens": 200}
+    status, body, _, _ = call((url or stack.url) + "/api/v1/explorations/", "POST", payload, cookie)
+    assert status == 201, body
+    return body["branches"][0]["id"], cookie, body["id"]
+
+
+def _step(stack: Stack, branch_id: str, cookie: str, url: str | None = None) -> int:
+    path = f"/api/v1/branches/{branch_id}/steps/"
+    return call((url or stack.url) + path, "POST", {"mode": "greedy"}, cookie)[0]
+
+
+def _worker_name(process) -> str:
+    return f"{socket.gethostname()}:{process.pid}"
+
+
+def _steps_seen(stack: Stack) -> dict[str, list[tuple[str, int]]]:
+    """branch id → [(worker name, tokens it ran for the step)], from the workers' logs."""
+    seen: dict[str, list[tuple[str, int]]] = {}
+    for number, process in enumerate(stack.worker_processes):
+        log = stack.workdir / f"worker{number or ''}.log"
+        for line in log.read_text().splitlines():
+            match = STEP_RESULT.search(line)
+            result = ast.literal_eval(match.group(1)).get("result", {}) if match else {}
+            if "step_ids" in result:
+                entry = (_worker_name(process), result["_computed_tokens"])
+                seen.setdefault(result["branch"], []).append(entry)
+    return seen
+
+
+def _live(stack: Stack) -> list[str]:
+    import redis
+
+    from inspector.compute.heartbeat import HEARTBEAT_TTL_SECONDS, WORKERS_KEY
+
+    client = redis.Redis.from_url(stack.env()["TOKENLENS_REDIS_URL"])
+    since = time.time() - HEARTBEAT_TTL_SECONDS
+    return [name.decode() for name in client.zrangebyscore(WORKERS_KEY, since, "+inf")]
+
+
+def test_each_exploration_stays_on_the_worker_holding_its_cache_until_that_worker_dies(stack):
+    explorations = [_exploration(stack) for _ in range(6)]
+    for branch_id, cookie, _ in explorations:
+        for _ in range(4):
+            assert _step(stack, branch_id, cookie) == 201
+    names = [_worker_name(process) for process in stack.worker_processes]
+    seen = _steps_seen(stack)
+    for branch_id, _, exploration_id in explorations:
+        workers = {worker for worker, _ in seen[branch_id]}
+        assert workers == {choose_worker(names, exploration_id)}, seen[branch_id]
+        assert [tokens for _, tokens in seen[branch_id]][1:] == [1, 1, 1]  # cache hits
+
+    # The worker holding the first exploration dies; its heartbeat lapses; the other takes over.
+    branch_id, cookie, exploration_id = explorations[0]
+    holder = choose_worker(names, exploration_id)
+    dying = next(p for p in stack.worker_processes if _worker_name(p) == holder)
+    os.killpg(dying.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while holder in _live(stack) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert holder not in _live(stack)
+    assert _step(stack, branch_id, cookie) == 201
+    assert _step(stack, branch_id, cookie) == 201
+    taken_over = _steps_seen(stack)[branch_id][-2:]
+    (survivor,) = set(names) - {holder}
+    assert [worker for worker, _ in taken_over] == [survivor, survivor]
+    first, second = (tokens for _, tokens in taken_over)
+    assert first > 1 and second == 1  # one cache miss (the prefix read again), then hits
+
+
+def test_a_page_on_one_web_process_sees_steps_made_through_the_other(stack):
+    import websockets
+
+    first_web, second_web = stack.urls
+    branch_id, cookie, exploration_id = _exploration(stack, first_web)
+    ws_url = second_web.replace("http", "ws") + f"/ws/explorations/{exploration_id}/"
+
+    async def follow() -> str:
+        headers = {"Origin": second_web, "Cookie": cookie}
+        async with websockets.connect(ws_url, additional_headers=headers) as page:
+            stepped = asyncio.get_running_loop().run_in_executor(
+                None, lambda: _step(stack, branch_id, cookie, first_web)
+            )
+            message = await asyncio.wait_for(page.recv(), timeout=60)
+            assert await stepped == 201
+            return message
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        message = pool.submit(asyncio.run, follow()).result(timeout=120)
+    assert f"tokens-{branch_id}" in message or "new-tokens" in message or "gen b" in message
