@@ -1,4 +1,5 @@
-"""Step branches one token at a time: choose (sample, greedy or forced), record, know when to stop.
+"""Step branches one token at a time: choose (sample, greedy or forced), record, know when to stop
+(what a step is, its request and result, lives in engine.steps).
 
 A Stepper belongs to one loaded model in one worker process. Callers describe every branch fully
 (prompt ids and completion so far) on every call; the Stepper keeps key/value caches and
@@ -13,115 +14,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import torch
 
-from engine.constraints import Constraint
 from engine.distribution import MAX_TOP_N, Distribution, check_token_ids, summarize
 from engine.forward import CachedForward, Row
 from engine.kvcache import PrefixCache, scoped
 from engine.limits import MAX_STOP_SEQUENCES
 from engine.loading import LoadedModel
 from engine.matching import ConstraintMatcher
-from engine.params import SamplingParams
 from engine.sampling import choose, run_pipeline
+from engine.steps import MODES, StepRequest, StepResult, StepToken
 from engine.tokenization import TextJoiner
-from engine.types import EngineError, GeneratedPiece, InputError
+from engine.types import EngineError, InputError
 
-MODES = ("sample", "greedy", "force")
 _MATCHERS_KEPT = 256
 _TAIL_TOKENS = 8  # a UTF-8 character spans at most 4 tokens
-
-
-@dataclass(frozen=True)
-class StepRequest:
-    """Advance one branch by one step.
-
-    branch: the branch's cache key (any string; e.g. its UUID). parent: the branch it was forked
-    from, if any (a hint where its prefix is cached).
-    prompt_ids: the tokens the model reads before the completion (chat template applied).
-    completion_ids: the tokens generated so far. The sampling step index is len(completion_ids).
-    mode: "sample" (a seeded draw from p_final, or the argmax when params are greedy),
-      "greedy" (the argmax of p_final), or "force" (append force_ids, e.g. a forced text's tokens).
-    stop: stop sequences; max_new_tokens: the completion's length limit (None: the context).
-    cache_scope: whose text this is (e.g. "user:7"); cached states are reused within it only.
-    """
-
-    branch: str
-    prompt_ids: tuple[int, ...]
-    completion_ids: tuple[int, ...] = ()
-    params: SamplingParams = field(default_factory=SamplingParams)
-    mode: str = "sample"
-    force_ids: tuple[int, ...] = ()
-    constraint: Constraint | None = None
-    top_n: int = 20
-    stop: tuple[str, ...] = ()
-    max_new_tokens: int | None = None
-    parent: str | None = None
-    cache_scope: str = ""
-
-    @property
-    def context_ids(self) -> tuple[int, ...]:
-        return tuple(self.prompt_ids) + tuple(self.completion_ids)
-
-    @property
-    def cache_key(self) -> str:
-        """The branch's key within its scope (two people's "same" branch are two rows)."""
-        return scoped(self.cache_scope, self.branch)
-
-    @property
-    def n_new(self) -> int:
-        """How many tokens this step appends."""
-        return len(self.force_ids) if self.mode == "force" else 1
-
-
-@dataclass(frozen=True)
-class StepToken:
-    """One token appended to a branch, as it was when chosen.
-
-    index: its position in the completion (0-based). how: "sampled", "greedy" or "forced".
-    distribution: the top-N candidates at that step (chosen = this token, with its p_base,
-    p_final and rank). elapsed_ms: the wall time of the step (a batched pass is shared).
-    """
-
-    index: int
-    piece: GeneratedPiece
-    how: str
-    distribution: Distribution
-    elapsed_ms: float
-
-    @property
-    def id(self) -> int:
-        return self.piece.id
-
-    def to_dict(self) -> dict:
-        return {
-            "index": self.index,
-            "piece": self.piece.to_dict(),
-            "how": self.how,
-            "distribution": self.distribution.to_dict(),
-            "elapsed_ms": self.elapsed_ms,
-        }
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one step appended to a branch, and why the branch ended (None: it goes on).
-    computed_tokens: how many tokens went through the model for it (1 when the branch's
-    prefix was cached; the whole context when it was not), what the step really cost."""
-
-    branch: str
-    tokens: tuple[StepToken, ...]
-    finish_reason: str | None
-    computed_tokens: int = 0
-
-    def to_dict(self) -> dict:
-        return {
-            "branch": self.branch,
-            "tokens": [token.to_dict() for token in self.tokens],
-            "finish_reason": self.finish_reason,
-        }
 
 
 def eos_ids_of(loaded: LoadedModel) -> frozenset[int]:
