@@ -34,7 +34,7 @@ from inspector.protocol import (
     EXPIRED,
     LOADED_KEY,
 )
-from worker.scheduler import ModelScheduler
+from worker.scheduler import ModelScheduler, seconds_until
 
 _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
@@ -113,12 +113,6 @@ def on_the_model(key: str, run, progress: Progress | None = None):
     return model_scheduler.analysis(lambda _yield: run(model_scheduler.stepper.loaded)).result()
 
 
-def time_left(params: dict) -> float | None:
-    """Seconds until params["expires_at"] (None: no deadline)."""
-    expires_at = params.get("expires_at")
-    return max(expires_at - time.time(), 0.001) if expires_at else None
-
-
 def compute_distribution(params: dict, progress: Progress | None = None) -> dict:
     """The next-token distribution (Distribution.to_dict()) for a prompt + completion so far.
 
@@ -142,7 +136,7 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
         top_n=int(params.get("top_n") or 20),
         cache_scope=params.get("cache_scope") or "",
     )
-    result = model_scheduler.step(request, time_left(params))
+    result = model_scheduler.step(request, seconds_until(params.get("expires_at")))
     return {**result.tokens[0].distribution.to_dict(), COST_KEY: result.computed_tokens}
 
 

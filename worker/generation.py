@@ -26,7 +26,7 @@ from inspector.compute import leases
 from inspector.compute.services import release_connection
 from inspector.models import Branch, Step
 from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
-from worker.scheduler import Generation
+from worker.scheduler import Generation, seconds_until
 
 TOP_N = 20
 NUL_SYMBOL = "\u2400"
@@ -186,7 +186,7 @@ def step_branch(params: dict, scheduler_for) -> dict:
     check_branch_room(request)
     expires_at = params.get("expires_at", math.inf)
     release_connection()
-    result = scheduler.step(request, expires_at - time.time() if expires_at < math.inf else None)
+    result = scheduler.step(request, seconds_until(expires_at))
     steps = save_result(
         branch, result, branch.exploration.params, request.completion_ids, expires_at
     )

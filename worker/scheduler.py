@@ -44,6 +44,13 @@ MAX_BATCH = 64
 STOPPED = "stopped"
 
 
+def seconds_until(expires_at: float | None) -> float | None:
+    """A deadline (time.time(), None or inf: none) as the timeout left until it."""
+    if expires_at is None or expires_at == math.inf:
+        return None
+    return max(expires_at - time.time(), 0.001)
+
+
 class TooBusy(EngineError):
     """The model could not take a request before its asker's deadline (a 503: try again)."""
 
