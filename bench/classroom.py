@@ -67,10 +67,10 @@ FULL = [
     Scenario("mixed", 32, 30, generating=8),
 ]
 QUICK_RUNS = [  # --quick (see bench/quick.py)
-    Scenario("solo", 1, 3),
-    Scenario("thinking", 4, 4, mean_pause=0.3),
-    Scenario("racing", 4, 3),
-    Scenario("mixed", 4, 3, generating=1),
+    Scenario("solo", 1, 1.5),
+    Scenario("thinking", 4, 1.5, mean_pause=0.3),
+    Scenario("racing", 4, 1.5),
+    Scenario("mixed", 4, 1.5, generating=1),
 ]
 
 

@@ -18,6 +18,9 @@ def pytest_configure(config):
     # Connections opened by async consumers' worker threads must not outlive a test, or the
     # PostgreSQL test database cannot be dropped at the end.
     django_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's advice for test speed: every person a test makes costs a PBKDF2 hash (a
+    # million iterations) otherwise. The servers the e2e tests start keep the real hasher.
+    django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # The compute budget is out of the way for every test, module-scoped fixtures included
     # (tests/inspector/test_budget.py sets its own).
     django_settings.TOKENLENS_COMPUTE_BUDGET = django_settings.TOKENLENS_VISITOR_BUDGET = 10**12
