@@ -28,7 +28,8 @@ def _log_failure(future) -> None:
         logger.warning("Could not push an event: %s", future.exception())
 
 
-def _group_send(group: str, event: dict) -> None:
+def _deliver(method: str, target: str, event: dict) -> None:
+    """layer.group_send or layer.send (`method`) of event to target, from any thread."""
     layer = get_channel_layer()
     loop = _server_loop
     if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
@@ -38,10 +39,15 @@ def _group_send(group: str, event: dict) -> None:
             running = None
         if running is not loop:
             # Not waited for: the worker goes on with the next token meanwhile.
-            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, event), loop)
+            coroutine = getattr(layer, method)(target, event)
+            future = asyncio.run_coroutine_threadsafe(coroutine, loop)
             future.add_done_callback(_log_failure)
             return
-    async_to_sync(layer.group_send)(group, event)
+    async_to_sync(getattr(layer, method))(target, event)
+
+
+def _group_send(group: str, event: dict) -> None:
+    _deliver("group_send", group, event)
 
 
 JOB_UPDATE = "job.update"
@@ -93,3 +99,29 @@ def generation_done(exploration_id, branch_id, reason: str, message: str = "") -
         exploration_group(exploration_id),
         {"type": GENERATION_DONE, "branch": str(branch_id), "reason": reason, "message": message},
     )
+
+
+STEP_DONE = "step.done"
+
+
+def step_done(reply_to: str, branch_id, asked: str, error: dict | None = None) -> None:
+    """Tell the page that asked for a pushed step (its connection's channel, `reply_to`; the
+    step's id, `asked`) that the step is saved, or why not (error: {"message", "field"}); other
+    pages heard of the new tokens through branch_changed. A page that missed this catches up
+    when it reconnects."""
+    event = {"type": STEP_DONE, "branch": str(branch_id), "asked": asked, "error": error}
+    try:
+        _deliver("send", reply_to, event)
+    except Exception:
+        logger.warning("Could not answer the page that stepped %s", branch_id, exc_info=True)
+
+
+def is_reply_channel(name: str) -> bool:
+    """Whether `name` can be a connection's own channel (what a page sends as reply_to)."""
+    if not isinstance(name, str):
+        return False
+    try:
+        get_channel_layer().require_valid_channel_name(name)
+    except TypeError:
+        return False
+    return "!" in name

@@ -4,6 +4,7 @@ the cache, and the fields a result may carry besides its content."""
 TASK_COMPUTE = "tokenlens.compute"  # synchronous API calls: the web process waits for it
 TASK_RUN_JOB = "tokenlens.run_job"  # page work: progress and result go to the Job row
 TASK_GENERATE = "tokenlens.generate_branch"  # generate to the end, each step pushed to pages
+TASK_STEP_AND_REPLY = "tokenlens.step_and_reply"  # a page's step, answered on its websocket
 
 LOADED_KEY = "tokenlens:loaded:{key}"  # a worker holds this model (and its facts)
 GENERATING_KEY = "tokenlens:generating:{branch}"  # the lease of a branch's generation

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from inspector.protocol import TASK_COMPUTE, TASK_GENERATE, TASK_RUN_JOB
+from inspector.protocol import TASK_COMPUTE, TASK_GENERATE, TASK_RUN_JOB, TASK_STEP_AND_REPLY
 from worker.computations import compute, scheduler
 from worker.generation import generate_branch
 from worker.jobs import run_job
+from worker.replies import step_and_reply
 
 
 @shared_task(name=TASK_COMPUTE)
@@ -28,3 +29,9 @@ def run_job_task(job_id: str, route: dict | None = None) -> None:
 def generate_branch_task(params: dict, route: dict | None = None) -> dict:
     """Generate to the end on a saved branch, pushing each step to the exploration's pages."""
     return generate_branch(params, scheduler)
+
+
+@shared_task(name=TASK_STEP_AND_REPLY)
+def step_and_reply_task(params: dict, route: dict | None = None) -> dict:
+    """A page's step: saved, pushed to the exploration's pages, answered on the page's socket."""
+    return step_and_reply(params)

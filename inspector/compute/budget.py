@@ -87,22 +87,29 @@ ACTUAL_COST = {
 }
 
 
-def charge_actual(kind: str, result: dict) -> None:
+def charge_actual(kind: str, result: dict, charged_to: list[str] | None = None) -> None:
     """After a computation: count what it really ran beyond what was charged up front (a step
     whose branch was no longer cached reads its whole context). It is not refused now, it has
-    run; a person it takes over budget is refused on their next request."""
+    run; a person it takes over budget is refused on their next request. `charged_to`: the
+    counters of the request that asked (payers()), for work finished after that request."""
     cost = ACTUAL_COST.get(kind)
-    request = _current_request.get()
     if cost is None:
         result.pop(COST_KEY, None)
         return
     extra = cost(result) - 1
-    if request is None or extra <= 0:
-        return
+    for name in payers() if charged_to is None else charged_to:
+        if extra > 0:
+            _spend(name, extra)
+
+
+def payers() -> list[str]:
+    """The counters the current request's work counts against: the person's, and a visitor's
+    address's too (none outside a request)."""
+    request = _current_request.get()
+    if request is None:
+        return []
     name, signed_in = _identity(request)
-    _spend(name, extra)
-    if not signed_in:
-        _spend(f"address:{_address(request)}", extra)
+    return [name] if signed_in else [name, f"address:{_address(request)}"]
 
 
 def generation_price(tokens_left: int) -> tuple[int, str]:

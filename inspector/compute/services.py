@@ -145,6 +145,19 @@ def compute_now(kind: str, params: dict) -> dict:
     return result
 
 
+def compute_later(task: str, kind: str, params: dict) -> None:
+    """Queue `task`, which runs computation `kind` and sends its outcome on (see
+    worker.replies), without waiting for it. Checked and charged up front like compute_now;
+    the worker charges what it really cost to params["charged_to"]. No message expiry: the
+    worker itself drops work that starts after params["expires_at"] and says so."""
+    route = routing.route(kind, params)
+    dispatch.require_worker(route["model"])
+    budget.charge(kind, params)
+    deadline = time.time() + settings.TOKENLENS_TASK_TIMEOUT
+    params = {**params, "expires_at": deadline, "charged_to": budget.payers()}
+    dispatch.send(task, [params], route=route)
+
+
 _redis_status_cache: dict[str, tuple[float, str]] = {}
 
 

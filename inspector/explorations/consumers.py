@@ -9,12 +9,15 @@ from types import SimpleNamespace
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
+from django.utils.html import format_html
 
 from inspector import broadcast
 from inspector.accounts import access
+from inspector.errors import ServiceError
 from inspector.models import Job
 
 logger = logging.getLogger(__name__)
+REPLY_TO = '<input type="hidden" id="reply-to" name="reply_to" value="{}" hx-swap-oob="true">'
 
 
 class GroupConsumer(AsyncWebsocketConsumer):
@@ -40,6 +43,10 @@ class GroupConsumer(AsyncWebsocketConsumer):
             await self.close(code=1011)
             return
         await self.accept()
+        await self.accepted()
+
+    async def accepted(self) -> None:
+        """Called once the connection is accepted: what to send first."""
 
     async def disconnect(self, code):
         with contextlib.suppress(Exception):
@@ -87,6 +94,22 @@ class ExplorationConsumer(GroupConsumer):
         if not await self._may_follow():
             return None
         return broadcast.exploration_group(self.exploration_id)
+
+    async def accepted(self) -> None:
+        # The page sends this channel with its steps: their outcome comes back here
+        # (step_done), so no request waits for the model.
+        await self.send(text_data=format_html(REPLY_TO, self.channel_name))
+
+    async def step_done(self, event):
+        """The pushed step this page asked for is saved (its tokens and the controls come back
+        from the database) or failed (the controls come back with the reason)."""
+        error = event.get("error")
+        extra = {"error": ServiceError(error["message"], error["field"])} if error else {}
+        tokens = await self._render(event["branch"], "tokens")
+        actions = await self._render(
+            event["branch"], "branch-actions", answered=event["asked"], **extra
+        )
+        await self.send(text_data=tokens + actions)
 
     async def branch_changed(self, event):
         if event.get("from_index") is None:

@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from inspector import broadcast
 from inspector.accounts import access, audit
 from inspector.compute import budget, dispatch, leases, limits
-from inspector.compute.services import compute_now
+from inspector.compute.services import compute_later, compute_now
 from inspector.errors import REDIS_DOWN, ServiceError
 from inspector.explorations.serializers import MAX_FORCED_CHARS
 from inspector.models import Branch, Exploration, Step
@@ -29,6 +29,7 @@ from inspector.protocol import (
     OUTCOME_KEY,
     STOP_KEY,
     TASK_GENERATE,
+    TASK_STEP_AND_REPLY,
 )
 
 logger = logging.getLogger(__name__)
@@ -113,11 +114,11 @@ def create_exploration(request, data: dict) -> Exploration:
     return exploration
 
 
-@contextlib.contextmanager
-def one_operation(branch: Branch):
-    """Hold the branch for one step, undo or fork: a second one at the same time (a double
+def hold_branch(branch: Branch) -> str:
+    """Take the branch for one step, undo or fork: a second one at the same time (a double
     click, another tab) is refused at once with 409 instead of racing it, and none starts
-    while the branch generates. The lease lapses by itself if this process dies.
+    while the branch generates. Returns the lease's token (release_branch gives it back); the
+    lease lapses by itself if whoever holds it dies.
 
     Taken before the generation lease is read, as start_generation takes that one before
     reading this: of a step and a generation starting together, one always sees the other."""
@@ -128,13 +129,26 @@ def one_operation(branch: Branch):
         raise ServiceError(REDIS_DOWN, status=503) from exc
     if not held:
         raise ServiceError(BRANCH_BUSY, field="branch", status=409)
+    if is_generating(branch):
+        release_branch(branch.pk, token)
+        raise ServiceError(GENERATING, field="branch", status=409)
+    return token
+
+
+def release_branch(branch_id, token: str) -> None:
+    """Give back what hold_branch took (the worker does, for a pushed step)."""
+    with contextlib.suppress(Exception):  # Redis gone: the lease lapses by itself
+        leases.store().release(OPERATION_KEY.format(branch=branch_id), token)
+
+
+@contextlib.contextmanager
+def one_operation(branch: Branch):
+    """Hold the branch (hold_branch) while the block runs."""
+    token = hold_branch(branch)
     try:
-        if is_generating(branch):
-            raise ServiceError(GENERATING, field="branch", status=409)
         yield
     finally:
-        with contextlib.suppress(Exception):  # Redis gone: the lease lapses by itself
-            leases.store().release(key, token)
+        release_branch(branch.pk, token)
 
 
 def branch_route(branch: Branch) -> dict:
@@ -149,26 +163,58 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
         return _step(branch, mode, token_id, text)
 
 
-def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> list[Step]:
+def _check_step(branch: Branch, text: str | None) -> None:
     limits.check_room_for_tokens(branch.length)
     if text and len(text) > MAX_FORCED_CHARS:
         raise ServiceError(
             f"A forced text is at most {MAX_FORCED_CHARS:,} characters; this one has {len(text):,}",
             field="text",
         )
-    outcome = compute_now(
-        "branch_step",
-        {
-            "branch": str(branch.pk),
-            "mode": mode,
-            "token_id": token_id,
-            "text": text,
-            **branch_route(branch),
-        },
-    )
+
+
+def _step_params(branch: Branch, mode: str, token_id: int | None, text: str | None) -> dict:
+    return {
+        "branch": str(branch.pk),
+        "mode": mode,
+        "token_id": token_id,
+        "text": text,
+        **branch_route(branch),
+    }
+
+
+def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> list[Step]:
+    _check_step(branch, text)
+    outcome = compute_now("branch_step", _step_params(branch, mode, token_id, text))
     branch.refresh_from_db(fields=["finish_reason"])
     broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
     return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
+
+
+def push_step(
+    branch: Branch, mode: str, token_id: int | None, text: str | None, reply_to: str
+) -> str:
+    """Queue one step and return at once: the page that asked hears how it went on its
+    websocket (`reply_to`, the channel of its connection), so no request, thread or database
+    connection waits for the model. The worker saves the step, pushes the new tokens to every
+    open page, gives the branch back and answers the page (worker.replies.step_and_reply).
+    Refused here, before anything is queued, for the same reasons as a step that waits.
+    Returns the step's id, which the answer carries (a page may hear it before this returns)."""
+    _check_step(branch, text)
+    token = hold_branch(branch)
+    asked = leases.new_token()
+    params = {
+        **_step_params(branch, mode, token_id, text),
+        "exploration": str(branch.exploration_id),
+        "operation": token,
+        "reply_to": reply_to,
+        "asked": asked,
+    }
+    try:
+        compute_later(TASK_STEP_AND_REPLY, "branch_step", params)
+    except BaseException:
+        release_branch(branch.pk, token)
+        raise
+    return asked
 
 
 def fork(branch: Branch, at_index: int, token_id: int) -> Branch:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from engine.params import PRESETS, SamplingParams
+from inspector import broadcast
 from inspector.accounts import access
 from inspector.api.errors import first_error
 from inspector.api.serializers import SamplingParamsSerializer
@@ -141,16 +143,28 @@ def _viewer(request: HttpRequest, branch: Branch) -> access.Access:
     return access.exploration_access(request, branch.exploration)
 
 
-def _branch_view(request: HttpRequest, branch: Branch, error: ServiceError | None = None):
+def _branch_view(
+    request: HttpRequest,
+    branch: Branch,
+    error: ServiceError | None = None,
+    stepping: bool = False,
+    status: int = 200,
+):
     """The branch panel after an action (htmx), or the whole page (no JavaScript): redirected
-    to after a success, shown with the error (and its status, 400 for bad input) after one."""
+    to after a success, shown with the error (and its status, 400 for bad input) after one.
+    `stepping`: a pushed step is on its way (its outcome comes over the websocket)."""
     if not request.htmx:
         if error:
             return _page(request, branch, status=error.status, error=error)
         url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
         return redirect(url)
-    context = branch_context(branch, _viewer(request, branch), error=error)
-    return render(request, f"{PAGE}#branch-view", context, status=422 if error else 200)
+    context = branch_context(branch, _viewer(request, branch), error=error, stepping=stepping)
+    if stepping:
+        context["stepping_fallback_s"] = settings.TOKENLENS_TASK_TIMEOUT + 15
+    return render(request, f"{PAGE}#branch-view", context, status=422 if error else status)
+
+
+ASKED_HEADER = "TokenLens-Step"  # a pushed step's id (static/tokenlens/app.js)
 
 
 @require_POST
@@ -158,15 +172,32 @@ def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
     """One step (sample, greedy or force), the form checked by the API's serializer."""
     branch = _branch(request, branch_id)
 
+    reply_to = request.POST.get("reply_to", "")
+    pushed = bool(request.htmx) and broadcast.is_reply_channel(reply_to)
+    asked = ""
+
     def step():
+        nonlocal asked
         serializer = StepRequestSerializer(data=request.POST)
         if not serializer.is_valid():
             raise ServiceError(*reversed(first_error(serializer.errors)))
         limits.check_generation_rate(request)
         data = serializer.validated_data
-        explorations.step(branch, data["mode"], data.get("token_id"), data.get("text") or None)
+        mode, token_id, text = data["mode"], data.get("token_id"), data.get("text") or None
+        if pushed:  # the page's websocket hears the outcome: nothing waits here
+            asked = explorations.push_step(branch, mode, token_id, text, reply_to)
+        else:
+            explorations.step(branch, mode, token_id, text)
 
-    return _after(request, branch, step)
+    try:
+        step()
+    except ServiceError as error:
+        return _branch_view(request, branch, error)
+    if pushed:
+        response = _branch_view(request, branch, stepping=True, status=202)
+        response[ASKED_HEADER] = asked  # a page that already heard the answer keeps it
+        return response
+    return _branch_view(request, branch)
 
 
 def _after(request: HttpRequest, branch: Branch, action) -> HttpResponse:

@@ -24,8 +24,21 @@
       button.click();
     }
   });
+  // A pushed step's answer (over the websocket) can come before the response that says the
+  // step is on its way: that late response must not cover the answer.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const asked = event.detail.xhr && event.detail.xhr.getResponseHeader("TokenLens-Step");
+    if (asked && document.querySelector('[data-answered="' + CSS.escape(asked) + '"]')) {
+      event.detail.shouldSwap = false;
+    }
+  });
   let lost = false;
-  document.addEventListener("htmx:wsClose", function () { lost = true; });
+  document.addEventListener("htmx:wsClose", function () {
+    lost = true;
+    // Steps wait for their answer again until the new connection sends its channel.
+    const replyTo = document.getElementById("reply-to");
+    if (replyTo) replyTo.value = "";
+  });
   document.addEventListener("htmx:wsOpen", function () {
     const view = document.getElementById("branch-view");
     if (!lost || !view || !view.dataset.refresh) return;

@@ -2,6 +2,7 @@
 branches and reloads to find everything again — in Chromium, in both deployment modes."""
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -54,6 +55,30 @@ def test_step_branch_switch_and_come_back(app_server, page):
     assert [t.inner_text() for t in _tokens(page).all()] == first_five
     page.locator("details.prompt-tokens summary").click()
     expect(page.locator("[data-testid=prompt-tokens] .tok")).not_to_have_count(0)
+
+
+def test_a_step_is_answered_on_the_websocket_even_before_its_own_response(app_server, page):
+    """Step answers 202 at once and the step comes over the page's websocket; an answer that
+    overtakes its own 202 is not covered by a stale "Stepping…"."""
+    _new_exploration(page, app_server, "The capital of France is", seed=7)
+    expect(page.locator("#reply-to")).not_to_have_value("")
+
+    def late(route):
+        response = route.fetch()
+        time.sleep(1.5)  # the websocket's answer gets there first
+        route.fulfill(response=response)
+
+    page.route("**/step/", late)
+    with page.expect_response("**/step/") as stepped:
+        page.click("[data-action=step]")
+    assert stepped.value.status == 202
+    page.wait_for_timeout(300)
+    expect(_tokens(page)).to_have_count(1)
+    expect(page.locator("[data-testid=stepping]")).to_have_count(0)
+    expect(page.locator("[data-action=step]")).to_be_visible()
+    page.unroute("**/step/")
+    page.click("[data-action=step]")
+    expect(_tokens(page)).to_have_count(2)
 
 
 def test_generate_streams_until_stopped_and_undo(app_server, page):

@@ -122,6 +122,7 @@ def test_a_page_on_one_web_process_sees_steps_made_through_the_other(stack):
     async def follow() -> str:
         headers = {"Origin": second_web, "Cookie": cookie}
         async with websockets.connect(ws_url, additional_headers=headers) as page:
+            assert 'id="reply-to"' in await page.recv()  # the channel steps answer to
             stepped = asyncio.get_running_loop().run_in_executor(
                 None, lambda: _step(stack, branch_id, cookie, first_web)
             )

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import re
+import signal
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -50,6 +54,7 @@ def test_an_idle_websocket_stays_up_and_still_delivers(stack):
     async def follow() -> str:
         headers = {"Origin": stack.url, "Cookie": cookie}
         async with websockets.connect(ws_url, additional_headers=headers) as socket:
+            assert 'id="reply-to"' in await socket.recv()  # the channel steps answer to
             await asyncio.sleep(13)  # idle: more than twice the 5-6 s after which it dropped
             stepped = asyncio.get_running_loop().run_in_executor(
                 None,
@@ -95,6 +100,73 @@ def test_sixteen_clients_stepping_hold_a_bounded_number_of_connections(stack):
     assert statuses.count(201) == 48, sorted(set(statuses))
     # The web process's pool and the worker's pool, nothing per thread.
     assert peak[0] <= 2 * POOL_SIZE, peak[0]
+
+
+def _post_step(stack: Stack, branch_id: str, cookie: str, reply_to: str) -> tuple[int, str]:
+    """A page's Step button (htmx) with its websocket's channel: (status, the step's id)."""
+    csrf = next(part.split("=", 1)[1] for part in cookie.split("; ") if part.startswith("csrf"))
+    form = urllib.parse.urlencode({"mode": "greedy", "reply_to": reply_to}).encode()
+    headers = {"Cookie": cookie, "X-CSRFToken": csrf, "HX-Request": "true"}
+    url = stack.url + f"/branches/{branch_id}/step/"
+    request = urllib.request.Request(url, data=form, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.headers.get("TokenLens-Step", "")
+
+
+def _threads(process) -> int:
+    return len(os.listdir(f"/proc/{process.pid}/task"))
+
+
+def test_64_pages_waiting_for_their_steps_hold_no_thread_and_no_connection(stack):
+    """64 students press Step while the worker is frozen (SIGSTOP): every request is answered
+    at once (202) and the web process holds neither a thread nor a database connection for
+    any of them; when the worker goes on, every page hears its own answer on its websocket."""
+    import websockets
+
+    students = [_exploration(stack) for _ in range(64)]
+    web, worker = stack.processes[0], stack.worker_processes[0]
+    ws_base = stack.url.replace("http", "ws")
+
+    async def classroom() -> tuple[list[str], list[str], dict]:
+        sockets = []
+        for _, cookie, exploration_id in students:
+            headers = {"Origin": stack.url, "Cookie": cookie}
+            url = ws_base + f"/ws/explorations/{exploration_id}/"
+            sockets.append(await websockets.connect(url, additional_headers=headers))
+        channels = [re.search(r'value="([^"]+)"', await s.recv()).group(1) for s in sockets]
+        loop = asyncio.get_running_loop()
+        idle = {"threads": _threads(web), "connections": stack.connections()}
+        worker.send_signal(signal.SIGSTOP)
+        try:
+            posted = [
+                await loop.run_in_executor(None, _post_step, stack, branch_id, cookie, channel)
+                for (branch_id, cookie, _), channel in zip(students, channels, strict=True)
+            ]
+            await asyncio.sleep(1)
+            waiting = {"threads": _threads(web), "connections": stack.connections()}
+        finally:
+            worker.send_signal(signal.SIGCONT)
+        answers = await asyncio.gather(*(_answer(s) for s in sockets))
+        for socket in sockets:
+            await socket.close()
+        assert [status for status, _ in posted] == [202] * 64
+        return [asked for _, asked in posted], answers, {"idle": idle, "waiting": waiting}
+
+    async def _answer(socket) -> str:
+        while "data-answered" not in (message := await asyncio.wait_for(socket.recv(), 120)):
+            pass
+        return message
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        asked, answers, held = pool.submit(asyncio.run, classroom()).result(timeout=400)
+    assert held["waiting"]["threads"] <= held["idle"]["threads"] + 4, held
+    assert held["waiting"]["connections"] <= held["idle"]["connections"] + 2, held
+    for step_id, answer in zip(asked, answers, strict=True):
+        assert f'data-answered="{step_id}"' in answer and 'data-action="step"' in answer
+        assert 'role="alert"' not in answer, answer
+    for branch_id, cookie, _ in students:
+        status, body, _, _ = call(stack.url + f"/api/v1/branches/{branch_id}/", cookie=cookie)
+        assert status == 200 and body["length"] == 1, body
 
 
 def test_with_no_worker_alive_the_api_answers_503_at_once(tmp_path):

@@ -1,5 +1,6 @@
 """The websocket consumers: who may follow a page or an exploration, and what they receive."""
 
+import re
 import uuid
 from types import SimpleNamespace
 
@@ -131,10 +132,18 @@ async def _connect_exploration(exploration_id, session_key=None):
     return communicator, connected, code
 
 
+async def _reply_channel(communicator) -> str:
+    """The first message of an exploration's socket: its channel, which steps answer to."""
+    message = await communicator.receive_from(timeout=5)
+    assert 'id="reply-to"' in message and 'hx-swap-oob="true"' in message, message
+    return re.search(r'value="([^"]+)"', message).group(1)
+
+
 async def test_an_open_exploration_follows_its_branches_live():
     key, exploration, branch = await database_sync_to_async(_exploration_with_steps)()
     communicator, connected, _ = await _connect_exploration(exploration.pk, key)
     assert connected
+    assert broadcast.is_reply_channel(await _reply_channel(communicator))
     await database_sync_to_async(broadcast.branch_changed)(exploration.pk, branch.pk)
     html = await communicator.receive_from(timeout=5)
     assert f'id="tokens-{branch.pk}"' in html and 'hx-swap-oob="true"' in html
@@ -149,3 +158,96 @@ async def test_someone_else_cannot_follow_an_exploration():
     _key, exploration, _branch = await database_sync_to_async(_exploration_with_steps)()
     communicator, connected, code = await _connect_exploration(exploration.pk)
     assert not connected and code == 4403
+
+
+def _visitor_with_exploration():
+    """A visitor's browser (a test client with its session) and the main branch of an
+    exploration of the real model it made."""
+    from django.test import Client
+
+    from inspector.models import Branch
+
+    client = Client()
+    made = client.post(
+        "/explore/new/",
+        {
+            "model": "smollm2-135m-instruct",
+            "prompt": "The capital of France is",
+            "temperature": 1,
+            "top_k": 0,
+            "top_p": 1,
+            "min_p": 0,
+            "repetition_penalty": 1,
+            "presence_penalty": 0,
+            "frequency_penalty": 0,
+            "seed": 4,
+            "max_new_tokens": 20,
+        },
+    )
+    assert made.status_code == 302, made.content.decode()[:2000]
+    exploration_id = made.url.rstrip("/").split("/")[-1]
+    return client, Branch.objects.get(exploration_id=exploration_id)
+
+
+async def _push_step(client, branch, reply_to, **form):
+    post = database_sync_to_async(client.post)
+    return await post(
+        f"/branches/{branch.pk}/step/",
+        {"mode": "greedy", "reply_to": reply_to, **form},
+        HTTP_HX_REQUEST="true",
+    )
+
+
+async def _answer(communicator) -> str:
+    """Messages until the answer to a pushed step (other pages' updates come too)."""
+    while "data-answered" not in (message := await communicator.receive_from(timeout=60)):
+        pass
+    return message
+
+
+@pytest.mark.model
+async def test_a_step_pushed_by_the_page_is_answered_on_its_socket():
+    client, branch = await database_sync_to_async(_visitor_with_exploration)()
+    key = client.cookies["sessionid"].value
+    communicator, connected, _ = await _connect_exploration(branch.exploration_id, key)
+    assert connected
+    reply_to = await _reply_channel(communicator)
+    response = await _push_step(client, branch, reply_to)
+    html = response.content.decode()
+    assert response.status_code == 202 and 'data-testid="stepping"' in html, html[:2000]
+    answer = await _answer(communicator)
+    assert f'data-answered="{response["TokenLens-Step"]}"' in answer
+    assert 'data-action="step"' in answer and 'role="alert"' not in answer
+    assert f'id="tokens-{branch.pk}"' in answer and "gen b" in answer
+    assert await database_sync_to_async(branch.steps.count)() == 1
+    # The worker gave the branch back: the next step is not refused as busy.
+    response = await _push_step(client, branch, reply_to)
+    assert response.status_code == 202
+    await _answer(communicator)
+    assert await database_sync_to_async(branch.steps.count)() == 2
+    await communicator.disconnect()
+
+
+@pytest.mark.model
+async def test_a_pushed_step_that_fails_in_the_worker_says_why_and_frees_the_branch():
+    client, branch = await database_sync_to_async(_visitor_with_exploration)()
+    key = client.cookies["sessionid"].value
+    communicator, _, _ = await _connect_exploration(branch.exploration_id, key)
+    reply_to = await _reply_channel(communicator)
+    response = await _push_step(client, branch, reply_to, mode="force", token_id=10**7)
+    assert response.status_code == 202
+    answer = await _answer(communicator)
+    assert 'role="alert"' in answer and "10000000" in answer.replace(",", ""), answer
+    assert await database_sync_to_async(branch.steps.count)() == 0
+    assert (await _push_step(client, branch, reply_to)).status_code == 202
+    assert 'role="alert"' not in await _answer(communicator)
+    await communicator.disconnect()
+
+
+@pytest.mark.model
+async def test_a_step_without_a_live_socket_waits_for_its_answer_as_before():
+    client, branch = await database_sync_to_async(_visitor_with_exploration)()
+    for reply_to in ("", "not a channel!", "x" * 200):
+        response = await _push_step(client, branch, reply_to)
+        assert response.status_code == 200 and "TokenLens-Step" not in response
+    assert await database_sync_to_async(branch.steps.count)() == 3
