@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -29,14 +29,15 @@ class CachedPrefix:
 
     ids: torch.Tensor  # (pos,) long, on CPU
     layers: LayerStates
+    # Counted once: every store sums the sizes of all entries to evict down to the budget.
+    nbytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nbytes = sum(keys.nbytes + values.nbytes for keys, values in self.layers)
 
     @property
     def length(self) -> int:
         return int(self.ids.shape[0])
-
-    @property
-    def nbytes(self) -> int:
-        return sum(keys.nbytes + values.nbytes for keys, values in self.layers)
 
 
 SCOPE_SEPARATOR = "\x1f"

@@ -158,6 +158,8 @@ TOKENLENS_TASKS_IN_PROCESS = not TOKENLENS_REDIS_URL
 # embedded worker's threads). They wait on the model's scheduler, which batches their steps
 # into shared passes, so this bounds how many people's steps one pass can hold.
 TOKENLENS_WORKER_THREADS = env_int("TOKENLENS_WORKER_THREADS", 32)
+# With Celery: threads of each web process that wait for API results (inspector.compute.dispatch).
+TOKENLENS_WEB_WAITERS = env_int("TOKENLENS_WEB_WAITERS", 64)
 # The models a Celery worker serves (`make worker MODELS=a,b`); empty: every catalog model.
 TOKENLENS_WORKER_MODELS = env_list("TOKENLENS_WORKER_MODELS")
 
@@ -274,7 +276,12 @@ if TOKENLENS_REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": TOKENLENS_REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                # One pool per process: Django's cache objects are per thread.
+                "pool_class": "inspector.compute.redis_pool.SharedConnectionPool",
+            },
         }
     }
 else:

@@ -43,10 +43,19 @@ _schedulers: dict[str, ModelScheduler] = {}
 LOADED_TTL_SECONDS = 600
 
 
+_published_at: dict[str, float] = {}
+PUBLISH_EVERY_SECONDS = 60
+
+
 def _publish_loaded(loaded: LoadedModel) -> None:
-    """Tell the web processes (through the shared cache) that a worker holds this model."""
+    """Tell the web processes (through the shared cache) that a worker holds this model: when
+    it loads, then at most once a minute while it is used (the entry lives 10 minutes)."""
     from django.core.cache import cache
 
+    now = time.monotonic()
+    if now - _published_at.get(loaded.spec.key, -math.inf) < PUBLISH_EVERY_SECONDS:
+        return
+    _published_at[loaded.spec.key] = now
     # The cache is advisory: never fail a task because it is unreachable.
     with contextlib.suppress(Exception):
         cache.set(

@@ -7,6 +7,7 @@ which runs their steps together in batched passes and keeps the models loaded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -103,7 +104,14 @@ def send(name: str, args: list, expires: float | None = None, route: dict | None
             _in_process_executor().submit(_run_here, name, args, deadline)
         else:
             require_worker((route or {}).get("model", ""))
-            app.send_task(name, args=args, kwargs=_routed(route), retry=False, expires=expires)
+            app.send_task(
+                name,
+                args=args,
+                kwargs=_routed(route),
+                retry=False,
+                expires=expires,
+                ignore_result=True,  # nobody waits for it: no result stored, none subscribed to
+            )
     except ServiceError:
         raise
     except Exception as exc:
@@ -120,6 +128,28 @@ def _routed(route: dict | None) -> dict:
     return {"route": route} if route else {}
 
 
+WAITER_SLACK_SECONDS = 1
+
+
+@lru_cache(maxsize=1)
+def _waiters() -> ThreadPoolExecutor:
+    """Long-lived threads that send a task and wait for its result. Celery keeps one result
+    backend per thread (the Redis one is not thread-safe), and the web server runs each request
+    on a new thread: waiting there built a backend, with its Redis connections, per request."""
+    return ThreadPoolExecutor(
+        max_workers=settings.TOKENLENS_WEB_WAITERS, thread_name_prefix="tokenlens-waiter"
+    )
+
+
+def _send_and_wait(name: str, args: list, timeout: float, route: dict | None):
+    pending = app.send_task(name, args=args, kwargs=_routed(route), retry=False, expires=timeout)
+    try:
+        return pending.get(timeout=timeout + ANSWER_GRACE_SECONDS)
+    finally:
+        with contextlib.suppress(Exception):  # read once: the stored result is not needed
+            pending.forget()
+
+
 def call(name: str, args: list, timeout: float, route: dict | None = None):
     """Run a task in a worker and wait up to `timeout` seconds (and the grace) for its result;
     work not started by then is never done (a still-queued message expires, a queued thread
@@ -134,10 +164,11 @@ def call(name: str, args: list, timeout: float, route: dict | None = None):
             finally:
                 future.cancel()  # still queued: it never runs
         require_worker((route or {}).get("model", ""))
-        pending = app.send_task(
-            name, args=args, kwargs=_routed(route), retry=False, expires=timeout
-        )
-        return pending.get(timeout=timeout + ANSWER_GRACE_SECONDS)
+        waited = _waiters().submit(_send_and_wait, name, args, timeout, route)
+        try:
+            return waited.result(timeout + ANSWER_GRACE_SECONDS + WAITER_SLACK_SECONDS)
+        finally:
+            waited.cancel()  # not sent yet: it never is
     except (FutureTimeout, CeleryTimeout) as exc:
         raise ServiceError(
             f"No worker answered within {timeout} s; is a worker running (`make worker`)?",

@@ -13,9 +13,10 @@ import os
 import socket
 import threading
 import time
-from functools import lru_cache
 
 from django.conf import settings
+
+from inspector.compute import redis_pool
 
 logger = logging.getLogger(__name__)
 WORKERS_KEY = "tokenlens:workers"
@@ -27,12 +28,8 @@ def _redis():
     return _client_for(settings.TOKENLENS_REDIS_URL)
 
 
-@lru_cache(maxsize=4)
 def _client_for(url: str):
-    """One client (and connection pool) per URL for the life of the process."""
-    import redis
-
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    return redis_pool.client_for(url, socket_connect_timeout=1, socket_timeout=1)
 
 
 def worker_name() -> str:
@@ -54,8 +51,25 @@ def stop(name: str) -> None:
     _redis().pipeline().zrem(WORKERS_KEY, name).hdel(WORKER_MODELS_KEY, name).execute()
 
 
+# A step asks who is alive up to three times (the check before queueing, the router): read
+# Redis at most this often per process. A dead worker is noticed this much later.
+LIVE_FOR_SECONDS = 1.0
+_last_read: tuple[float, str, dict[str, list[str]]] | None = None
+
+
 def live_workers() -> dict[str, list[str]]:
     """Every worker that beat within HEARTBEAT_TTL_SECONDS, with the models it serves."""
+    global _last_read
+    now, url = time.monotonic(), settings.TOKENLENS_REDIS_URL
+    last = _last_read
+    if last is not None and last[1] == url and now - last[0] < LIVE_FOR_SECONDS:
+        return last[2]
+    workers = _read_live_workers()
+    _last_read = (now, url, workers)
+    return workers
+
+
+def _read_live_workers() -> dict[str, list[str]]:
     client = _redis()
     names = [
         name.decode()

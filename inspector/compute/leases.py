@@ -81,9 +81,9 @@ class _LocalLeases:
 
 class _RedisLeases:
     def __init__(self, url: str):
-        import redis
+        from inspector.compute import redis_pool
 
-        self._redis = redis.Redis.from_url(
+        self._redis = redis_pool.client_for(
             url, socket_connect_timeout=1, socket_timeout=1, decode_responses=True
         )
         self._renew = self._redis.register_script(_RENEW)

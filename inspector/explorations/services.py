@@ -164,7 +164,8 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
 
 
 def _check_step(branch: Branch, text: str | None) -> None:
-    limits.check_room_for_tokens(branch.length)
+    """What can be refused before queueing (the worker checks the branch's room: it knows how
+    many tokens the step adds)."""
     if text and len(text) > MAX_FORCED_CHARS:
         raise ServiceError(
             f"A forced text is at most {MAX_FORCED_CHARS:,} characters; this one has {len(text):,}",
@@ -185,7 +186,7 @@ def _step_params(branch: Branch, mode: str, token_id: int | None, text: str | No
 def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> list[Step]:
     _check_step(branch, text)
     outcome = compute_now("branch_step", _step_params(branch, mode, token_id, text))
-    branch.refresh_from_db(fields=["finish_reason"])
+    branch.finish_reason = outcome["finish_reason"] or ""
     broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
     return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
 

@@ -65,13 +65,14 @@ def test_the_page_shows_the_rate_message_in_the_branch_panel(api, settings):
 
 
 def test_a_branch_stops_at_the_token_limit(api, settings):
-    settings.TOKENLENS_MAX_STEPS_PER_BRANCH = 2
-    root = _exploration(api, max_new_tokens=2).root
+    root = _exploration(api, max_new_tokens=20).root
+    settings.TOKENLENS_MAX_STEPS_PER_BRANCH = 2  # lowered after the exploration was made
     _step(api, root)
     _step(api, root)
     refused = _step(api, root)
     assert refused.status_code == 400
-    assert "limit of 2 tokens" in refused.json()["error"]["message"]
+    message = refused.json()["error"]["message"]
+    assert "room for 0 more (the limit is 2 tokens a branch)" in message, message
     assert root.length == 2
 
 
