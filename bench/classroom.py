@@ -237,6 +237,9 @@ def engine_batched_ratio(sizes: list[int]) -> dict[int, float]:
     from engine.loading import build_catalog, load, pick_device
     from engine.stepping import Stepper
 
+    import torch
+
+    torch.set_num_threads(settings.TOKENLENS_TORCH_THREADS)  # as the worker runs its passes
     loaded = load(build_catalog()[SMOL], settings.TOKENLENS_MODEL_CACHE, pick_device())
     model_stepper = Stepper(loaded, 4 << 30)
     ratios = {}

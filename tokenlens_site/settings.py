@@ -158,6 +158,12 @@ TOKENLENS_TASKS_IN_PROCESS = not TOKENLENS_REDIS_URL
 # embedded worker's threads). They wait on the model's scheduler, which batches their steps
 # into shared passes, so this bounds how many people's steps one pass can hold.
 TOKENLENS_WORKER_THREADS = env_int("TOKENLENS_WORKER_THREADS", 32)
+# Threads one forward pass may use on the CPU: half the processor's cores by default, as the
+# web server, the database and Redis usually share the machine (on 2 cores, 1 thread gave
+# both one student and a class more steps a second than 2; bench/classroom.py).
+TOKENLENS_TORCH_THREADS = env_int(
+    "TOKENLENS_TORCH_THREADS", max(1, len(os.sched_getaffinity(0)) // 2)
+)
 # With Celery: threads of each web process that wait for API results (inspector.compute.dispatch).
 TOKENLENS_WEB_WAITERS = env_int("TOKENLENS_WEB_WAITERS", 64)
 # The models a Celery worker serves (`make worker MODELS=a,b`); empty: every catalog model.

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 
+import torch
 from django.db import close_old_connections
 
 from engine.attention import attention_for
@@ -73,6 +74,7 @@ def registry() -> ModelRegistry:
     catalog = build_catalog(settings.TOKENLENS_EXTRA_MODELS)
     with _registry_lock:
         if _registry is None:
+            torch.set_num_threads(settings.TOKENLENS_TORCH_THREADS)
             _registry = ModelRegistry(
                 catalog,
                 settings.TOKENLENS_MODEL_CACHE,

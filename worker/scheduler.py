@@ -41,6 +41,12 @@ from engine.types import EngineError, InputError
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
+STATS_EVERY_SECONDS = 10
+# Gathering: a pass waits for the branches that stepped lately (up to half a pass, at most
+# this long) instead of running for the few that happen to be waiting: on a busy processor a
+# pass costs nearly as much for one row as for ten.
+ACTIVE_SECONDS = 1.0
+GATHER_MAX_SECONDS = 0.05
 STOPPED = "stopped"
 
 
@@ -65,6 +71,7 @@ class _PendingStep:
     request: StepRequest
     future: Future
     expires_at: float = math.inf
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -115,6 +122,9 @@ class ModelScheduler:
         self.stepper = stepper
         self.max_batch = max_batch
         self.stats = SchedulerStats()
+        self._stats_logged_at, self._stats_logged = time.monotonic(), (0, 0)
+        self._stepped_at: dict[str | None, float] = {}  # branch → when it last asked
+        self._last_pass_seconds = 0.0
         self._steps: deque[_PendingStep] = deque()
         self._analyses: deque[_Analysis] = deque()
         self._generations: list[Generation] = []
@@ -131,6 +141,7 @@ class ModelScheduler:
         before its pass, or whose expires_at passed while it waited, is never computed."""
         pending = _PendingStep(request, Future(), expires_at)
         with self._changed:
+            self._stepped_at[request.cache_key] = pending.queued_at
             self._steps.append(pending)
             self._changed.notify()
         return pending.future
@@ -209,12 +220,32 @@ class ModelScheduler:
         with self._changed:
             while True:
                 now = time.monotonic()
-                if self._steps or self._analyses:
+                if self._analyses:
                     return
+                if self._steps:
+                    gather = self._gather_seconds(now)
+                    if gather <= 0:
+                        return
+                    self._changed.wait(gather)
+                    continue
                 waiting = [g.not_before for g in self._generations if not g.busy]
                 if any(when <= now for when in waiting):
                     return
                 self._changed.wait(min(waiting) - now if waiting else None)
+
+    def _gather_seconds(self, now: float) -> float:
+        """How much longer the next pass waits for more rows (0: run it now). It waits only
+        while fewer rows wait than branches stepped in the last ACTIVE_SECONDS, and never
+        keeps the first waiting step more than half a pass (GATHER_MAX_SECONDS at most): one
+        student alone never waits, a class fills its passes. Called with the lock held."""
+        for key, when in list(self._stepped_at.items()):
+            if now - when > ACTIVE_SECONDS:
+                del self._stepped_at[key]
+        rows = len(self._steps) + sum(g.ready(now) for g in self._generations)
+        if rows >= min(self.max_batch, len(self._stepped_at)):
+            return 0.0
+        limit = min(self._last_pass_seconds / 2, GATHER_MAX_SECONDS)
+        return limit - (now - self._steps[0].queued_at)
 
     def _take(self) -> tuple[list[_PendingStep], list[Generation]]:
         """What the next pass runs: ready generations, then waiting steps in arrival order, at
@@ -258,13 +289,16 @@ class ModelScheduler:
         requests = [g.request for g in generations] + [s.request for s in steps]
         if not requests:
             return
+        started = time.monotonic()
         try:
             outcomes = self.stepper.step_each(requests)
         except Exception as exc:  # the pass itself failed: everyone in it hears why
             outcomes = [exc] * len(requests)
+        self._last_pass_seconds = time.monotonic() - started
         self.stats.passes += 1
         self.stats.rows += len(requests)
         self.stats.largest_batch = max(self.stats.largest_batch, len(requests))
+        self._log_stats()
         for generation, outcome in zip(generations, outcomes, strict=False):
             generation.outbox.put(outcome)  # its own thread saves it
         for pending, outcome in zip(steps, outcomes[len(generations) :], strict=True):
@@ -272,6 +306,23 @@ class ModelScheduler:
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
+
+    def _log_stats(self) -> None:
+        """Every STATS_EVERY_SECONDS while it runs: how full its passes were (the worker's log)."""
+        now = time.monotonic()
+        if now - self._stats_logged_at < STATS_EVERY_SECONDS:
+            return
+        passes, rows = self.stats.passes, self.stats.rows
+        last_passes, last_rows = self._stats_logged
+        self._stats_logged_at, self._stats_logged = now, (passes, rows)
+        logger.info(
+            "Scheduler %s: %d passes, %.1f rows a pass in the last %d s; since it started %s",
+            self.stepper.loaded.spec.key,
+            passes - last_passes,
+            (rows - last_rows) / max(passes - last_passes, 1),
+            STATS_EVERY_SECONDS,
+            self.stats.to_dict(),
+        )
 
     def yield_point(self) -> None:
         """Called by an analysis between its chunks (only ever on the loop's own thread)."""
