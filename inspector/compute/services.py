@@ -171,8 +171,10 @@ def redis_status() -> str:
         return status
     import redis
 
+    from inspector.compute import redis_pool
+
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
+        redis_pool.client_for(url, socket_connect_timeout=0.5, socket_timeout=0.5).ping()
         status = "ok"
     except redis.RedisError:
         status = "down"

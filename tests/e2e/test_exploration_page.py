@@ -96,6 +96,46 @@ def test_generate_streams_until_stopped_and_undo(app_server, page):
     expect(_tokens(page)).to_have_count(count - 1)
 
 
+def test_two_students_generate_while_a_third_steps(app_server, chromium):
+    """A class at once: two students press Generate to the end while a third steps. Each page
+    streams its own tokens, the third student's steps are answered while both generate (they
+    share the model's passes), and each Stop ends its own generation only."""
+    contexts = [chromium.new_context(viewport={"width": 1280, "height": 900}) for _ in range(3)]
+    try:
+        pages = [context.new_page() for context in contexts]
+        prompts = ["Once upon a time", "The ocean at night", "My favourite fruit is"]
+        for page, prompt in zip(pages, prompts, strict=True):
+            page.set_default_timeout(60_000)
+            _new_exploration(page, app_server, prompt, max_new_tokens=300)
+        *generating, stepping = pages
+        for page in generating:
+            page.select_option("select[name=delay_ms]", "250")
+            page.click("[data-action=generate]")
+        for page in generating:
+            expect(_tokens(page).nth(1)).to_be_visible()  # streamed over its websocket
+        for count in range(1, 6):
+            stepping.click("[data-action=step]")
+            expect(_tokens(stepping)).to_have_count(count)
+        for page in generating:  # still going: the steps did not wait for them to finish
+            expect(page.locator("[data-testid=generating]")).to_be_visible()
+        first, second = generating
+        first.click("[data-action=stop]")
+        expect(first.locator("[data-testid=generating]")).to_have_count(0, timeout=30_000)
+        expect(second.locator("[data-testid=generating]")).to_be_visible()
+        grew_from = _tokens(second).count()
+        expect(_tokens(second).nth(grew_from)).to_be_visible()  # the other one goes on
+        second.click("[data-action=stop]")
+        expect(second.locator("[data-testid=generating]")).to_have_count(0, timeout=30_000)
+        for page in pages:  # what each page shows is what was saved
+            shown = _tokens(page).count()
+            page.reload()
+            expect(_tokens(page)).to_have_count(shown)
+        assert _tokens(stepping).count() == 5
+    finally:
+        for context in contexts:
+            context.close()
+
+
 def test_forcing_text_and_clear_errors(app_server, page):
     _new_exploration(page, app_server, "My favourite fruit is", temperature=0)
     page.click("[data-action=step]")
