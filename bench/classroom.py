@@ -232,12 +232,11 @@ def percentile(values: list[float], q: float) -> float:
 def engine_batched_ratio(sizes: list[int]) -> dict[int, float]:
     """bench/stepping.py's engine-only speed-up of step_many over one-by-one, per batch size."""
     import stepping as engine_bench
+    import torch
     from django.conf import settings
 
     from engine.loading import build_catalog, load, pick_device
     from engine.stepping import Stepper
-
-    import torch
 
     torch.set_num_threads(settings.TOKENLENS_TORCH_THREADS)  # as the worker runs its passes
     loaded = load(build_catalog()[SMOL], settings.TOKENLENS_MODEL_CACHE, pick_device())
