@@ -8,7 +8,7 @@ import logging
 
 from inspector import broadcast
 from inspector.compute import budget
-from inspector.explorations.services import release_branch
+from inspector.explorations.branches import release_branch
 from worker.computations import compute
 
 logger = logging.getLogger(__name__)
