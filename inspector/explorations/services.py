@@ -140,28 +140,40 @@ def branch_tree(exploration: Exploration) -> list[tuple[Branch, int]]:
     return ordered
 
 
-def next_distribution(branch: Branch, params: dict) -> dict:
+TOP_N_CHOICES = (10, 20, 50, 100)
+
+
+def next_distribution(branch: Branch, params: dict, top_n: int = 20) -> dict:
     """The distribution of the branch's next token under `params` (nothing is saved): what
-    the sliders show before anyone steps."""
+    the sliders show before anyone steps. It says which position it is for: `after` (the
+    branch's last step, None right after the prompt) and `completion_ids` (every token it
+    follows), so a page can tell when it no longer describes the branch."""
     if is_generating(branch):
         raise ServiceError("The preview pauses while this branch is generating", field="branch")
+    if top_n not in TOP_N_CHOICES:
+        choices = ", ".join(map(str, TOP_N_CHOICES[:-1])) + f" or {TOP_N_CHOICES[-1]}"
+        raise ServiceError(f"The panel shows {choices} candidates", field="top_n")
     exploration = branch.exploration
-    return compute_now(
+    steps = branch.sequence(with_candidates=False)
+    completion_ids = [done.token_id for done in steps]
+    distribution = compute_now(
         "distribution",
         {
             "model": exploration.model_key,
             "prompt": exploration.prompt,
             "system_prompt": exploration.system_prompt,
             "use_chat_template": exploration.use_chat_template,
-            "completion_ids": branch.token_ids(),
+            "completion_ids": completion_ids,
             "params": params,
             "constraint": exploration.constraint,
-            "top_n": 20,
+            "top_n": top_n,
             "cache_branch": str(branch.pk),
             "affinity": str(exploration.pk),
             "cache_scope": access.exploration_principal(exploration),
         },
     )
+    after = steps[-1] if steps else None
+    return {**distribution, "completion_ids": completion_ids, "after": after}
 
 
 def set_params(exploration: Exploration, params: dict) -> None:

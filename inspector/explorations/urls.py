@@ -30,6 +30,7 @@ urlpatterns = [
     path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
     path("branches/<uuid:branch_id>/next/", explore.branch_next, name="branch-next"),
     path("branches/<uuid:branch_id>/view/", explore.branch_view, name="branch-view"),
+    path("branches/<uuid:branch_id>/tree/", explore.branch_tree, name="branch-tree"),
     path("branches/<uuid:branch_id>/params/", explore.exploration_params, name="branch-params"),
     path(
         "branches/<uuid:branch_id>/steps/<int:index>/",

@@ -117,6 +117,7 @@ def _page(request: HttpRequest, branch: Branch, status: int = 200, **extra) -> H
         branch,
         access.exploration_access(request, exploration),
         tree=explorations.branch_tree(exploration),
+        top_n_choices=explorations.TOP_N_CHOICES,
         sliders=sliders,
         presets=presets,
         inside=_inside_context(exploration),
@@ -300,13 +301,24 @@ def _slider_params(query) -> dict:
 def branch_next(request: HttpRequest, branch_id) -> HttpResponse:
     """The next token's distribution under the sliders' settings; nothing is generated."""
     branch = _branch(request, branch_id, "view")
+    if explorations.is_generating(branch):
+        return render(request, f"{PAGE}#next-distribution", {"generating": True})
     try:
         params = {**branch.exploration.params, **_slider_params(request.GET)}
-        distribution = explorations.next_distribution(branch, params)
+        top_n = _whole_number(request.GET.get("top_n", "20"), "top_n")
+        distribution = explorations.next_distribution(branch, params, top_n)
     except ServiceError as error:
         return render(request, f"{PAGE}#next-distribution", {"error": error})
-    context = {"distribution": distribution, "params": params, "branch": branch}
+    viewer = _viewer(request, branch)
+    context = {"distribution": distribution, "branch": branch, "access": viewer}
     return render(request, f"{PAGE}#next-distribution", context)
+
+
+def _whole_number(text: str, field: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ServiceError(f"{field} must be a whole number, not {text[:20]!r}", field) from None
 
 
 @require_POST
@@ -330,6 +342,20 @@ def branch_view(request: HttpRequest, branch_id) -> HttpResponse:
     if request.GET.get("was_generating") and not context["generating"]:
         context["notice"] = explorations.generation_outcome(branch)
     return render(request, f"{PAGE}#branch-view", context)
+
+
+@require_GET
+def branch_tree(request: HttpRequest, branch_id) -> HttpResponse:
+    """The Branches panel as the database has it now, with `branch` as the current one (the
+    page re-reads it when a branch ends or goes on again)."""
+    branch = _branch(request, branch_id, "view")
+    context = {
+        "access": _viewer(request, branch),
+        "exploration": branch.exploration,
+        "branch": branch,
+        "tree": explorations.branch_tree(branch.exploration),
+    }
+    return render(request, f"{PAGE}#branch-tree", context)
 
 
 @require_GET

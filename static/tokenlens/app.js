@@ -10,6 +10,28 @@
   setInterval(tick, 500);
 })();
 
+// A websocket message updates only what this page shows: an out-of-band fragment whose target
+// is not on the page (the tab that stepped already shows the new tokens; another branch of the
+// exploration is not shown here) is dropped instead of logging htmx:oobErrorNoTarget.
+htmx.defineExtension("present-targets", {
+  transformResponse: function (text) {
+    const template = document.createElement("template");
+    template.innerHTML = text;
+    let dropped = false;
+    Array.from(template.content.children).forEach(function (fragment) {
+      const swap = fragment.getAttribute("hx-swap-oob");
+      if (swap === null) return;
+      const colon = swap.indexOf(":");
+      const selector = colon >= 0 ? swap.slice(colon + 1) : "#" + CSS.escape(fragment.id);
+      if (!document.querySelector(selector)) {
+        fragment.remove();
+        dropped = true;
+      }
+    });
+    return dropped ? template.innerHTML : text;
+  },
+});
+
 // Exploration page: keyboard shortcuts (outside text inputs) and catching up after the
 // websocket reconnects (the branch panel is re-read from the server).
 (function () {

@@ -213,3 +213,103 @@ def test_a_second_tab_follows_live(app_server, page):
         ]
     finally:
         other.close()
+
+
+def _panel_matches_the_api(page, app) -> None:
+    """The Next-token panel is about the tokens the page shows, and says what the API says for
+    exactly those tokens."""
+    table = page.locator("[data-testid=next-distribution]")
+    shown = ",".join(t.get_attribute("data-token-id") for t in _tokens(page).all())
+    expect(table).to_have_attribute("data-for", shown)
+    context = page.evaluate("JSON.parse(document.getElementById('inside-context').textContent)")
+    csrf = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken']")
+    answer = page.request.post(
+        app.url + "/api/v1/distribution/",
+        headers={"X-CSRFToken": csrf, "Content-Type": "application/json"},
+        data={
+            "model": context["model"],
+            "prompt": context["prompt"],
+            "completion_ids": [int(i) for i in shown.split(",") if i],
+        },
+    )
+    assert answer.ok, answer.text()
+    expected = [str(candidate["id"]) for candidate in answer.json()["tokens"]]
+    rows = table.locator("tbody tr")
+    assert [row.get_attribute("data-token-id") for row in rows.all()] == expected
+    count = len(shown.split(",")) if shown else 0
+    position = page.locator("[data-testid=next-position]")
+    expect(position).to_contain_text(f"#{count - 1}" if count else "Right after the prompt")
+
+
+def test_the_next_token_panel_always_describes_the_end_of_the_branch(app_server, page):
+    """Step, undo, generate, branch and switch: after each, the panel is about the branch's
+    end as the page shows it, and the Branches panel says whether the branch has ended."""
+    asked = []
+    page.on("request", lambda request: "/next/" in request.url and asked.append(request.url))
+    _new_exploration(page, app_server, "The capital of France is", max_new_tokens=6)
+    expect(page.locator("[data-testid=next-distribution]")).to_be_visible()
+    _panel_matches_the_api(page, app_server)
+    for count in range(1, 4):
+        page.click("[data-action=greedy]")
+        expect(_tokens(page)).to_have_count(count)
+        _panel_matches_the_api(page, app_server)
+    page.click("[data-action=undo]")
+    expect(_tokens(page)).to_have_count(2)
+    _panel_matches_the_api(page, app_server)
+
+    page.click("[data-action=generate]")
+    expect(page.locator("[data-testid=finished]")).to_be_visible()
+    expect(_tokens(page)).to_have_count(6)
+    _panel_matches_the_api(page, app_server)
+    current = page.locator(".tree li.current")
+    expect(current).to_contain_text("ended:")
+    page.click("[data-action=undo]")
+    expect(_tokens(page)).to_have_count(5)
+    expect(current).not_to_contain_text("ended:")  # re-read without a reload
+    _panel_matches_the_api(page, app_server)
+
+    _tokens(page).nth(4).click()
+    alternatives = page.locator("[data-testid=alternatives]")
+    expect(alternatives).to_be_visible()
+    page.click("[data-action=undo]")  # the token it explains is gone
+    expect(_tokens(page)).to_have_count(4)
+    expect(alternatives).to_have_count(0)
+    expect(page.locator("#alternatives")).to_contain_text("no longer in this branch")
+
+    _tokens(page).nth(1).click()
+    alternatives.locator("tbody tr:not(.chosen) [data-action=fork]").first.click()
+    expect(page).to_have_url(re.compile(r"\?branch="))
+    expect(_tokens(page)).to_have_count(2)
+    _panel_matches_the_api(page, app_server)
+    page.locator(".tree a", has_text="main").click()
+    expect(_tokens(page)).to_have_count(4)
+    _panel_matches_the_api(page, app_server)
+
+    page.locator("[data-testid=next-distribution] [data-action=choose]").nth(1).click()
+    expect(_tokens(page)).to_have_count(5)
+    _panel_matches_the_api(page, app_server)
+    page.select_option("#top-n", "50")
+    expect(page.locator("[data-testid=next-distribution] tbody tr")).to_have_count(50)
+    assert asked and not [url for url in asked if "csrfmiddlewaretoken" in url]
+
+
+def test_streaming_logs_no_errors_in_the_console(app_server, page):
+    """The stepping tab and a following tab get every token without a console error (a pushed
+    fragment for a place the page does not show is dropped, not an htmx:oobErrorNoTarget)."""
+    errors = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    _new_exploration(page, app_server, "Three colours:", max_new_tokens=5)
+    other = page.context.new_page()
+    other.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    try:
+        other.goto(page.url)
+        expect(other.locator("[data-testid=next-distribution]")).to_be_visible()
+        page.click("[data-action=step]")
+        expect(_tokens(other)).to_have_count(1)
+        page.click("[data-action=generate]")
+        expect(other.locator("[data-testid=finished]")).to_be_visible()
+        expect(page.locator("[data-testid=finished]")).to_be_visible()
+        expect(page.locator("[data-testid=next-distribution]")).to_be_visible()
+    finally:
+        other.close()
+    assert errors == []

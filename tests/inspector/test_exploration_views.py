@@ -127,3 +127,43 @@ def test_two_branches_compare_from_where_they_diverge(client, branch):
 def test_the_prompt_shows_as_the_model_reads_it(client, branch):
     html = client.get(f"/explore/{branch.exploration_id}/prompt/").content.decode()
     assert "5 tokens" in html and 'data-testid="prompt-tokens"' in html
+
+
+def test_the_next_token_panel_says_which_position_it_is_for(client, branch):
+    html = client.get(f"/branches/{branch.pk}/next/").content.decode()
+    assert "Right after the prompt" in html and 'data-for=""' in html
+    for _ in range(2):
+        client.post(f"/branches/{branch.pk}/step/", {"mode": "greedy"})
+    ids = ",".join(str(token) for token in branch.token_ids())
+    last = branch.sequence(with_candidates=False)[-1]
+    html = client.get(f"/branches/{branch.pk}/next/", {"top_n": 10}).content.decode()
+    assert f'data-for="{ids}"' in html and "After token\n  #1" in html
+    assert html.count("data-token-id=") == 10 and html.count('data-action="choose"') == 10
+    assert last.text.strip() in html
+
+
+def test_the_candidates_shown_are_one_of_the_choices(client, branch):
+    html = client.get(f"/branches/{branch.pk}/next/", {"top_n": 7}).content.decode()
+    assert "shows 10, 20, 50 or 100 candidates" in html
+    html = client.get(f"/branches/{branch.pk}/next/", {"top_n": "many"}).content.decode()
+    assert "top_n must be a whole number" in html
+
+
+def test_the_next_token_panel_waits_while_the_branch_generates(client, branch):
+    from inspector.compute import leases
+
+    key = GENERATING_KEY.format(branch=branch.pk)
+    leases.store().acquire(key, "generation-under-test", 30)
+    try:
+        html = client.get(f"/branches/{branch.pk}/next/").content.decode()
+    finally:
+        leases.store().release(key, "generation-under-test")
+    assert 'data-for="generating"' in html and "comes back when it stops" in html
+
+
+def test_the_branches_panel_is_read_again_as_it_is_now(client, branch):
+    html = client.get(f"/branches/{branch.pk}/tree/").content.decode()
+    assert 'id="tree"' in html and 'data-finish=""' in html and "ended:" not in html
+    Branch.objects.filter(pk=branch.pk).update(finish_reason="max_tokens")
+    html = client.get(f"/branches/{branch.pk}/tree/").content.decode()
+    assert 'data-finish="max_tokens"' in html and "ended: max_tokens" in html
