@@ -159,6 +159,32 @@ def check_token_ids(loaded: LoadedModel, ids: list[int], field: str) -> None:
             )
 
 
+def next_token_inputs(
+    loaded: LoadedModel,
+    prompt: str,
+    system_prompt: str | None,
+    use_chat_template: bool,
+    completion_ids: list[int],
+    constraint: Constraint | None,
+) -> tuple[list[int], torch.Tensor | None]:
+    """Every token id the model reads before the next one, and the constraint's mask of the
+    tokens allowed next (None without one). Under a constraint, the completion so far must be
+    one the constraint allows."""
+    check_token_ids(loaded, completion_ids, "completion_ids")
+    context = prompt_ids(loaded, prompt, system_prompt, use_chat_template) + completion_ids
+    if len(context) >= loaded.info.context_length:
+        raise InputError(
+            f"The prompt and completion fill the context window "
+            f"({loaded.info.context_length:,} tokens)",
+            field="completion_ids",
+        )
+    if constraint is None:
+        return context, None
+    matcher = ConstraintMatcher(constraint, loaded.tokenizer, loaded.info.vocab_size)
+    matcher.consume(completion_ids)
+    return context, matcher.allowed_mask()
+
+
 def distribution_for(
     loaded: LoadedModel,
     prompt: str,
@@ -174,19 +200,9 @@ def distribution_for(
     would choose at this step (step index = len(completion_ids)). Under a constraint, the
     completion so far must be one the constraint allows."""
     completion_ids = list(completion_ids)
-    check_token_ids(loaded, completion_ids, "completion_ids")
-    context = prompt_ids(loaded, prompt, system_prompt, use_chat_template) + completion_ids
-    if len(context) >= loaded.info.context_length:
-        raise InputError(
-            f"The prompt and completion fill the context window "
-            f"({loaded.info.context_length:,} tokens)",
-            field="completion_ids",
-        )
-    valid_mask = None
-    if constraint is not None:
-        matcher = ConstraintMatcher(constraint, loaded.tokenizer, loaded.info.vocab_size)
-        matcher.consume(completion_ids)
-        valid_mask = matcher.allowed_mask()
+    context, valid_mask = next_token_inputs(
+        loaded, prompt, system_prompt, use_chat_template, completion_ids, constraint
+    )
     result = run_pipeline(
         next_token_logits(loaded, context),
         params,

@@ -29,6 +29,7 @@ ATTRIBUTION_METHODS = {
 MAX_STEPS = 128  # integrated gradients' path
 DEFAULT_STEPS = 32
 MAX_TOP_N = 100  # candidates recorded per step
+MAX_DRAWS = 200  # seeded draws per rule in a sampling anatomy
 MAX_POSITIONS = 1024  # positions drawn by the embeddings panel
 MAX_CLUSTERS = 8
 MAX_SEED = 2**32 - 1  # numpy's RandomState seeds UMAP and k-means

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,13 +145,17 @@ def run_pipeline(
     context_ids: torch.Tensor | None = None,
     completion_ids: torch.Tensor | None = None,
     valid_mask: torch.Tensor | None = None,
+    on_stage: Callable[[str, torch.Tensor], None] | None = None,
 ) -> PipelineResult:
     """Run every stage on `logits` (vocab,).
 
     context_ids: every token the model has read (prompt + completion), for the repetition penalty.
     completion_ids: the generated tokens only, for presence/frequency penalties.
     valid_mask: bool (vocab,), False where a constraint forbids the token; None = no constraint.
+    on_stage: called with each stage's name and the scores after it, in STAGES order (a stage
+    that is off passes the scores on unchanged), for showing the pipeline stage by stage.
     """
+    seen = on_stage or (lambda _stage, _scores: None)
     (vocab,) = logits.shape
     logits = logits.detach().to(device="cpu", dtype=torch.float32)
     empty = torch.zeros(0, dtype=torch.long)
@@ -159,26 +164,35 @@ def run_pipeline(
     removed_by = torch.full((vocab,), -1, dtype=torch.int8)
 
     scores = apply_repetition_penalty(logits.clone(), context_ids, params.repetition_penalty)
+    seen("repetition_penalty", scores)
     scores = apply_presence_frequency(
         scores, completion_ids, params.presence_penalty, params.frequency_penalty
     )
+    seen("presence_frequency", scores)
     valid = torch.ones(vocab, dtype=torch.bool) if valid_mask is None else valid_mask.cpu()
     if valid_mask is not None:
         if not valid.any():
             raise InputError("The constraint allows no token at this point", field="constraint")
         _exclude(scores, removed_by, ~valid, "constraint")
+    seen("constraint", scores)
     if params.is_greedy:
         not_argmax = torch.ones(vocab, dtype=torch.bool)
         not_argmax[scores.argmax()] = False
         _exclude(scores, removed_by, not_argmax, GREEDY_STAGE)
+        for stage in STAGES[STAGES.index(GREEDY_STAGE) :]:
+            seen(stage, scores)
     else:
         scores = scores / params.temperature
+        seen("temperature", scores)
         if params.top_k > 0:
             _exclude(scores, removed_by, _top_k_mask(scores, params.top_k), "top_k")
+        seen("top_k", scores)
         if params.top_p < 1.0:
             _exclude(scores, removed_by, _top_p_mask(scores, params.top_p), "top_p")
+        seen("top_p", scores)
         if params.min_p > 0.0:
             _exclude(scores, removed_by, _min_p_mask(scores, params.min_p), "min_p")
+        seen("min_p", scores)
     return PipelineResult(
         logits=logits,
         scores=scores,

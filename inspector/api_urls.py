@@ -20,6 +20,7 @@ urlpatterns = [
     path("models/", analysis_api.models_list, name="api-models"),
     path("tokenize/", analysis_api.tokenize, name="api-tokenize"),
     path("distribution/", analysis_api.distribution, name="api-distribution"),
+    path("sampling/", analysis_api.sampling, name="api-sampling"),
     path("attention/", analysis_api.attention, name="api-attention"),
     path("heads/", analysis_api.heads, name="api-heads"),
     path("attribution/", analysis_api.attribution, name="api-attribution"),

@@ -17,10 +17,11 @@ import time
 import torch
 from django.db import close_old_connections
 
+from engine.anatomy import sampling_anatomy
 from engine.attention import attention_for
 from engine.attribution import DEFAULT_STEPS, attribute
 from engine.constraints import Constraint
-from engine.distribution import prompt_ids
+from engine.distribution import next_token_inputs, next_token_logits, prompt_ids
 from engine.embeddings import embeddings_overview
 from engine.heads import cluster_heads, head_features
 from engine.lens import logit_lens
@@ -151,6 +152,35 @@ def compute_distribution(params: dict, progress: Progress | None = None) -> dict
     return {**result.tokens[0].distribution.to_dict(), COST_KEY: result.computed_tokens}
 
 
+def compute_sampling(params: dict, progress: Progress | None = None) -> dict:
+    """The next token's sampling pipeline taken apart (SamplingAnatomy.to_dict()): the logits
+    come from one pass on the model's thread, the pipelines under every setting run here."""
+    completion_ids = list(params.get("completion_ids") or ())
+    constraint = Constraint.from_dict(params.get("constraint"))
+
+    def run(loaded: LoadedModel):
+        context, valid_mask = next_token_inputs(
+            loaded,
+            params["prompt"],
+            params.get("system_prompt") or None,
+            bool(params.get("use_chat_template")),
+            completion_ids,
+            constraint,
+        )
+        return next_token_logits(loaded, context), context, valid_mask, loaded.tokenizer
+
+    logits, context, valid_mask, tokenizer = on_the_model(params["model"], run, progress)
+    return sampling_anatomy(
+        logits,
+        SamplingParams.from_dict(params.get("params")),
+        tokenizer,
+        context_ids=torch.tensor(context),
+        completion_ids=torch.tensor(completion_ids, dtype=torch.long),
+        valid_mask=valid_mask,
+        n_draws=int(params.get("draws") or 30),
+    ).to_dict()
+
+
 def compute_attention(params: dict, progress: Progress | None = None) -> dict:
     """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
     from django.conf import settings
@@ -273,6 +303,7 @@ def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
 COMPUTATIONS = {
     "tokenize": compute_tokenization,
     "distribution": compute_distribution,
+    "sampling": compute_sampling,
     "branch_step": compute_branch_step,
     "attention": compute_attention,
     "heads": compute_heads,

@@ -1,6 +1,6 @@
-"""REST API v1 for the analyses: the model catalog, tokenization, the next-token distribution,
-attention, head clusters, attribution, embeddings, the vocabulary and the logit lens. Each waits
-for a worker's result (inspector.compute.services.compute_now)."""
+"""REST API v1 for the analyses: the model catalog, tokenization, the next-token distribution
+and its sampling taken apart, attention, head clusters, attribution, embeddings, the vocabulary
+and the logit lens. Each waits for a worker's result (inspector.compute.services.compute_now)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from inspector.analysis.serializers import (
     EmbeddingsRequestSerializer,
     HeadsRequestSerializer,
     LensRequestSerializer,
+    SamplingRequestSerializer,
     SequenceRequestSerializer,
     VocabularyRequestSerializer,
 )
@@ -79,6 +80,12 @@ def vocabulary(request):
 @api_view(["POST"])
 def distribution(request):
     return _compute(request, DistributionRequestSerializer, "distribution")
+
+
+@documented(SamplingRequestSerializer)
+@api_view(["POST"])
+def sampling(request):
+    return _compute(request, SamplingRequestSerializer, "sampling")
 
 
 @documented(LensRequestSerializer)

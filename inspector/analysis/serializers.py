@@ -10,6 +10,7 @@ from engine.limits import (
     ENCODINGS,
     MAX_CHOSEN,
     MAX_CLUSTERS,
+    MAX_DRAWS,
     MAX_POSITIONS,
     MAX_SEED,
     MAX_STEPS,
@@ -62,6 +63,13 @@ class DistributionRequestSerializer(ModelRequestSerializer):
         if not prompt.strip():
             raise serializers.ValidationError("Type a prompt (it is empty or only whitespace)")
         return prompt
+
+
+class SamplingRequestSerializer(DistributionRequestSerializer):
+    """The next token's sampling pipeline taken apart, with `draws` seeded draws per rule."""
+
+    top_n = None
+    draws = serializers.IntegerField(required=False, default=30, min_value=1, max_value=MAX_DRAWS)
 
 
 class SequenceRequestSerializer(TokenizeRequestSerializer):

@@ -49,6 +49,56 @@ def surprisal(steps) -> dict:
     }
 
 
+ENTROPY_HEIGHT = 60
+
+
+def _bits(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def entropy_line(steps) -> dict | None:
+    """Per step, the entropy (bits) of the model's own distribution and of what was sampled
+    from, as polylines under the surprisal bars (same x scale), with "tokens in play" (2^H)
+    per point; None when no step recorded its entropies."""
+    points = []
+    for position, step in enumerate(steps):
+        base = _bits(getattr(step, "entropy_base_bits", None))
+        final = _bits(getattr(step, "entropy_bits", None))
+        if base is not None and final is not None:
+            points.append((position, step, base, final))
+    if not points:
+        return None
+    top = max(1.0, math.ceil(max(max(base, final) for _, _, base, final in points)))
+
+    def y(bits: float) -> float:
+        return round(ENTROPY_HEIGHT - 2 - bits / top * (ENTROPY_HEIGHT - 4), 2)
+
+    def x(position: int) -> float:
+        return position * BAR_WIDTH + BAR_WIDTH / 2
+
+    return {
+        "base": " ".join(f"{x(p)},{y(base)}" for p, _, base, _ in points),
+        "final": " ".join(f"{x(p)},{y(final)}" for p, _, _, final in points),
+        "points": [
+            {
+                "left": p * BAR_WIDTH,
+                "index": step.index,
+                "text": step.text,
+                "bits": f"{final:.2f}",
+                "base_bits": f"{base:.2f}",
+                "in_play": f"{2**final:.1f}",
+                "base_in_play": f"{2**base:.1f}",
+            }
+            for p, step, base, final in points
+        ],
+        "top": top,
+        "height": ENTROPY_HEIGHT,
+    }
+
+
 def sequence_score(steps) -> dict:
     """Total log-probability (nats, under p_base) and perplexity of a run of steps."""
     total = sum(math.log(max(step.p_base, 1e-45)) for step in steps)

@@ -86,6 +86,7 @@ def branch_context(branch: Branch, viewer: access.Access, **extra) -> dict:
         "branch": branch,
         "steps": steps,
         "surprisal": charts.surprisal(steps),
+        "entropy": charts.entropy_line(steps),
         "generating": explorations.is_generating(branch),
         **extra,
     }
@@ -135,6 +136,8 @@ def _inside_context(exploration) -> dict:
         "prompt": exploration.prompt,
         "system_prompt": exploration.system_prompt,
         "use_chat_template": exploration.use_chat_template,
+        "params": exploration.params,
+        "constraint": exploration.constraint,
         "facts": {name: facts.get(name) for name in ("n_layers", "n_heads", "n_kv_heads")},
         "models": [{"key": entry["key"], "label": entry["label"]} for entry in models],
     }

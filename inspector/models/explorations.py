@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KT
 
 if TYPE_CHECKING:
     from inspector.models.sharing import ShareLink
@@ -118,15 +119,19 @@ class Branch(models.Model):
         """Every step of this branch in order: inherited ones first, then its own.
 
         with_candidates=False leaves out the recorded top-N and parameters (the bulk of a
-        row), for drawing the tokens."""
+        row), for drawing the tokens; each step then carries its recorded entropies (bits,
+        as text from the JSON) as entropy_bits and entropy_base_bits."""
         inherited = (
             self.parent.sequence(with_candidates=with_candidates)[: self.fork_index]
             if self.parent
             else []
         )
         own = self.steps.order_by("index")
-        if not with_candidates:
-            own = own.defer("distribution", "params")
+        if not with_candidates:  # the two entropies only, for the entropy line
+            own = own.defer("distribution", "params").annotate(
+                entropy_bits=KT("distribution__entropy"),
+                entropy_base_bits=KT("distribution__entropy_base"),
+            )
         return inherited + list(own)
 
     def token_ids(self) -> list[int]:

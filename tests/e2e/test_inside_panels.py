@@ -249,3 +249,34 @@ def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     expect(card.locator(".heat .tok").first).to_have_attribute("title", re.compile("score"))
     page.locator("h1").hover()
     expect(card).to_be_hidden()
+
+
+def test_sampling_panel_takes_the_sliders_settings_apart_and_exports(app_server, page):
+    _exploration_with_tokens(page, app_server, "The cat sat on the mat. The cat", steps=2)
+    expect(page.locator("[data-testid=entropy-line] .entropy-point")).to_have_count(2)
+    page.fill("#slider-temperature", "0.7")
+    page.fill("#slider-top_k", "5")
+    expect(page.locator("[data-testid=next-distribution] tbody tr:not(.removed)")).to_have_count(5)
+    panel = _open(page, "sampling")
+    stages = panel.locator("[data-role=stages-box]")
+    expect(stages.locator(".chart[data-rendered]")).to_have_count(1)
+    expect(panel.locator("[data-role=settings]")).to_contain_text("T 0.7, k 5")
+    table = panel.locator("[data-testid=sampling-stages]")
+    expect(table.locator("thead th")).to_have_count(2 + 8)  # token, logit, raw … min-p
+    expect(table.locator("td.removed-here").first).to_have_text("removed")
+    rules = panel.locator("[data-testid=sampling-rules]")
+    expect(rules.locator("tbody tr")).to_have_count(6)
+    expect(rules.locator("tr[data-rule=greedy] td").nth(2)).to_contain_text("1 (")
+    expect(rules.locator("tr[data-rule=current] td").nth(2)).to_contain_text("5 (")
+    drawn = rules.locator("tr[data-rule=current] .tok").all_inner_texts()
+    assert sum(int(text.rsplit("×", 1)[1]) for text in drawn) == 30
+    for role in ("temperature-box", "top_p-box", "top_k-box", "rules-box"):
+        expect(panel.locator(f"[data-role={role}] .chart[data-rendered]")).to_have_count(1)
+
+    page.fill("#slider-top_k", "2")  # a slider moves: the panel takes the new settings apart
+    expect(panel.locator("[data-role=settings]")).to_contain_text("T 0.7, k 2")
+    expect(rules.locator("tr[data-rule=current] td").nth(2)).to_contain_text("2 (")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    panel.screenshot(path=str(ARTIFACTS / f"sampling-panel-{app_server.mode}.png"))
+    _downloads_are_valid(page, stages)
+    _downloads_are_valid(page, panel.locator("[data-role=rules-box]"))

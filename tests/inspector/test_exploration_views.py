@@ -84,7 +84,8 @@ def test_the_page_shows_tokens_surprisal_and_the_tree(client, branch):
         client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"})
     html = client.get(f"/explore/{branch.exploration_id}/").content.decode()
     assert html.count('class="gen b') == 3 + 5  # three tokens and the five legend swatches
-    assert html.count("<rect ") == 3 and "perplexity" in html
+    assert html.count("<rect ") == 3 + 3 and "perplexity" in html  # surprisal and entropy
+    assert html.count('class="entropy-point"') == 3 and "tokens in play" in html
     assert 'aria-current="true">main</a>' in html
 
 
@@ -167,3 +168,12 @@ def test_the_branches_panel_is_read_again_as_it_is_now(client, branch):
     Branch.objects.filter(pk=branch.pk).update(finish_reason="max_tokens")
     html = client.get(f"/branches/{branch.pk}/tree/").content.decode()
     assert 'data-finish="max_tokens"' in html and "ended: max_tokens" in html
+
+
+def test_the_entropy_line_is_what_each_step_recorded(client, branch):
+    for _ in range(3):
+        client.post(f"/branches/{branch.pk}/step/", {"mode": "sample"})
+    html = client.get(f"/explore/{branch.exploration_id}/").content.decode()
+    for step in branch.steps.order_by("index"):
+        bits = step.distribution["entropy"]
+        assert f"{bits:.2f} bits after the settings ({2**bits:.1f} tokens in play)" in html

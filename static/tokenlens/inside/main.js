@@ -10,6 +10,7 @@ import { createAttentionPanel } from "./attention.js";
 import { createLensPanel } from "./lens.js";
 import { createAttributionPanel } from "./attribution.js";
 import { createHeadsPanel } from "./heads.js";
+import { createSamplingPanel } from "./sampling.js";
 
 if (root) {
   wireTabs();
@@ -19,5 +20,6 @@ if (root) {
   panels.layers = createLensPanel();
   panels.attribution = createAttributionPanel();
   panels.heads = createHeadsPanel();
+  panels.sampling = createSamplingPanel();
   window.tokenlensInside = { open: open, panels: panels };
 }
