@@ -171,15 +171,40 @@ def test_sliders_preview_the_next_token_and_keys_step(app_server, page):
     expect(page.locator("[data-testid=surprisal] rect")).to_have_count(1)
 
 
-def test_the_page_fits_a_phone(app_server, chromium):
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
+def _sideways(page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_the_pages_fit_a_phone_and_every_hover_has_a_tap(app_server, chromium):
+    context = chromium.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
     phone = context.new_page()
+    phone.set_default_timeout(60_000)
     try:
+        for path in ("/", "/explore/", "/lessons/"):
+            phone.goto(app_server.url + path)
+            assert _sideways(phone) <= 390, f"{path} scrolls sideways ({_sideways(phone)}px)"
         _new_exploration(phone, app_server, "A phone-sized prompt")
-        phone.click("[data-action=step]")
-        expect(_tokens(phone)).to_have_count(1)
-        width = phone.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"the page scrolls sideways ({width}px)"
+        for count in (1, 2):
+            phone.tap("[data-action=greedy]")
+            expect(_tokens(phone)).to_have_count(count)
+        expect(phone.locator("[data-testid=next-distribution]")).to_be_visible()
+        _tokens(phone).nth(0).tap()  # a token's details: a tap, not a hover title
+        expect(phone.locator("[data-testid=step-facts]")).to_contain_text("Token id")
+        assert _sideways(phone) <= 390, f"the exploration scrolls sideways ({_sideways(phone)}px)"
+        phone.wait_for_function("window.tokenlensInside !== undefined")
+        phone.tap("#tab-tokens")
+        pieces = phone.locator("[data-testid=inside-pieces] .tok")
+        expect(pieces).not_to_have_count(0)
+        pieces.nth(1).tap()
+        expect(phone.locator("[data-testid=piece-facts]")).to_contain_text("id ")
+        expect(pieces.nth(1)).to_have_class(re.compile("hl"))
+        phone.tap("#tab-sampling")
+        expect(phone.locator("[data-testid=sampling-rules]")).to_be_visible()
+        assert _sideways(phone) <= 390, (
+            f"the Sampling panel scrolls sideways ({_sideways(phone)}px)"
+        )
     finally:
         context.close()
 

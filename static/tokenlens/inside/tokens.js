@@ -56,7 +56,7 @@ export function createTokensPanel() {
   function highlight(indices, on) {
     indices.forEach(function (index) {
       (links.piece.get(index) || []).concat(links.source.get(index) || []).forEach(function (node) {
-        node.classList.toggle("hl", on);
+        node.classList.toggle("hl", on || node.classList.contains("pinned"));
       });
     });
   }
@@ -67,6 +67,22 @@ export function createTokensPanel() {
       if (!node || !panel.contains(node)) return;
       highlight(node.dataset.t.split(" ").map(Number), type === "mouseover" || type === "focusin");
     });
+  });
+
+  // A tap (or click) does what hovering does on a desktop, and says what the title says.
+  panel.addEventListener("click", function (event) {
+    const node = event.target.closest && event.target.closest("[data-t]");
+    if (!node || !panel.contains(node)) return;
+    const indices = node.dataset.t.split(" ").map(Number);
+    panel.querySelectorAll(".pinned").forEach(function (pinned) { pinned.classList.remove("pinned", "hl"); });
+    indices.forEach(function (index) {
+      (links.piece.get(index) || []).concat(links.source.get(index) || []).forEach(function (linked) {
+        linked.classList.add("pinned", "hl");
+      });
+    });
+    const first = (links.piece.get(indices[0]) || [])[0];
+    const facts = panel.querySelector("[data-role=piece-facts]");
+    if (facts && first) facts.textContent = first.title;
   });
 
   async function load() {
