@@ -93,3 +93,29 @@ document.addEventListener("input", function (event) {
   const output = document.getElementById("out-" + slider.name);
   if (output) output.textContent = slider.value;
 });
+
+// Projector mode: large type, high contrast, fewer words (the explanations fold away); the
+// keyboard still steps. A button in the top bar or the key p; remembered in this browser.
+(function () {
+  const KEY = "tokenlens-projector";
+  function show(on) {
+    document.documentElement.classList.toggle("projector", on);
+    document.querySelectorAll("[data-action=projector]").forEach(function (button) {
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    try { localStorage.setItem(KEY, on ? "on" : "off"); } catch (error) { /* private mode */ }
+  }
+  function toggle() { show(!document.documentElement.classList.contains("projector")); }
+  document.addEventListener("DOMContentLoaded", function () {
+    show(document.documentElement.classList.contains("projector"));
+  });
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-action=projector]")) toggle();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "p" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input:not([type=range]):not([type=checkbox]), textarea, select")) return;
+    event.preventDefault();
+    toggle();
+  });
+})();
