@@ -88,6 +88,17 @@ class ExplorationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = services.model_choices()
         self.fields["model"].initial = settings.TOKENLENS_DEFAULT_MODEL
+        # Which models have a chat template (None: not known until the model is prepared):
+        # the box starts ticked where there is one, and the page greys it out where not.
+        self.chat_templates = {
+            entry["key"]: entry.get("has_chat_template") for entry in services.catalog_entries()
+        }
+        self.preset_values = {
+            name: {key: value for key, value in preset.to_dict().items() if key != "seed"}
+            for name, preset in PRESETS.items()
+        }
+        has_template = self.chat_templates.get(settings.TOKENLENS_DEFAULT_MODEL)
+        self.fields["use_chat_template"].initial = bool(has_template)
 
     def payload(self) -> dict:
         """The API request this form stands for (call after is_valid())."""

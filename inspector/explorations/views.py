@@ -331,10 +331,13 @@ def exploration_params(request: HttpRequest, branch_id) -> HttpResponse:
     try:
         params = {**branch.exploration.params, **_slider_params(request.POST)}
     except ServiceError as error:
-        return render(request, f"{PAGE}#next-distribution", {"error": error})
+        return render(request, f"{PAGE}#next-distribution", {"error": error}, status=422)
     explorations.set_params(branch.exploration, params)
+    if request.htmx:  # the page stays; it says what the next steps use
+        context = {"params": params, "kept_json": json.dumps(params)}
+        return render(request, f"{PAGE}#params-kept", context)
     url = reverse("exploration", args=[branch.exploration_id]) + f"?branch={branch.pk}"
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return redirect(url)
 
 
 @require_GET

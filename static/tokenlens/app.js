@@ -119,3 +119,49 @@ document.addEventListener("input", function (event) {
     toggle();
   });
 })();
+
+// The new-exploration form: the chat-template box follows the model (ticked where the model
+// has a template, unavailable where it has none), and a preset moves the sliders it sets.
+(function () {
+  function follow(form) {
+    const data = document.getElementById("chat-templates");
+    const select = form.querySelector("select[name=model]");
+    const box = form.querySelector("input[name=use_chat_template]");
+    const note = form.querySelector("[data-role=chat-template-note]");
+    if (!data || !select || !box) return;
+    const has = JSON.parse(data.textContent)[select.value];
+    box.disabled = has === false;
+    if (has === false) box.checked = false;
+    else if (has === true && form.dataset.chatFollowed !== select.value) box.checked = true;
+    form.dataset.chatFollowed = select.value;
+    if (note) note.textContent = has === false ? "(this model has none)" : "";
+  }
+  function setUp() {
+    const form = document.getElementById("exploration-form");
+    if (form) follow(form);
+  }
+  document.addEventListener("DOMContentLoaded", setUp);
+  document.addEventListener("htmx:afterSettle", setUp);
+  document.addEventListener("input", function (event) {
+    const form = event.target.closest && event.target.closest("#exploration-form");
+    const preset = form && form.querySelector("select[name=preset]");
+    if (preset && event.target.type === "range") preset.value = "";  // custom again
+  });
+  document.addEventListener("change", function (event) {
+    const form = event.target.closest && event.target.closest("#exploration-form");
+    if (!form) return;
+    if (event.target.name === "model") follow(form);
+    if (event.target.name === "preset" && event.target.value) {
+      const presets = JSON.parse(document.getElementById("preset-values").textContent);
+      const values = Object.assign({}, presets[event.target.value]);
+      if (values.greedy) values.temperature = 0;
+      Object.keys(values).forEach(function (name) {
+        const slider = form.querySelector("input[type=range][name=" + name + "]");
+        if (!slider) return;
+        slider.value = values[name];
+        const output = document.getElementById("out-" + name);
+        if (output) output.textContent = slider.value;
+      });
+    }
+  });
+})();

@@ -254,6 +254,8 @@ def _panel_matches_the_api(page, app) -> None:
         data={
             "model": context["model"],
             "prompt": context["prompt"],
+            "system_prompt": context["system_prompt"],
+            "use_chat_template": context["use_chat_template"],
             "completion_ids": [int(i) for i in shown.split(",") if i],
         },
     )
@@ -338,3 +340,41 @@ def test_streaming_logs_no_errors_in_the_console(app_server, page):
     finally:
         other.close()
     assert errors == []
+
+
+def test_the_new_exploration_form_follows_the_model_and_the_preset(app_server, page):
+    page.goto(app_server.url + "/explore/")
+    box = page.locator("input[name=use_chat_template]")
+    expect(box).to_be_checked()  # the default chat model has a template
+    page.select_option("select[name=model]", "gemma-3-270m")
+    expect(box).to_be_disabled()
+    expect(box).not_to_be_checked()
+    expect(page.locator("[data-role=chat-template-note]")).to_contain_text("has none")
+    page.select_option("select[name=model]", "smollm2-135m-instruct")
+    expect(box).to_be_enabled()
+    page.select_option("select[name=preset]", "reliable")
+    expect(page.locator("#id_top_k")).to_have_value("20")
+    expect(page.locator("#out-temperature")).to_have_text("0.3")
+    page.fill("#id_temperature", "0.5")  # moved afterwards: custom again
+    expect(page.locator("select[name=preset]")).to_have_value("")
+
+
+def test_unkept_slider_moves_survive_a_reload_and_keeping_says_so(app_server, page):
+    _new_exploration(page, app_server, "The weather today is")
+    preview = page.locator("[data-testid=next-distribution]")
+    expect(preview).to_be_visible()
+    page.fill("#slider-top_k", "3")
+    expect(preview.locator("tbody tr:not(.removed)")).to_have_count(3)
+    page.reload()
+    expect(page.locator("#slider-top_k")).to_have_value("3")
+    expect(page.locator("[data-testid=params-restored]")).to_contain_text("not kept")
+    expect(preview.locator("tbody tr:not(.removed)")).to_have_count(3)
+    page.click("[data-action=keep-params]")
+    expect(page.locator("[data-testid=params-kept]")).to_contain_text("top-k 3")
+    page.reload()
+    expect(page.locator("#slider-top_k")).to_have_value("3")  # kept on the server now
+    expect(page.locator("[data-testid=params-restored]")).to_have_count(0)
+    page.fill("#slider-top_k", "9")
+    page.click("[data-action=reset-params]")
+    expect(page.locator("#slider-top_k")).to_have_value("3")
+    expect(preview.locator("tbody tr:not(.removed)")).to_have_count(3)

@@ -177,3 +177,23 @@ def test_the_entropy_line_is_what_each_step_recorded(client, branch):
     for step in branch.steps.order_by("index"):
         bits = step.distribution["entropy"]
         assert f"{bits:.2f} bits after the settings ({2**bits:.1f} tokens in play)" in html
+
+
+def test_keeping_the_settings_says_so_in_place(client, branch):
+    response = client.post(
+        f"/branches/{branch.pk}/params/", {"temperature": 0.4, "top_k": 7}, HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and "Kept: the next steps" in html
+    assert "temperature 0.4, top-k 7" in html
+    response = client.post(f"/branches/{branch.pk}/params/", {"top_p": 0}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422 and "top_p must be above 0" in response.content.decode()
+    branch.exploration.refresh_from_db()
+    assert branch.exploration.params["top_k"] == 7  # the refused change lost nothing
+
+
+def test_the_chat_template_box_follows_the_model(client):
+    html = client.get("/explore/").content.decode()
+    assert 'id="chat-templates"' in html and '"smollm2-135m-instruct": true' in html
+    assert '"gemma-3-270m": false' in html
+    assert 'name="use_chat_template" id="id_use_chat_template" checked' in html
