@@ -378,3 +378,27 @@ def test_unkept_slider_moves_survive_a_reload_and_keeping_says_so(app_server, pa
     page.click("[data-action=reset-params]")
     expect(page.locator("#slider-top_k")).to_have_value("3")
     expect(preview.locator("tbody tr:not(.removed)")).to_have_count(3)
+
+
+def test_model_off_hides_what_the_model_says_while_the_class_writes(app_server, page):
+    _new_exploration(page, app_server, "Roses are red, violets are")
+    page.click("[data-action=greedy]")
+    expect(_tokens(page)).to_have_count(1)
+    expect(page.locator("[data-testid=next-distribution]")).to_be_visible()
+    page.keyboard.press("m")
+    expect(page.locator("[data-testid=llm-off-note]")).to_be_visible()
+    expect(page.locator("[data-testid=next-distribution]")).to_have_count(0)
+    expect(page.locator("[data-testid=surprisal]")).to_be_hidden()
+    expect(page.locator("[data-action=step]")).to_be_disabled()
+    page.keyboard.press("s")  # the model does not step while it is off
+    page.fill("#force-text", " blue")  # the class writes the next words itself
+    page.click("[data-action=force]")
+    expect(_tokens(page)).to_have_count(2)  # " blue" is one token; "s" added none
+    expect(page.locator("[data-action=step]")).to_be_disabled()  # still off after the swap
+    expect(page.locator("[data-testid=next-distribution]")).to_have_count(0)
+    page.reload()
+    expect(page.locator("[data-testid=llm-off-note]")).to_be_visible()  # remembered
+    page.click("[data-action=llm-off]")
+    expect(page.locator("[data-testid=llm-off-note]")).to_be_hidden()
+    expect(page.locator("[data-action=step]")).to_be_enabled()
+    _panel_matches_the_api(page, app_server)

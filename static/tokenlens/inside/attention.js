@@ -92,7 +92,8 @@ export function createAttentionPanel() {
     const rows = Math.ceil(count / columns);
     const traces = [];
     const annotations = [];
-    const layout = { grid: { rows: rows, columns: columns, pattern: "independent", xgap: 0.08, ygap: 0.12 }, height: 240 * rows + 60 };
+    // Room above the first row for the title, and between rows for each head's label.
+    const layout = { grid: { rows: rows, columns: columns, pattern: "independent", xgap: 0.08, ygap: 0.18 }, height: 250 * rows + 110, margin: { l: 30, r: 20, t: 100, b: 30 } };
     let records = [];
     layer.heads.forEach(function (head, index) {
       const { z, step } = matrix(layer, index, 128);
@@ -105,12 +106,12 @@ export function createAttentionPanel() {
       layout["yaxis" + suffix] = { showticklabels: false, autorange: "reversed" };
       annotations.push({
         text: "head " + head + " · K/V " + layer.kvHeadOf[index], showarrow: false,
-        xref: "x" + suffix + " domain", yref: "y" + suffix + " domain", x: 0.5, y: 1.12,
+        xref: "x" + suffix + " domain", yref: "y" + suffix + " domain", x: 0.5, y: 1.01, yanchor: "bottom",
       });
       records = records.concat(matrixRows(layer, z, step, "head " + head));
     });
     layout.annotations = annotations;
-    layout.title = { text: "Layer " + layer.index + ": every head" + (layer.n > 128 ? " (each cell the max of " + Math.ceil(layer.n / 128) + "² tokens)" : "") };
+    layout.title = { y: 0.995, yanchor: "top", text: "Layer " + layer.index + ": every head" + (layer.n > 128 ? " (each cell the max of " + Math.ceil(layer.n / 128) + "² tokens)" : "") };
     await chart(box, "attention-layer" + layer.index + "-all-heads", traces, layout, function () { return records; });
   }
 
