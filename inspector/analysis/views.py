@@ -9,6 +9,7 @@ from inspector.accounts import access
 from inspector.analysis.forms import TokenizeForm
 from inspector.compute import services
 from inspector.errors import ServiceError
+from inspector.explorations.examples import EXAMPLES
 from inspector.models import Job
 
 HOME = "inspector/home.html"
@@ -36,6 +37,8 @@ def _page(request: HttpRequest, form: TokenizeForm, job: Job | None = None, stat
         "job": job,
         "page_id": page_id,
         "models": services.catalog_entries(),
+        "examples": EXAMPLES.values(),
+        "model_labels": [{"key": key, "label": label} for key, label in services.model_choices()],
     }
     return render(request, HOME, context, status=status)
 

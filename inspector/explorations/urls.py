@@ -8,6 +8,7 @@ from inspector.explorations import views as explore
 urlpatterns = [
     path("explore/", explore.exploration_list, name="explorations"),
     path("explore/new/", explore.exploration_create, name="exploration-create"),
+    path("explore/example/<slug:key>/", explore.example_start, name="example-start"),
     path("explore/<uuid:exploration_id>/", explore.exploration_page, name="exploration"),
     path(
         "explore/<uuid:exploration_id>/rename/",

@@ -21,6 +21,7 @@ from inspector.compute import limits, services
 from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations import services as explorations
+from inspector.explorations.examples import EXAMPLES
 from inspector.explorations.forms import SLIDERS, ExplorationForm
 from inspector.explorations.serializers import ExplorationSerializer, StepRequestSerializer
 from inspector.models import Branch
@@ -74,6 +75,27 @@ def exploration_create(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{LIST}#exploration-form", {"form": form}, status=status)
     return _list(request, form, status=status)
+
+
+@require_POST
+def example_start(request: HttpRequest, key: str) -> HttpResponse:
+    """A first visit's one click: an example exploration, already writing (¼ s a token)."""
+    example = EXAMPLES.get(key)
+    if example is None:
+        raise Http404("No such example")
+    serializer = ExplorationSerializer(data=example.request())
+    serializer.is_valid(raise_exception=True)
+    try:
+        exploration = explorations.create_exploration(request, dict(serializer.validated_data))
+        limits.check_generation_rate(request)
+        explorations.start_generation(exploration.root, 250)
+    except ServiceError as error:  # no worker, over budget: said beside the examples
+        status = 422 if request.htmx else error.status
+        return render(request, "inspector/home.html#example-error", {"error": error}, status=status)
+    url = reverse("exploration", args=[exploration.pk])
+    if request.POST.get("tour"):
+        url += "?tour=1"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 def branch_context(branch: Branch, viewer: access.Access, **extra) -> dict:

@@ -197,3 +197,16 @@ def test_the_chat_template_box_follows_the_model(client):
     assert 'id="chat-templates"' in html and '"smollm2-135m-instruct": true' in html
     assert '"gemma-3-270m": false' in html
     assert 'name="use_chat_template" id="id_use_chat_template" checked' in html
+
+
+def test_an_example_starts_writing_in_one_click(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # the generation is queued on commit
+        response = client.post("/explore/example/fact/", {"tour": "1"})
+    assert response.status_code == 302 and response.url.endswith("?tour=1")
+    branch = Branch.objects.get(exploration_id=response.url.split("/")[2])
+    assert branch.exploration.prompt == "The capital of France is"
+    assert branch.exploration.params["temperature"] == 0
+    assert branch.steps.count() == 12  # it wrote (inline here: tasks run eagerly in tests)
+    assert client.post("/explore/example/nothing/").status_code == 404
+    html = client.get("/").content.decode()
+    assert html.count('data-role="tour-flag"') == 3 and "Watch it recall a fact" in html

@@ -5,6 +5,7 @@ import { context } from "./context.js";
 import { post, sequence } from "./api.js";
 import { make, visibleText } from "./dom.js";
 import { guarded } from "./status.js";
+import { compareTokenizers, piece, renderLookup } from "./vocabulary.js";
 
 export function createTokensPanel() {
   const panel = document.getElementById("panel-tokens");
@@ -13,20 +14,6 @@ export function createTokensPanel() {
   function link(map, index, node) {
     if (!map.has(index)) map.set(index, []);
     map.get(index).push(node);
-  }
-
-  function piece(token, index) {
-    const classes = ["tok"];
-    if (token.special) classes.push("special");
-    if (token.partial) classes.push("partial");
-    const node = make("span", {
-      class: classes.join(" "), "data-t": index, tabindex: "0",
-      title: "#" + index + " · id " + token.id + (token.bytes ? " · bytes " + token.bytes : "") +
-        (token.end > token.start ? " · characters " + token.start + "–" + token.end : ""),
-    });
-    if (token.special) node.textContent = token.text;
-    else node.appendChild(visibleText(token.text));
-    return node;
   }
 
   // The source text cut at the tokens' character offsets; a stretch covered by several
@@ -71,7 +58,7 @@ export function createTokensPanel() {
 
   // A tap (or click) does what hovering does on a desktop, and says what the title says.
   panel.addEventListener("click", function (event) {
-    const node = event.target.closest && event.target.closest("[data-t]");
+    const node = event.target.closest && event.target.closest("[data-role=pieces] [data-t], [data-role=source] [data-t]");
     if (!node || !panel.contains(node)) return;
     const indices = node.dataset.t.split(" ").map(Number);
     panel.querySelectorAll(".pinned").forEach(function (pinned) { pinned.classList.remove("pinned", "hl"); });
@@ -115,19 +102,7 @@ export function createTokensPanel() {
     const box = panel.querySelector("[data-role=compare-result]");
     const keys = [context.model, select.value];
     await guarded(panel, "Tokenizing with both models…", async function () {
-      const results = await Promise.all(keys.map(function (key) { return post("tokenize", { model: key, text: context.prompt }); }));
-      box.replaceChildren();
-      results.forEach(function (result, column) {
-        const model = context.models.find(function (entry) { return entry.key === keys[column]; });
-        const section = make("div", { class: "compare-column", "data-testid": "compare-" + column });
-        section.append(make("h4", {}, (model ? model.label : keys[column]) + ": " + result.count + " tokens"));
-        const strip = make("div", { class: "tokens" });
-        result.tokens.forEach(function (token, index) { strip.appendChild(piece(token, index)); });
-        section.appendChild(strip);
-        box.appendChild(section);
-      });
-      const [first, second] = results.map(function (result) { return result.count; });
-      box.appendChild(make("p", { class: "muted" }, "The same " + context.prompt.length + " characters are " + first + " and " + second + " tokens (" + (second / first).toFixed(2) + "×)."));
+      box.replaceChildren(await compareTokenizers(keys, context.models, context.prompt));
     });
   });
 
@@ -141,36 +116,4 @@ export function createTokensPanel() {
   });
 
   return { load: load };
-}
-
-function renderLookup(result) {
-  const table = make("table", { class: "lookup", "data-testid": "lookup" });
-  const head = make("tr");
-  ["form", "ids", "pieces", ""].forEach(function (title) { head.appendChild(make("th", {}, title)); });
-  table.appendChild(make("thead")).appendChild(head);
-  const body = table.appendChild(make("tbody"));
-  result.forms.forEach(function (form) {
-    const row = make("tr");
-    const text = row.appendChild(make("td"));
-    text.appendChild(make("span", { class: "mono" })).appendChild(visibleText(form.text));
-    text.appendChild(make("div", { class: "muted" }, form.label));
-    row.appendChild(make("td", { class: "mono" }, form.ids.join(" ")));
-    const pieces = make("td", { class: "tokens" });
-    form.tokens.forEach(function (token) {
-      pieces.appendChild(make("span", { class: "tok" + (token.partial ? " partial" : ""), title: "id " + token.id + " · stored as " + token.piece })).appendChild(visibleText(token.text));
-    });
-    row.appendChild(pieces);
-    row.appendChild(make("td", { class: "muted" }, form.single_token ? "one token" : form.ids.length + " tokens"));
-    body.appendChild(row);
-  });
-  const box = make("div");
-  box.appendChild(table);
-  if (result.by_id) {
-    const entry = make("p", { class: "muted" }, "Token id " + result.by_id.id + " is ");
-    entry.appendChild(make("span", { class: "tok" })).appendChild(visibleText(result.by_id.text));
-    entry.appendChild(document.createTextNode(" (stored as " + result.by_id.piece + ")."));
-    box.appendChild(entry);
-  }
-  box.appendChild(make("p", { class: "muted" }, "The vocabulary has " + result.vocab_size.toLocaleString() + " entries."));
-  return box;
 }
