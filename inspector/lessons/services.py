@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from inspector.accounts import access, audit
+from inspector.api.errors import first_error
 from inspector.errors import ServiceError
 from inspector.explorations.services import explorations_for
 from inspector.lessons.input import (  # split out of this module
@@ -79,6 +80,15 @@ def own_lessons(request) -> QuerySet[Lesson]:
 
 def items_of(lesson: Lesson) -> QuerySet[LessonItem]:
     return lesson.items.select_related("exploration").order_by("position", "pk")
+
+
+def items_with_text(lesson: Lesson) -> list[LessonItem]:
+    """The items, each with `recorded`: its exploration's main branch as it was written (the
+    steps, for colouring each token by how likely the model found it)."""
+    items = list(items_of(lesson))
+    for item in items:
+        item.recorded = item.exploration.root.sequence(with_candidates=False)
+    return items
 
 
 def own_forks(request) -> QuerySet[Exploration]:
@@ -247,6 +257,34 @@ def fork_item(request, lesson: Lesson, item: LessonItem) -> Exploration:
         fork=str(copy.pk),
     )
     return copy
+
+
+def try_prompt(request, lesson: Lesson, item: LessonItem, index: int) -> Exploration:
+    """A new exploration of one of the item's suggested prompts, with the item's model and
+    settings, in the requester's workspace (validated as the API validates a new one)."""
+    from inspector.explorations.serializers import ExplorationSerializer
+    from inspector.explorations.services import create_exploration
+
+    prompts = item.suggested_prompts or []
+    if not 0 <= index < len(prompts):
+        raise ServiceError("That suggested prompt is not in this lesson item", field="prompt")
+    source = item.exploration
+    serializer = ExplorationSerializer(
+        data={
+            "model": source.model_key,
+            "prompt": prompts[index],
+            "system_prompt": source.system_prompt,
+            "use_chat_template": source.use_chat_template,
+            "params": source.params,
+            "max_new_tokens": source.max_new_tokens,
+            "stop": source.stop,
+            "constraint": source.constraint,
+        }
+    )
+    if not serializer.is_valid():
+        field, message = first_error(serializer.errors)
+        raise ServiceError(message, field=field)
+    return create_exploration(request, dict(serializer.validated_data))
 
 
 EXPORT_FORMAT = "tokenlens-lesson"

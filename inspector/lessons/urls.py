@@ -35,4 +35,9 @@ urlpatterns = [
         views.item_fork,
         name="lesson-item-fork",
     ),
+    path(
+        "lessons/<uuid:lesson_id>/items/<int:item_id>/try/<int:index>/",
+        views.item_try,
+        name="lesson-item-try",
+    ),
 ]

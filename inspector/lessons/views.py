@@ -186,7 +186,7 @@ def lesson_import(request: HttpRequest) -> HttpResponse:
 def lesson_page(request: HttpRequest, lesson_id) -> HttpResponse:
     lesson = _lesson(request, lesson_id)
     granted = access.lesson_access(request, lesson)
-    context = {"lesson": lesson, "items": lessons.items_of(lesson), "access": granted}
+    context = {"lesson": lesson, "items": lessons.items_with_text(lesson), "access": granted}
     if granted.change and lesson.visibility == Lesson.Visibility.LINK:
         link = reverse("lesson-link", args=[lesson.link_token])
         context["share_url"] = request.build_absolute_uri(link)
@@ -207,6 +207,19 @@ def item_fork(request: HttpRequest, lesson_id, item_id) -> HttpResponse:
     lesson, item = _item(request, lesson_id, item_id, need="fork")
     copy = lessons.fork_item(request, lesson, item)
     return _redirect(request, reverse("exploration", args=[copy.pk]))
+
+
+@require_POST
+def item_try(request: HttpRequest, lesson_id, item_id, index: int) -> HttpResponse:
+    """Start an exploration of one of the item's suggested prompts with its settings."""
+    lesson, item = _item(request, lesson_id, item_id, need="view")
+    try:
+        exploration = lessons.try_prompt(request, lesson, item, index)
+    except ServiceError as error:
+        context = {"error": error}
+        status = _refused(request, error.status)
+        return render(request, f"{PAGE}#try-error", context, status=status)
+    return _redirect(request, reverse("exploration", args=[exploration.pk]))
 
 
 @require_GET

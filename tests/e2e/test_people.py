@@ -123,7 +123,17 @@ def test_an_instructor_builds_and_publishes_a_lesson(app_server, page):
     expect(item).to_have_count(1)
     expect(item.locator("h2")).to_contain_text("The capital of France is")
     expect(item.locator(".markdown em")).to_have_text("certain")
-    expect(item.locator(".chip")).to_have_text(PROMPTS)
+    expect(item.locator("[data-action=try-prompt]")).to_have_text([f"Try {p}" for p in PROMPTS])
+    recorded = item.get_by_test_id("lesson-text").locator(".gen")
+    expect(recorded).to_have_count(2)  # the two greedy steps, coloured by probability
+    expect(recorded.first).to_have_class(re.compile(r"\bb[0-4]\b"))
+
+    item.locator("[data-action=try-prompt]").nth(1).click()  # one click: a new exploration
+    expect(page).to_have_url(EXPLORATION_URL)
+    expect(page.locator("h1")).to_have_text(PROMPTS[1])
+    page.wait_for_load_state()
+    page.click("[data-action=greedy]")
+    expect(_tokens(page)).to_have_count(1)
 
     _nav(page, "Lessons").click()
     expect(page.locator("#published-lessons").get_by_role("link", name=title)).to_be_visible()

@@ -63,6 +63,10 @@ def test_an_instructor_builds_a_lesson_and_a_student_forks_from_it(
     assert "<h2>Why</h2>" in page and "<li>See greedy repeat itself</li>" in page
     assert page.index("Stories") < page.index("Capitals")
     assert 'data-copy="Once upon a midnight"' in page
+    recorded = capitals.root.sequence(with_candidates=False)
+    for step in recorded:  # the recorded text, each token coloured by its band
+        assert f'data-token-id="{step.token_id}"' in page
+    assert page.count('data-testid="lesson-text"') == 2
     assert f'href="/explore/{capitals.pk}/"' in page
     assert "Edit</a>" not in page
 
@@ -305,3 +309,33 @@ def test_every_form_on_the_edit_page_carries_a_csrf_token(instructor, teacher, t
     html = teacher.get(f"/lessons/{lesson.pk}/edit/").content.decode()
     assert html.count("<form") == html.count("csrfmiddlewaretoken") > 5
     assert html.count('method="post"') == html.count("<form")
+
+
+def test_try_this_prompt_starts_an_exploration_with_the_items_settings(
+    instructor, student, teacher, two_explorations
+):
+    capitals, _stories = two_explorations
+    lesson = make_lesson(instructor, "published", [capitals], title="Try it")
+    item = lesson.items.get()
+    item.suggested_prompts = ["The capital of Italy is", "The capital of Peru is"]
+    item.save()
+    reader = browser(student)
+    page = reader.get(f"/lessons/{lesson.pk}/").content.decode()
+    assert f"/lessons/{lesson.pk}/items/{item.pk}/try/1/" in page
+    tried = reader.post(f"/lessons/{lesson.pk}/items/{item.pk}/try/1/")
+    mine = Exploration.objects.get(owner=student)
+    assert tried.status_code == 302 and tried.url == f"/explore/{mine.pk}/"
+    assert mine.prompt == "The capital of Peru is"
+    assert (mine.model_key, mine.params, mine.max_new_tokens) == (
+        capitals.model_key,
+        capitals.params,
+        capitals.max_new_tokens,
+    )
+    missing = reader.post(f"/lessons/{lesson.pk}/items/{item.pk}/try/5/")
+    assert missing.status_code == 400 and "not in this lesson item" in missing.content.decode()
+    assert Exploration.objects.filter(owner=student).count() == 1
+    stranger = browser(None)
+    private = make_lesson(instructor, "private", [capitals], title="Private")
+    private_item = private.items.get()
+    refused = stranger.post(f"/lessons/{private.pk}/items/{private_item.pk}/try/0/")
+    assert refused.status_code == 404
