@@ -23,6 +23,9 @@ from tests.conftest import require_env
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"  # failure screenshots and server logs
+# For a browser test of the page alone (layout, keys, local storage): the server side it
+# drives is the same in both modes and is tested in both elsewhere.
+PAGE_ONLY = pytest.mark.parametrize("app_server", ["embedded"], indirect=True)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SERVICE_VARS = ("TOKENLENS_DATABASE_URL", "TOKENLENS_REDIS_URL")

@@ -7,6 +7,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import PAGE_ONLY
+
 pytestmark = pytest.mark.e2e
 
 
@@ -175,6 +177,7 @@ def _sideways(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
+@PAGE_ONLY
 def test_the_pages_fit_a_phone_and_every_hover_has_a_tap(app_server, chromium):
     context = chromium.new_context(
         viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
@@ -342,6 +345,7 @@ def test_streaming_logs_no_errors_in_the_console(app_server, page):
     assert errors == []
 
 
+@PAGE_ONLY
 def test_the_new_exploration_form_follows_the_model_and_the_preset(app_server, page):
     page.goto(app_server.url + "/explore/")
     box = page.locator("input[name=use_chat_template]")
@@ -359,6 +363,7 @@ def test_the_new_exploration_form_follows_the_model_and_the_preset(app_server, p
     expect(page.locator("select[name=preset]")).to_have_value("")
 
 
+@PAGE_ONLY
 def test_unkept_slider_moves_survive_a_reload_and_keeping_says_so(app_server, page):
     _new_exploration(page, app_server, "The weather today is")
     preview = page.locator("[data-testid=next-distribution]")
@@ -380,6 +385,7 @@ def test_unkept_slider_moves_survive_a_reload_and_keeping_says_so(app_server, pa
     expect(preview.locator("tbody tr:not(.removed)")).to_have_count(3)
 
 
+@PAGE_ONLY
 def test_model_off_hides_what_the_model_says_while_the_class_writes(app_server, page):
     _new_exploration(page, app_server, "Roses are red, violets are")
     page.click("[data-action=greedy]")

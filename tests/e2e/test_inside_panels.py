@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, PAGE_ONLY
 
 pytestmark = pytest.mark.e2e
 
@@ -281,3 +281,22 @@ def test_sampling_panel_takes_the_sliders_settings_apart_and_exports(app_server,
     panel.screenshot(path=str(ARTIFACTS / f"sampling-panel-{app_server.mode}.png"))
     _downloads_are_valid(page, stages)
     _downloads_are_valid(page, panel.locator("[data-role=rules-box]"))
+
+
+@PAGE_ONLY
+def test_the_charts_under_the_text_export_like_the_others(app_server, page):
+    _exploration_with_tokens(page, app_server, "The cat sat on the mat. The cat", steps=3)
+    for name in ("surprisal", "entropy"):
+        figure = page.locator(f"figure.{name}")
+        for kind in ("png", "svg", "csv", "json"):
+            with page.expect_download() as download:
+                figure.locator(f"[data-svg-export={kind}]").click()
+            assert download.value.suggested_filename == f"tokenlens-{name}.{kind}"
+            data = Path(download.value.path()).read_bytes()
+            if kind == "svg":  # a small figure: valid, if under _valid's size floor
+                assert ElementTree.fromstring(data).tag.endswith("svg") and b"<rect" in data
+            else:
+                _valid(kind, data)
+            if kind == "json":
+                records = json.loads(data)
+                assert [record["index"] for record in records] == [0, 1, 2]

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, PAGE_ONLY
 from tests.e2e.test_people import _new_exploration, _publish_lesson, _unique
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +56,7 @@ def test_every_main_page_at_desktop_projector_and_phone_sizes(app_server, page):
             page.screenshot(path=str(folder / f"{name}-{size}.png"), full_page=True)
 
 
+@PAGE_ONLY
 def test_projector_mode_is_large_quiet_remembered_and_keys_still_step(app_server, page):
     page.set_viewport_size({"width": 1280, "height": 720})
     page.goto(app_server.url + "/explore/")

@@ -5,6 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import PAGE_ONLY
+
 pytestmark = pytest.mark.e2e
 
 
@@ -98,6 +100,7 @@ def test_a_first_visit_starts_an_example_with_a_tour_it_remembers(app_server, pa
     expect(tour).to_have_count(0)
 
 
+@PAGE_ONLY
 def test_the_home_page_looks_words_up_and_compares_two_models(app_server, page):
     page.goto(app_server.url + "/")
     tools = page.locator("#vocabulary-tools")
