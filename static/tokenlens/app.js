@@ -39,6 +39,7 @@ htmx.defineExtension("present-targets", {
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.closest && event.target.closest("input:not([type=range]):not([type=checkbox]), textarea, select")) return;
+    if (event.key === "Escape" && document.querySelector(".tour")) return;  // closes the tour only
     const action = keys[event.key];
     const button = action && document.querySelector("[data-action=" + action + "]");
     if (button) {

@@ -38,14 +38,21 @@
     return node;
   }
 
+  // The stop's part of the page, outlined (again after a swap replaced it, e.g. a new token).
+  function mark() {
+    const target = document.querySelector(STOPS[index][0]);
+    if (target && !target.classList.contains("tour-target")) {
+      clearTarget();
+      target.classList.add("tour-target");
+    }
+    return target;
+  }
+
   function show() {
     clearTarget();
-    const [selector, title, text] = STOPS[index];
-    const target = document.querySelector(selector);
-    if (target) {
-      target.classList.add("tour-target");
-      target.scrollIntoView({ block: "center", behavior: "smooth" });
-    }
+    const [, title, text] = STOPS[index];
+    const target = mark();
+    if (target) target.scrollIntoView({ block: "center", behavior: "smooth" });
     box.replaceChildren();
     const heading = document.createElement("strong");
     heading.textContent = (index + 1) + " of " + STOPS.length + " · " + title;
@@ -87,6 +94,9 @@
   });
   document.addEventListener("keydown", function (event) {
     if (box && event.key === "Escape") end("skipped");
+  });
+  ["htmx:afterSettle", "htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
+    document.addEventListener(name, function () { if (box) mark(); });
   });
   document.addEventListener("DOMContentLoaded", function () {
     let taken = null;
