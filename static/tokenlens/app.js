@@ -1,3 +1,18 @@
+// A preset's values on a form's range sliders and their shown values (greedy: temperature 0);
+// `announce` sends each moved slider an input event.
+function applyPreset(form, preset, announce) {
+  const values = Object.assign({}, preset);
+  if (values.greedy) values.temperature = 0;
+  Object.keys(values).forEach(function (name) {
+    const slider = form.querySelector("input[type=range][name=" + name + "]");
+    if (!slider) return;
+    slider.value = values[name];
+    const output = document.getElementById("out-" + name);
+    if (output) output.textContent = slider.value;
+    if (announce) slider.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+}
+
 // Small helpers: an elapsed-time counter on pending work.
 (function () {
   function tick() {
@@ -74,17 +89,8 @@ htmx.defineExtension("present-targets", {
 document.addEventListener("click", function (event) {
   const button = event.target.closest && event.target.closest("button.preset");
   if (!button) return;
-  const values = JSON.parse(button.dataset.preset);
-  if (values.greedy) values.temperature = 0;
-  const form = button.closest("form");
-  Object.keys(values).forEach(function (name) {
-    const slider = form.querySelector("input[type=range][name=" + name + "]");
-    if (!slider) return;
-    slider.value = values[name];
-    const output = document.getElementById("out-" + name);
-    if (output) output.textContent = slider.value;
-    slider.dispatchEvent(new Event("input", { bubbles: true }));  // debounced into one preview
-  });
+  // Each slider announces its move: debounced into one preview.
+  applyPreset(button.closest("form"), JSON.parse(button.dataset.preset), true);
 });
 
 // Sliders show their value beside their label (<output id="out-NAME">).
@@ -154,15 +160,7 @@ document.addEventListener("input", function (event) {
     if (event.target.name === "model") follow(form);
     if (event.target.name === "preset" && event.target.value) {
       const presets = JSON.parse(document.getElementById("preset-values").textContent);
-      const values = Object.assign({}, presets[event.target.value]);
-      if (values.greedy) values.temperature = 0;
-      Object.keys(values).forEach(function (name) {
-        const slider = form.querySelector("input[type=range][name=" + name + "]");
-        if (!slider) return;
-        slider.value = values[name];
-        const output = document.getElementById("out-" + name);
-        if (output) output.textContent = slider.value;
-      });
+      applyPreset(form, presets[event.target.value], false);  // quietly: it stays the preset
     }
   });
 })();
