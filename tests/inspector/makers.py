@@ -122,6 +122,30 @@ def make_exploration(api, prompt: str, title: str, steps: int = 2) -> Exploratio
     return exploration
 
 
+def explore_in_page(client: Client, **fields) -> Branch:
+    """Through the new-exploration form (as a page posts it, no chat template): the main branch
+    of an exploration of the real SmolLM2 with plain sampling and seed 4."""
+    made = client.post(
+        "/explore/new/",
+        {
+            "model": "smollm2-135m-instruct",
+            "prompt": "The capital of France is",
+            "temperature": 1,
+            "top_k": 0,
+            "top_p": 1,
+            "min_p": 0,
+            "repetition_penalty": 1,
+            "presence_penalty": 0,
+            "frequency_penalty": 0,
+            "seed": 4,
+            "max_new_tokens": 20,
+            **fields,
+        },
+    )
+    assert made.status_code == 302, made.content.decode()[:2000]
+    return Branch.objects.get(exploration_id=made.url.rstrip("/").split("/")[-1])
+
+
 def browser(user=None) -> Client:
     client = Client()
     if user is not None:

@@ -165,28 +165,10 @@ def _visitor_with_exploration():
     exploration of the real model it made."""
     from django.test import Client
 
-    from inspector.models import Branch
+    from tests.inspector.makers import explore_in_page
 
     client = Client()
-    made = client.post(
-        "/explore/new/",
-        {
-            "model": "smollm2-135m-instruct",
-            "prompt": "The capital of France is",
-            "temperature": 1,
-            "top_k": 0,
-            "top_p": 1,
-            "min_p": 0,
-            "repetition_penalty": 1,
-            "presence_penalty": 0,
-            "frequency_penalty": 0,
-            "seed": 4,
-            "max_new_tokens": 20,
-        },
-    )
-    assert made.status_code == 302, made.content.decode()[:2000]
-    exploration_id = made.url.rstrip("/").split("/")[-1]
-    return client, Branch.objects.get(exploration_id=exploration_id)
+    return client, explore_in_page(client)
 
 
 async def _push_step(client, branch, reply_to, **form):

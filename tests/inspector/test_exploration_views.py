@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from inspector.models import Branch
 from inspector.protocol import GENERATING_KEY, OUTCOME_KEY
+from tests.inspector.makers import explore_in_page
 
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"
@@ -14,24 +15,7 @@ SMOL = "smollm2-135m-instruct"
 
 @pytest.fixture
 def branch(client):
-    response = client.post(
-        "/explore/new/",
-        {
-            "model": SMOL,
-            "prompt": "The capital of France is",
-            "temperature": 1,
-            "top_k": 0,
-            "top_p": 1,
-            "min_p": 0,
-            "repetition_penalty": 1,
-            "presence_penalty": 0,
-            "frequency_penalty": 0,
-            "seed": 4,
-            "max_new_tokens": 20,
-        },
-    )
-    assert response.status_code == 302, response.content.decode()[:2000]
-    return Branch.objects.get(exploration_id=response.url.rstrip("/").split("/")[-1])
+    return explore_in_page(client)
 
 
 def test_the_sliders_preview_the_next_token_without_generating(client, branch):
