@@ -1,5 +1,5 @@
 """OpenAPI (drf-spectacular) pieces shared by the API modules: the error body and the usual
-responses, so every operation documents its 400/403/404/429 the same way."""
+responses, so every operation documents its 400/403/404/415/429/503 the same way."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ERROR = inline_serializer(
         )
     },
 )
-ERRORS = dict.fromkeys((400, 403, 404, 429, 503), ERROR)
+ERRORS = dict.fromkeys((400, 403, 404, 415, 429, 503), ERROR)
 
 
 def documented(request=None, response=OpenApiTypes.OBJECT, status: int = 200, **kwargs):
