@@ -8,6 +8,7 @@ from inspector.analysis import job_api
 from inspector.api.errors import not_found
 from inspector.explorations import api as exploration_api
 from inspector.lessons import api as lesson_api
+from inspector.live import api as live_api
 from inspector.sharing import api as share_api
 from inspector.transfer import api as transfer_api
 
@@ -52,6 +53,11 @@ urlpatterns = [
     path(
         "branches/<uuid:branch_id>/steps.csv", transfer_api.steps_csv, name="api-branch-steps-csv"
     ),
+    path("lessons/<uuid:lesson_id>/live/", live_api.start, name="api-live-start"),
+    path("live/<uuid:session_id>/", live_api.detail, name="api-live"),
+    path("live/<uuid:session_id>/state/", live_api.change, name="api-live-change"),
+    path("live/<uuid:session_id>/end/", live_api.end, name="api-live-end"),
+    path("live/<uuid:session_id>/participants/", live_api.participants, name="api-live-people"),
     *router.urls,
     # Last: anything else under /api/v1/ answers the API's JSON 404.
     re_path(r"^(?P<path>[\s\S]*)$", not_found, name="api-not-found"),

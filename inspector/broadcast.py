@@ -8,8 +8,25 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
+
+# Who else hears of a change (inspector.live relays them to live classes), without this module
+# or the exploration code knowing them: tokens_changed(exploration_id, branch_id, from_index),
+# generation_finished(exploration_id, branch_id, reason, message) and, from the next-token
+# panel, preview_shown(request, branch, distribution, params).
+tokens_changed = Signal()
+generation_finished = Signal()
+preview_shown = Signal()
+
+
+def tell(signal: Signal, **details) -> None:
+    """Send the signal; a failing receiver is logged, never raised to the sender."""
+    for receiver, outcome in signal.send_robust(sender=None, **details):
+        if isinstance(outcome, Exception):
+            logger.warning("%s failed: %s", receiver, outcome, exc_info=outcome)
+
 
 # The in-memory channel layer (the embedded default) keeps its queues on the server's event
 # loop: an event sent from a worker thread must be handed to that loop, or it waits there
@@ -28,7 +45,7 @@ def _log_failure(future) -> None:
         logger.warning("Could not push an event: %s", future.exception())
 
 
-def _deliver(method: str, target: str, event: dict) -> None:
+def deliver(method: str, target: str, event: dict) -> None:
     """layer.group_send or layer.send (`method`) of event to target, from any thread."""
     layer = get_channel_layer()
     loop = _server_loop
@@ -47,7 +64,7 @@ def _deliver(method: str, target: str, event: dict) -> None:
 
 
 def _group_send(group: str, event: dict) -> None:
-    _deliver("group_send", group, event)
+    deliver("group_send", group, event)
 
 
 JOB_UPDATE = "job.update"
@@ -91,6 +108,7 @@ def branch_changed(exploration_id, branch_id, from_index: int | None = None) -> 
         exploration_group(exploration_id),
         {"type": BRANCH_CHANGED, "branch": str(branch_id), "from_index": from_index},
     )
+    tell(tokens_changed, exploration_id=exploration_id, branch_id=branch_id, from_index=from_index)
 
 
 def generation_done(exploration_id, branch_id, reason: str, message: str = "") -> None:
@@ -98,6 +116,13 @@ def generation_done(exploration_id, branch_id, reason: str, message: str = "") -
     _send(
         exploration_group(exploration_id),
         {"type": GENERATION_DONE, "branch": str(branch_id), "reason": reason, "message": message},
+    )
+    tell(
+        generation_finished,
+        exploration_id=exploration_id,
+        branch_id=branch_id,
+        reason=reason,
+        message=message,
     )
 
 
@@ -111,7 +136,7 @@ def step_done(reply_to: str, branch_id, asked: str, error: dict | None = None) -
     when it reconnects."""
     event = {"type": STEP_DONE, "branch": str(branch_id), "asked": asked, "error": error}
     try:
-        _deliver("send", reply_to, event)
+        deliver("send", reply_to, event)
     except Exception:
         logger.warning("Could not answer the page that stepped %s", branch_id, exc_info=True)
 

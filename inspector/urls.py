@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("inspector.analysis.urls")),
     path("", include("inspector.accounts.urls")),
     path("", include("inspector.lessons.urls")),
+    path("", include("inspector.live.urls")),
     path("", include("inspector.sharing.urls")),
     path("", include("inspector.transfer.urls")),
     path("", include("inspector.explorations.urls")),

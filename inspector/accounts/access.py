@@ -6,6 +6,8 @@ Pages, the API and the websocket consumer all ask here. Roles:
 - the lesson's instructor: reads the forks students made of their lessons (read-only);
 - a share-link holder: reads an exploration whose link they opened, and may fork it;
 - a lesson reader: reads (and forks) the explorations of a lesson they may open;
+- a live follower: while a live session they joined runs, reads (and forks) its lesson's
+  explorations;
 - anyone else: nothing (404, so strangers cannot tell what exists).
 
 Opening a share link or a link-only lesson remembers its token in the browser session, so the
@@ -24,10 +26,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from inspector.models import Exploration, Lesson, ShareLink
+from inspector.models import Exploration, Lesson, LiveSession, ShareLink
 
 SHARE_TOKENS = "tokenlens_share_tokens"
 LESSON_TOKENS = "tokenlens_lesson_tokens"
+LIVE_SESSIONS = "tokenlens_live_sessions"
 VISITOR_KEY = "tokenlens_visitor_key"
 INSTRUCTORS = "Instructor"
 STUDENTS = "Student"
@@ -85,6 +88,26 @@ def user_of(request):
 
 def is_instructor(user) -> bool:
     return bool(user) and (user.is_staff or user.groups.filter(name=INSTRUCTORS).exists())
+
+
+def may_present(user, lesson: Lesson) -> bool:
+    """The lesson's instructor and its co-instructors present it live."""
+    if user is None or not user.is_authenticated:
+        return False
+    return lesson.owner_id == user.pk or lesson.co_instructors.filter(pk=user.pk).exists()
+
+
+def joined_live(request) -> QuerySet[LiveSession]:
+    """The running live sessions this browser joined."""
+    joined = _joined_ids(request)
+    if not joined:
+        return LiveSession.objects.none()
+    return LiveSession.objects.filter(pk__in=joined, ended_at__isnull=True)
+
+
+def _joined_ids(request) -> list[str]:
+    session = getattr(request, "session", None)
+    return session.get(LIVE_SESSIONS, []) if session is not None else []
 
 
 def owned_by(request) -> Q:
@@ -162,7 +185,16 @@ def exploration_access(request, exploration: Exploration) -> Access:
         return Access(role="share", view=True, fork=True)
     if exploration.lesson_items.filter(lesson__in=viewable_lessons(request)).exists():
         return Access(role="lesson", view=True, fork=True)
+    if _follows_live(request, exploration):
+        return Access(role="live", view=True, fork=True)
     return NOTHING
+
+
+def _follows_live(request, exploration: Exploration) -> bool:
+    if not _joined_ids(request):
+        return False
+    shown = Q(lesson__items__exploration=exploration) | Q(exploration=exploration)
+    return joined_live(request).filter(shown).exists()
 
 
 def _holds_share_link(request, exploration: Exploration) -> bool:

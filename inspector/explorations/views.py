@@ -143,13 +143,13 @@ def _page(request: HttpRequest, branch: Branch, status: int = 200, **extra) -> H
         top_n_choices=explorations.TOP_N_CHOICES,
         sliders=sliders,
         presets=presets,
-        inside=_inside_context(exploration),
+        inside=inside_context(exploration),
         **extra,
     )
     return render(request, PAGE, context, status=status)
 
 
-def _inside_context(exploration) -> dict:
+def inside_context(exploration) -> dict:
     """What the "Inside the model" panels need to call the API about this exploration's text."""
     models = services.catalog_entries()
     facts = next((entry for entry in models if entry["key"] == exploration.model_key), {})
@@ -335,6 +335,14 @@ def branch_next(request: HttpRequest, branch_id) -> HttpResponse:
     except ServiceError as error:
         return render(request, f"{PAGE}#next-distribution", {"error": error})
     viewer = _viewer(request, branch)
+    if viewer.change:  # a presenter's preview is the live class's too
+        broadcast.tell(
+            broadcast.preview_shown,
+            request=request,
+            branch=branch,
+            distribution=distribution,
+            params=params,
+        )
     context = {"distribution": distribution, "branch": branch, "access": viewer}
     return render(request, f"{PAGE}#next-distribution", context)
 

@@ -5,6 +5,7 @@ from inspector.models.audit import AuditEvent
 from inspector.models.explorations import Branch, BranchQuerySet, Exploration, Step
 from inspector.models.jobs import Job
 from inspector.models.lessons import Lesson, LessonItem
+from inspector.models.live import LiveEvent, LiveParticipant, LiveSession
 from inspector.models.sharing import ShareLink, new_link_token
 
 __all__ = [
@@ -15,6 +16,9 @@ __all__ = [
     "Job",
     "Lesson",
     "LessonItem",
+    "LiveEvent",
+    "LiveParticipant",
+    "LiveSession",
     "ShareLink",
     "Step",
     "new_link_token",

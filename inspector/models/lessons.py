@@ -30,6 +30,12 @@ class Lesson(models.Model):
         max_length=16, choices=Visibility.choices, default=Visibility.PRIVATE
     )
     link_token = models.CharField(max_length=64, unique=True, default=new_link_token)
+    co_instructors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="co_taught_lessons",
+        help_text="Instructors who may present this lesson live too",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

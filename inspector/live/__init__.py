@@ -1,0 +1,1 @@
+"""Live lessons: the instructor presents, the class follows, anyone can break away."""

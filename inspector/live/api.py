@@ -1,0 +1,79 @@
+"""REST API of live sessions (the same use-cases as the pages: inspector.live.services).
+
+The lesson's instructors start, steer and end a session; anyone who joined it reads its state.
+Errors are {"error": {"field": ..., "message": ...}}.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response
+
+from inspector.api.schema import documented
+from inspector.live import reading
+from inspector.live import services as live
+from inspector.models import LiveSession
+
+
+class StartSerializer(serializers.Serializer):
+    pacing = serializers.ChoiceField(
+        choices=LiveSession.Pacing.choices, default=LiveSession.Pacing.INSTRUCTOR
+    )
+
+
+class ChangeSerializer(serializers.Serializer):
+    """What the presenter's page changed; a field left out stays as it is."""
+
+    item = serializers.IntegerField(required=False, help_text="A lesson item's id")
+    branch = serializers.UUIDField(required=False, help_text="A branch of a lesson exploration")
+    panel = serializers.JSONField(required=False, help_text='{"name": …, "choices": {…}}')
+    selection = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
+    preview = serializers.JSONField(required=False, help_text="The sliders' values")
+    pacing = serializers.ChoiceField(choices=LiveSession.Pacing.choices, required=False)
+
+
+@documented(StartSerializer, status=201, summary="Start (or find) the lesson's live session")
+@api_view(["POST"])
+def start(request, lesson_id):
+    serializer = StartSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    session = live.start(request, lesson_id, serializer.validated_data["pacing"])
+    return Response(_contract(request, session), status=status.HTTP_201_CREATED)
+
+
+@documented(summary="A live session's exact current state, in one snapshot")
+@api_view(["GET"])
+def detail(request, session_id):
+    return Response(_contract(request, live.get_session(request, session_id)))
+
+
+@documented(ChangeSerializer, summary="The presenter changes what the class sees")
+@api_view(["POST"])
+def change(request, session_id):
+    session = live.get_session(request, session_id, "present")
+    serializer = ChangeSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    changes = {key: value for key, value in request.data.items() if key in serializer.fields}
+    return Response(_contract(request, live.change(request, session, changes)))
+
+
+@documented(summary="End a live session (its record stays)")
+@api_view(["POST"])
+def end(request, session_id):
+    session = live.end(request, live.get_session(request, session_id, "present"))
+    return Response(_contract(request, session))
+
+
+@documented(response=OpenApiTypes.OBJECT, summary="Who follows, who broke away, and where")
+@api_view(["GET"])
+def participants(request, session_id):
+    session = live.get_session(request, session_id, "present")
+    return Response({"participants": reading.class_view(session)})
+
+
+def _contract(request, session: LiveSession) -> dict:
+    state = reading.snapshot(session)
+    state["join_url"] = request.build_absolute_uri(state["join_url"])
+    return state

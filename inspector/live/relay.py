@@ -1,0 +1,166 @@
+"""Pushing a live session's changes: each event is rendered once per audience (followers,
+presenters) and sent to that audience's group; the consumers only forward the text, so thirty
+followers cost one render and no query each."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.dispatch import receiver
+from django.template.loader import render_to_string
+
+from inspector import broadcast
+from inspector.accounts.access import Access
+from inspector.explorations import charts
+from inspector.live import reading
+from inspector.models import Branch, LiveSession, Step
+
+logger = logging.getLogger(__name__)
+PUSH = "live.push"
+END = "live.end"
+PAGE = "inspector/live.html"
+TOKENS = "inspector/exploration.html"
+# What a follower may do with what the class sees: read it (and fork it by breaking away).
+FOLLOWER = Access(role="live", view=True, fork=True)
+
+
+def followers_group(session_id) -> str:
+    return f"live.{session_id}.followers"
+
+
+def presenters_group(session_id) -> str:
+    return f"live.{session_id}.presenters"
+
+
+def _push(group: str, html: str, kind: str = PUSH) -> None:
+    try:
+        broadcast.deliver("group_send", group, {"type": kind, "html": html})
+    except Exception:  # a reload (or reconnect) shows the state: it is saved
+        logger.warning("Could not push to %s", group, exc_info=True)
+
+
+# --- what followers see -----------------------------------------------------------------------
+
+
+def state_html(session: LiveSession, reload: bool = False) -> str:
+    """The state element a follower's page applies (branch, panel, selection, sliders)."""
+    state = {
+        "version": session.version,
+        "exploration": str(session.exploration_id) if session.exploration_id else None,
+        "branch": str(session.branch_id) if session.branch_id else None,
+        "panel": session.panel,
+        "selection": session.selection,
+        "preview": session.preview,
+        "pacing": session.pacing,
+        "reload": reload,
+    }
+    return render_to_string(f"{PAGE}#live-state", {"state_json": json.dumps(state), "oob": True})
+
+
+def follower_tokens(branch: Branch, from_index: int | None = None) -> str:
+    """The branch's tokens as followers see them: only the new ones from `from_index` (swapped
+    in where the page's list ends), or all of them with the charts, and what it is doing."""
+    if from_index is not None:
+        steps = list(
+            Step.objects.filter(branch=branch, index__gte=from_index)
+            .defer("distribution", "params")
+            .order_by("index")
+        )
+        if steps:
+            context = {
+                "branch": branch,
+                "steps": steps,
+                "first_index": from_index,
+                "next_index": steps[-1].index + 1,
+            }
+            return render_to_string(f"{TOKENS}#new-tokens", context) + _activity(branch)
+    steps = branch.sequence(with_candidates=False)
+    context = {
+        "access": FOLLOWER,
+        "exploration": branch.exploration,
+        "branch": branch,
+        "steps": steps,
+        "surprisal": charts.surprisal(steps),
+        "entropy": charts.entropy_line(steps),
+        "oob": True,
+    }
+    return render_to_string(f"{TOKENS}#tokens", context) + _activity(branch)
+
+
+def _activity(branch: Branch, notice: str = "") -> str:
+    from inspector.explorations.services import is_generating
+
+    context = {"branch": branch, "generating": is_generating(branch), "notice": notice}
+    return render_to_string(f"{PAGE}#activity", {**context, "oob": True})
+
+
+def state_changed(session: LiveSession, reload: bool = False) -> None:
+    _push(followers_group(session.pk), state_html(session, reload))
+
+
+def class_changed(session: LiveSession) -> None:
+    """The instructors' side panel: who follows, who broke away and where they are."""
+    context = {"session": session, "rows": reading.class_view(session), "oob": True}
+    _push(presenters_group(session.pk), render_to_string(f"{PAGE}#class-panel", context))
+
+
+def ended(session: LiveSession) -> None:
+    html = render_to_string(f"{PAGE}#ended", {"session": session})
+    for group in (followers_group(session.pk), presenters_group(session.pk)):
+        _push(group, html, END)
+
+
+def _running_on(branch_id) -> list[LiveSession]:
+    return list(LiveSession.objects.filter(ended_at__isnull=True, branch_id=branch_id))
+
+
+# --- what the exploration code tells (inspector.broadcast's signals) ---------------------------
+
+
+@receiver(broadcast.tokens_changed)
+def _tokens_changed(exploration_id, branch_id, from_index, **_):
+    sessions = _running_on(branch_id)
+    if not sessions:
+        return
+    branch = Branch.objects.select_related("exploration").get(pk=branch_id)
+    html = follower_tokens(branch, from_index)
+    for session in sessions:
+        _push(followers_group(session.pk), html)
+
+
+@receiver(broadcast.generation_finished)
+def _generation_finished(exploration_id, branch_id, reason, message, **_):
+    sessions = _running_on(branch_id)
+    if not sessions:
+        return
+    branch = Branch.objects.select_related("exploration").get(pk=branch_id)
+    notice = {"stopped": "The presenter stopped the generation.", "error": message}.get(reason, "")
+    html = follower_tokens(branch) + _activity(branch, notice)
+    for session in sessions:
+        _push(followers_group(session.pk), html)
+        class_changed(session)
+
+
+@receiver(broadcast.preview_shown)
+def _preview_shown(request, branch, distribution, params, **_):
+    """The presenter's next-token panel, shown to the class as it is (no second computation)."""
+    from inspector.accounts.access import may_present, user_of
+
+    user = user_of(request)
+    sessions = [
+        session
+        for session in LiveSession.objects.select_related("lesson").filter(
+            ended_at__isnull=True, branch=branch
+        )
+        if may_present(user, session.lesson)
+    ]
+    if not sessions:
+        return
+    sliders = {name: params[name] for name in reading.SLIDER_NAMES if name in params}
+    context = {"distribution": distribution, "branch": branch, "access": FOLLOWER}
+    table = render_to_string(f"{TOKENS}#next-distribution", context)
+    html = render_to_string(f"{PAGE}#preview", {"table": table, "sliders": sliders, "oob": True})
+    for session in sessions:
+        LiveSession.objects.filter(pk=session.pk).update(preview=sliders)
+        _push(followers_group(session.pk), html)

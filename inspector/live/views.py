@@ -1,0 +1,109 @@
+"""Live session pages: join by code, follow, break away and come back; start and end (thin
+views over inspector.live.services)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from inspector.errors import ServiceError, page_refusal
+from inspector.explorations import charts
+from inspector.explorations.views import DEFAULTS, inside_context
+from inspector.live import relay
+from inspector.live import services as live
+
+PAGE = "inspector/live.html"
+
+
+@require_GET
+def join_form(request: HttpRequest) -> HttpResponse:
+    """/live/?code=…: the box a class types the code into."""
+    code = request.GET.get("code", "")
+    if code.strip():
+        return redirect("live-join", code=code.strip().upper())
+    return render(request, PAGE, {"ask_code": True})
+
+
+@require_GET
+def follow(request: HttpRequest, code: str) -> HttpResponse:
+    """Join (once) and follow: the class's text, panel and sliders as they are now. An
+    instructor of the lesson goes to the presenter's page instead."""
+    try:
+        session, seat = live.join(request, code)
+    except ServiceError as error:
+        return render(request, PAGE, {"ask_code": True, "error": error, "code": code}, status=404)
+    if seat is None:
+        return redirect(presenter_url(session))
+    if not seat.following:
+        live.back_to_class(request, session)
+    return render(request, PAGE, _follower_context(session, seat))
+
+
+def presenter_url(session) -> str:
+    url = reverse("exploration", args=[session.exploration_id])
+    return f"{url}?branch={session.branch_id}" if session.branch_id else url
+
+
+def _follower_context(session, seat) -> dict:
+    branch = session.branch
+    steps = branch.sequence(with_candidates=False) if branch else []
+    exploration = branch.exploration if branch else None
+    preview = {**DEFAULTS, **(exploration.params if exploration else {}), **session.preview}
+    return {
+        "session": session,
+        "seat": seat,
+        "access": relay.FOLLOWER,
+        "exploration": exploration,
+        "branch": branch,
+        "steps": steps,
+        "surprisal": charts.surprisal(steps),
+        "entropy": charts.entropy_line(steps),
+        "state_html": relay.state_html(session),
+        "preview": {name: preview[name] for name in live.reading.SLIDER_NAMES if name in preview},
+        "inside": inside_context(exploration) if exploration else None,
+    }
+
+
+@require_POST
+def break_away(request: HttpRequest, code: str) -> HttpResponse:
+    """Try it myself: the class's text in my own workspace, to step on from."""
+    session = _joined(request, code)
+    try:
+        exploration = live.break_away(request, session)
+    except ServiceError as error:
+        raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
+    return redirect("exploration", exploration_id=exploration.pk)
+
+
+@require_POST
+def start(request: HttpRequest, lesson_id) -> HttpResponse:
+    try:
+        session = live.start(request, lesson_id, request.POST.get("pacing") or "instructor")
+    except ServiceError as error:
+        raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
+    return redirect(presenter_url(session))
+
+
+@require_POST
+def end(request: HttpRequest, session_id) -> HttpResponse:
+    try:
+        session = live.end(request, live.get_session(request, session_id, "present"))
+    except ServiceError as error:
+        raise page_refusal(error) from None
+    return redirect("lesson", lesson_id=session.lesson_id)
+
+
+def _joined(request: HttpRequest, code: str):
+    try:
+        session, _seat = live.join(request, code)
+    except ServiceError as error:
+        raise page_refusal(error) from None
+    return session
+
+
+def _conflict(error: ServiceError) -> Exception:
+    from django.core.exceptions import BadRequest
+
+    return BadRequest(error.message)

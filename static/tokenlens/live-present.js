@@ -1,0 +1,56 @@
+// The presenter's page tells the live class what it shows: the branch on screen, the open
+// "Inside the model" panel with its choices, the selected token. Steps, generation and the
+// next-token preview reach the class from the server by themselves.
+(function () {
+  const bar = document.querySelector("[data-live]");
+  if (!bar) return;
+  const url = "/api/v1/live/" + bar.dataset.live + "/state/";
+  const MAX_CHOICES = 20;
+
+  function csrf() {
+    return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+  }
+
+  function tell(change) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(change),
+    });
+  }
+
+  function choicesOf(name) {
+    const choices = {};
+    const panel = document.getElementById("panel-" + name);
+    if (!panel) return choices;
+    panel.querySelectorAll("select[name], input[name]").forEach(function (field) {
+      if (Object.keys(choices).length >= MAX_CHOICES || field.type === "hidden") return;
+      if (field.type === "checkbox") choices[field.name] = field.checked;
+      else if (field.value.length <= 200) choices[field.name] = field.value;
+    });
+    return choices;
+  }
+
+  let panelTimer = null;
+  function tellPanel() {
+    clearTimeout(panelTimer);
+    panelTimer = setTimeout(function () {
+      const tab = document.querySelector("#inside [role=tab][aria-selected=true]");
+      const name = tab ? tab.dataset.panel : null;
+      tell({ panel: name ? { name: name, choices: choicesOf(name) } : {} });
+    }, 300);
+  }
+
+  const view = document.getElementById("branch-view");
+  if (view && view.dataset.branch !== bar.dataset.liveBranch) tell({ branch: view.dataset.branch });
+
+  document.addEventListener("click", function (event) {
+    if (event.target.closest("#inside [role=tab]")) tellPanel();
+    const token = event.target.closest("#branch-view button.gen[data-index]");
+    if (token) tell({ selection: [parseInt(token.dataset.index, 10)] });
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.closest("#inside [role=tabpanel]")) tellPanel();
+  });
+})();

@@ -1,0 +1,201 @@
+"""Live sessions: starting, joining by code, the snapshot, the presenter's changes, breaking away
+and coming back, ending and the record; who may do each."""
+
+import pytest
+
+from inspector.live import reading
+from inspector.models import Lesson, LiveEvent, LiveParticipant, LiveSession
+from inspector.models.live import CODE_ALPHABET
+from tests.conftest import client_for, make_person
+from tests.inspector.makers import browser, make_lesson, step
+
+pytestmark = [pytest.mark.django_db, pytest.mark.model]
+
+
+@pytest.fixture
+def lesson(instructor, two_explorations):
+    return make_lesson(instructor, explorations=two_explorations, title="Live greedy")
+
+
+@pytest.fixture
+def running(instructor, lesson) -> dict:
+    response = client_for(instructor).post(f"/api/v1/lessons/{lesson.pk}/live/", {}, "json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_the_instructor_starts_a_session_with_a_code_to_read_aloud(
+    running, lesson, two_explorations
+):
+    assert len(running["code"]) == 6 and set(running["code"]) <= set(CODE_ALPHABET)
+    assert running["join_url"].endswith(f"/live/{running['code']}/")
+    assert running["state"] == "running" and running["presenter"] == "ines"
+    assert running["exploration"] == str(two_explorations[0].pk)
+    assert running["branch"] == str(two_explorations[0].root.pk) and running["length"] == 2
+    assert running["followers"] == 0 and running["pacing"] == "instructor"
+
+
+def test_starting_again_finds_the_running_session(instructor, lesson, running):
+    again = client_for(instructor).post(f"/api/v1/lessons/{lesson.pk}/live/", {}, "json")
+    assert again.status_code == 201 and again.json()["id"] == running["id"]
+    assert LiveSession.objects.filter(lesson=lesson).count() == 1
+
+
+def test_only_the_lessons_instructors_present(instructor, student, lesson):
+    other = make_person("olga", "Instructor")
+    assert client_for(student).post(f"/api/v1/lessons/{lesson.pk}/live/").status_code == 404
+    lesson.visibility = Lesson.Visibility.PUBLISHED
+    lesson.save()
+    refused = client_for(other).post(f"/api/v1/lessons/{lesson.pk}/live/", {}, "json")
+    assert refused.status_code == 403 and refused.json()["error"]["field"] == "lesson"
+    lesson.co_instructors.add(other)
+    assert client_for(other).post(f"/api/v1/lessons/{lesson.pk}/live/").status_code == 201
+
+
+def test_a_lesson_without_items_cannot_go_live(instructor):
+    empty = make_lesson(instructor)
+    refused = client_for(instructor).post(f"/api/v1/lessons/{empty.pk}/live/", {}, "json")
+    assert refused.status_code == 400 and "Add an exploration" in refused.json()["error"]["message"]
+
+
+def test_joining_by_code_takes_a_seat_and_opens_the_lessons_explorations(
+    running, student, two_explorations
+):
+    client = browser(student)
+    exploration = two_explorations[0]
+    assert client.get(f"/explore/{exploration.pk}/").status_code == 404  # a private lesson
+    page = client.get(f"/live/{running['code'].lower()}/")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="live-bar"' in html
+    assert f'ws-connect="/ws/live/{running["id"]}/"' in html
+    assert f'id="tokens-{exploration.root.pk}"' in html
+    seat = LiveParticipant.objects.get(session_id=running["id"])
+    assert seat.user == student and seat.following and seat.name == "stu"
+    assert client.get(f"/explore/{exploration.pk}/").status_code == 200
+    snapshot = client.get(f"/api/v1/live/{running['id']}/").json()
+    assert snapshot["followers"] == 1 and snapshot["branch"] == running["branch"]
+    client.get(f"/live/{running['code']}/")  # again: the same seat
+    assert LiveParticipant.objects.filter(session_id=running["id"]).count() == 1
+
+
+def test_a_wrong_code_says_so_and_strangers_get_404(running, student):
+    page = browser(student).get("/live/ZZZZZZ/")
+    assert page.status_code == 404 and "No live session has that code" in page.content.decode()
+    assert browser(student).get(f"/api/v1/live/{running['id']}/").status_code == 404
+    assert browser().get(f"/api/v1/live/{running['id']}/").status_code == 404
+
+
+def test_the_presenters_changes_are_the_snapshot(instructor, running, lesson, two_explorations):
+    api = client_for(instructor)
+    url = f"/api/v1/live/{running['id']}/state/"
+    second = lesson.items.get(exploration=two_explorations[1])
+    panel = {"name": "attention", "choices": {"layer": "3", "head": "all"}}
+    changed = api.post(url, {"item": second.pk, "panel": panel, "selection": [0]}, "json")
+    assert changed.status_code == 200, changed.content
+    state = changed.json()
+    assert state["item"] == second.pk and state["exploration"] == str(two_explorations[1].pk)
+    assert state["branch"] == str(two_explorations[1].root.pk) and state["length"] == 1
+    assert state["panel"] == panel and state["selection"] == [0]
+    assert state["version"] == running["version"] + 1
+    assert api.get(f"/api/v1/live/{running['id']}/").json() == state
+    kinds = list(LiveEvent.objects.filter(session_id=running["id"]).values_list("kind", flat=True))
+    assert kinds == ["started", "change"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"panel": {"name": "nonsense"}}, "panel.name"),
+        ({"selection": [-1]}, "selection[0]"),
+        ({"preview": {"temperature": "hot"}}, "preview.temperature"),
+        ({"preview": {"seed": 3}}, "preview.seed"),
+        ({"item": 10**6}, "item"),
+        ({"pacing": "fast"}, "pacing"),
+    ],
+)
+def test_a_bad_change_names_its_field_and_changes_nothing(instructor, running, body, field):
+    api = client_for(instructor)
+    refused = api.post(f"/api/v1/live/{running['id']}/state/", body, "json")
+    assert refused.status_code in (400, 404) and refused.json()["error"]["field"] == field
+    assert api.get(f"/api/v1/live/{running['id']}/").json()["version"] == running["version"]
+
+
+def test_a_branch_outside_the_lesson_is_refused(instructor, running):
+    api = client_for(instructor)
+    elsewhere = api.post(
+        "/api/v1/explorations/", {"model": "smollm2-135m-instruct", "prompt": "Hi"}
+    )
+    branch = elsewhere.json()["branches"][0]["id"]
+    refused = api.post(f"/api/v1/live/{running['id']}/state/", {"branch": branch}, "json")
+    assert refused.status_code == 400 and refused.json()["error"]["field"] == "branch"
+
+
+def test_followers_read_the_state_but_do_not_present(running, student):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    api = client_for(student)
+    api.get(f"/live/{running['code']}/")
+    refused = api.post(f"/api/v1/live/{running['id']}/state/", {"selection": [1]}, "json")
+    assert refused.status_code == 403
+    assert api.post(f"/api/v1/live/{running['id']}/end/").status_code == 403
+
+
+def test_breaking_away_gives_my_own_copy_and_back_to_the_class_follows_again(
+    running, student, two_explorations
+):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    made = client.post(f"/live/{running['code']}/break-away/")
+    assert made.status_code == 302
+    mine = made.url.rstrip("/").split("/")[-1]
+    seat = LiveParticipant.objects.get(session_id=running["id"])
+    assert not seat.following and str(seat.branch.exploration_id) == mine
+    assert seat.branch.exploration.owner == student
+    assert seat.branch.token_ids() == two_explorations[0].root.token_ids()
+    page = client.get(made.url).content.decode()
+    assert 'data-testid="live-return"' in page and 'data-action="back-to-class"' in page
+    rows = reading.class_view(LiveSession.objects.get(pk=running["id"]))
+    assert rows[0]["following"] is False and rows[0]["length"] == 2 and rows[0]["left_at"] is None
+    step(client_for(student), seat.branch.pk, mode="greedy")
+    rows = reading.class_view(LiveSession.objects.get(pk=running["id"]))
+    assert rows[0]["length"] == 3 and rows[0]["left_at"] == 2
+    client.get(f"/live/{running['code']}/")
+    assert LiveParticipant.objects.get(pk=seat.pk).following
+
+
+def test_a_visitor_joins_and_breaks_away_into_their_session(running, two_explorations):
+    client = browser()
+    assert client.get(f"/live/{running['code']}/").status_code == 200
+    seat = LiveParticipant.objects.get(session_id=running["id"])
+    assert seat.user is None and seat.name == "Visitor 1"
+    made = client.post(f"/live/{running['code']}/break-away/")
+    copy = LiveParticipant.objects.get(pk=seat.pk).branch.exploration
+    assert copy.owner is None and copy.session_key and made.url.endswith(f"/{copy.pk}/")
+
+
+def test_ending_keeps_the_record_and_closes_the_door(instructor, running, student, lesson):
+    follower = browser(student)
+    follower.get(f"/live/{running['code']}/")
+    ended = client_for(instructor).post(f"/api/v1/live/{running['id']}/end/")
+    assert ended.status_code == 200 and ended.json()["state"] == "ended"
+    assert follower.get(f"/live/{running['code']}/").status_code == 404
+    exploration = lesson.items.first().exploration
+    assert follower.get(f"/explore/{exploration.pk}/").status_code == 404
+    page = browser(instructor).get(f"/lessons/{lesson.pk}/").content.decode()
+    assert 'data-testid="live-past"' in page and "1 attended (stu)" in page
+    assert 'data-action="start-live"' in page
+
+
+def test_the_presenters_page_shows_the_code_and_the_class(instructor, running, two_explorations):
+    page = browser(instructor).get(f"/explore/{two_explorations[0].pk}/").content.decode()
+    assert 'data-testid="live-presenter"' in page and running["code"] in page
+    assert f'ws-connect="/ws/live/{running["id"]}/"' in page
+    assert browser(instructor).get(f"/live/{running['code']}/").status_code == 302
+
+
+def test_the_lesson_page_starts_a_session_for_its_instructor(instructor, lesson, two_explorations):
+    client = browser(instructor)
+    assert 'data-action="start-live"' in client.get(f"/lessons/{lesson.pk}/").content.decode()
+    started = client.post(f"/lessons/{lesson.pk}/live/", {"pacing": "student"})
+    assert started.status_code == 302 and f"/explore/{two_explorations[0].pk}/" in started.url
+    assert LiveSession.objects.get(lesson=lesson).pacing == "student"
