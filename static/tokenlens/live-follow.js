@@ -55,6 +55,7 @@
   ["htmx:oobAfterSwap", "htmx:wsAfterMessage"].forEach(function (name) {
     document.addEventListener(name, apply);
   });
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", apply);
-  else apply();
+  // After htmx has wired the page (on DOMContentLoaded), so a selected token's click loads it.
+  if (document.readyState === "complete") apply();
+  else window.addEventListener("load", apply);
 })();

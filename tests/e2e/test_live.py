@@ -1,0 +1,101 @@
+"""A live lesson in Chromium, three browsers at once: the instructor presents; two visitors follow
+(one of them joining late), one breaks away, steps on alone and comes back; the instructor sees
+the class and ends the session, whose record stays with the lesson. In both deployment modes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.test_people import _publish_lesson, _tokens, _unique
+
+pytestmark = pytest.mark.e2e
+SCREENS = ARTIFACTS / "screens" / "live"
+
+
+def _join(chromium, app, code: str):
+    """A visitor's own browser on the join page, following the session."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app.url + "/live/")
+    page.get_by_label("Code").fill(code.lower())
+    page.click("[data-action=join-live]")
+    expect(page.get_by_test_id("live-bar")).to_contain_text(code)
+    page.wait_for_load_state()
+    return page
+
+
+def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, chromium, page):
+    lesson_url = _publish_lesson(page, app_server, _unique("Live"))
+    page.goto(lesson_url)
+    page.click("[data-action=start-live]")
+    expect(page.get_by_test_id("live-presenter")).to_be_visible()
+    page.wait_for_load_state()
+    code = page.get_by_test_id("live-code").inner_text()
+    assert re.fullmatch(r"[A-Z2-9]{6}", code)
+    expect(page.get_by_test_id("live-class")).to_contain_text("Nobody has joined yet")
+
+    first = _join(chromium, app_server, code)
+    expect(_tokens(first)).to_have_count(2)
+    expect(page.get_by_test_id("participant")).to_have_count(1)
+
+    # The presenter steps, opens a panel, selects a token, moves a slider: the class sees it.
+    page.click("[data-action=greedy]")
+    expect(_tokens(page)).to_have_count(3)
+    expect(_tokens(first)).to_have_count(3)
+    page.click("#tab-tokens")
+    expect(first.locator("#tab-tokens")).to_have_attribute("aria-selected", "true")
+    expect(first.get_by_test_id("inside-pieces").locator(".tok").first).to_be_visible()
+    _tokens(page).nth(0).click()
+    expect(first.locator("#alternatives h2")).to_have_text("Alternatives at token #0")
+    page.locator("#slider-temperature").fill("0.5")
+    expect(first.get_by_test_id("live-settings")).to_contain_text("temperature 0.5")
+    expect(first.get_by_test_id("next-distribution")).to_be_visible()
+
+    # A late joiner lands on the state as it is now, not on the start.
+    second = _join(chromium, app_server, code)
+    expect(_tokens(second)).to_have_count(3)
+    expect(second.locator("#tab-tokens")).to_have_attribute("aria-selected", "true")
+    expect(second.locator("#alternatives h2")).to_have_text("Alternatives at token #0")
+    expect(page.get_by_test_id("participant")).to_have_count(2)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"presenter-{app_server.mode}.png"), full_page=True)
+    second.screenshot(path=str(SCREENS / f"follower-{app_server.mode}.png"), full_page=True)
+
+    # Break away: my own copy of the class's text, to step on from; the instructor sees where.
+    first.click("[data-action=break-away]")
+    expect(first.get_by_test_id("live-return")).to_be_visible()
+    expect(_tokens(first)).to_have_count(3)
+    first.wait_for_load_state()
+    first.click("[data-action=greedy]")
+    expect(_tokens(first)).to_have_count(4)
+    away = page.locator("[data-testid=participant][data-following=no]")
+    expect(away).to_have_count(1)
+    page.click("[data-action=greedy]")  # the class goes on: 4 tokens, its own 4th
+    expect(_tokens(second)).to_have_count(4)
+    page.reload()  # the class panel is read again on connect
+    expect(page.locator("[data-testid=participant][data-following=no]")).to_contain_text("4")
+
+    # Back to the class: following the live text again.
+    first.click("[data-action=back-to-class]")
+    expect(first.get_by_test_id("live-bar")).to_be_visible()
+    expect(_tokens(first)).to_have_count(4)
+    first.wait_for_load_state()
+    page.wait_for_load_state()
+    page.click("[data-action=greedy]")
+    expect(_tokens(first)).to_have_count(5)
+    expect(_tokens(second)).to_have_count(5)
+
+    # The end: every follower is told; the lesson keeps the record.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("[data-action=end-live]")
+    expect(page).to_have_url(lesson_url)
+    expect(first.get_by_test_id("live-ended")).to_contain_text("ended")
+    expect(second.get_by_test_id("live-ended")).to_contain_text("ended")
+    expect(page.get_by_test_id("live-past")).to_contain_text("2 attended")
+    for follower in (first, second):
+        follower.context.close()
