@@ -6,6 +6,8 @@ Pages, the API and the websocket consumer all ask here. Roles:
 - the lesson's instructor: reads the forks students made of their lessons (read-only);
 - a share-link holder: reads an exploration whose link they opened, and may fork it;
 - a lesson reader: reads (and forks) the explorations of a lesson they may open;
+- a co-instructor named on a lesson: reads it; steps and branches its explorations while they
+  present it live;
 - a live follower: while a live session they joined runs, reads (and forks) its lesson's
   explorations;
 - anyone else: nothing (404, so strangers cannot tell what exists).
@@ -157,8 +159,8 @@ def viewable_lessons(request) -> QuerySet[Lesson]:
         visibility=Lesson.Visibility.LINK, link_token__in=request.session.get(LESSON_TOKENS, [])
     )
     if user is not None:
-        visible |= Q(owner=user)
-    return Lesson.objects.filter(visible)
+        visible |= Q(owner=user) | Q(co_instructors=user)
+    return Lesson.objects.filter(visible).distinct()
 
 
 def lesson_access(request, lesson: Lesson) -> Access:
@@ -167,6 +169,8 @@ def lesson_access(request, lesson: Lesson) -> Access:
         return Access(role="owner", view=True, change=True, fork=True)
     if viewable_lessons(request).filter(pk=lesson.pk).exists():
         role = "admin" if user is not None and user.is_staff else "reader"
+        if user is not None and lesson.co_instructors.filter(pk=user.pk).exists():
+            role = "co-instructor"
         return Access(role=role, view=True, fork=True, review=role == "admin")
     return NOTHING
 
@@ -181,6 +185,8 @@ def exploration_access(request, exploration: Exploration) -> Access:
     lesson = exploration.forked_from_lesson if exploration.forked_from_lesson_id else None
     if user is not None and lesson is not None and lesson.owner_id == user.pk:
         return Access(role="instructor", view=True)
+    if user is not None and _presents(user, exploration):
+        return Access(role="presenter", view=True, change=True, fork=True)
     if _holds_share_link(request, exploration):
         return Access(role="share", view=True, fork=True)
     if exploration.lesson_items.filter(lesson__in=viewable_lessons(request)).exists():
@@ -188,6 +194,13 @@ def exploration_access(request, exploration: Exploration) -> Access:
     if _follows_live(request, exploration):
         return Access(role="live", view=True, fork=True)
     return NOTHING
+
+
+def _presents(user, exploration: Exploration) -> bool:
+    """A co-instructor steps and branches a lesson's exploration while they present it live."""
+    return LiveSession.objects.filter(
+        ended_at__isnull=True, presenter=user, lesson__items__exploration=exploration
+    ).exists()
 
 
 def _follows_live(request, exploration: Exploration) -> bool:

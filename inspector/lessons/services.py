@@ -137,6 +137,34 @@ def update_lesson(request, lesson: Lesson, data: dict) -> Lesson:
     return lesson
 
 
+MAX_CO_INSTRUCTORS = 10
+
+
+def set_co_instructors(request, lesson: Lesson, text: str) -> list[str]:
+    """The instructors (usernames, one per line or comma) who may present the lesson live too;
+    an unknown name or someone who is not an instructor is refused and nothing changes."""
+    from django.contrib.auth import get_user_model
+
+    names = [name.strip() for name in text.replace(",", "\n").splitlines() if name.strip()]
+    names = list(dict.fromkeys(names))
+    if len(names) > MAX_CO_INSTRUCTORS:
+        raise ServiceError(f"At most {MAX_CO_INSTRUCTORS} co-instructors", "co_instructors")
+    people = {
+        user.get_username(): user for user in get_user_model().objects.filter(username__in=names)
+    }
+    for name in names:
+        person = people.get(name)
+        if person is None or not access.is_instructor(person):
+            raise ServiceError(f"{name[:150]} is not an instructor here", "co_instructors")
+        if person.pk == lesson.owner_id:
+            raise ServiceError("You are the lesson's instructor already", "co_instructors")
+    lesson.co_instructors.set([people[name] for name in names])
+    audit.record(
+        request, "lesson.co_instructors", lesson, f"co-instructors: {', '.join(names)}"[:300]
+    )
+    return names
+
+
 def renew_link(request, lesson: Lesson) -> None:
     """A new link token: the old link stops opening the lesson (for new readers and for
     those who opened it before)."""

@@ -13,6 +13,11 @@ urlpatterns = [
     path("lessons/<uuid:lesson_id>/", views.lesson_page, name="lesson"),
     path("lessons/<uuid:lesson_id>/edit/", views.lesson_edit, name="lesson-edit"),
     path("lessons/<uuid:lesson_id>/delete/", views.lesson_delete, name="lesson-delete"),
+    path(
+        "lessons/<uuid:lesson_id>/co-instructors/",
+        views.lesson_co_instructors,
+        name="lesson-co-instructors",
+    ),
     path("lessons/<uuid:lesson_id>/new-link/", views.lesson_renew_link, name="lesson-renew-link"),
     path("lessons/<uuid:lesson_id>/items/", views.item_add, name="lesson-item-add"),
     path(

@@ -244,6 +244,7 @@ def _edit_context(request, lesson, *, lesson_form=None, add_form=None, item_form
         "add_form": add_form or AddItemForm(request=request, lesson=lesson),
         "items": items,
         "max_items": lessons.MAX_ITEMS,
+        "co_text": "\n".join(lesson.co_instructors.values_list("username", flat=True)),
     }
 
 
@@ -264,6 +265,26 @@ def lesson_edit(request: HttpRequest, lesson_id) -> HttpResponse:
         return render(request, f"{EDIT}#lesson-form", context, status=422)
     lesson.refresh_from_db()
     return render(request, EDIT, _edit_context(request, lesson, lesson_form=form), status=refused)
+
+
+@require_POST
+def lesson_co_instructors(request: HttpRequest, lesson_id) -> HttpResponse:
+    """Who may present the lesson live too (the lesson's instructor names them)."""
+    lesson = _lesson(request, lesson_id, need="change")
+    text = request.POST.get("co_instructors", "")
+    context = {"lesson": lesson, "co_text": text}
+    try:
+        lessons.set_co_instructors(request, lesson, text)
+        context["co_saved"] = True
+        status = 200
+    except ServiceError as error:
+        context["co_error"] = error
+        status = 422 if request.htmx else 400
+    if request.htmx:
+        return render(request, f"{EDIT}#co-instructors", context, status=status)
+    if status != 200:
+        return render(request, EDIT, {**_edit_context(request, lesson), **context}, status=status)
+    return redirect("lesson-edit", lesson.pk)
 
 
 @require_POST

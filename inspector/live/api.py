@@ -59,6 +59,13 @@ def change(request, session_id):
     return Response(_contract(request, live.change(request, session, changes)))
 
 
+@documented(summary="Take over presenting (the lesson's instructors; one presenter at a time)")
+@api_view(["POST"])
+def take_over(request, session_id):
+    session = live.take_over(request, live.get_session(request, session_id, "present"))
+    return Response(_contract(request, session))
+
+
 @documented(summary="End a live session (its record stays)")
 @api_view(["POST"])
 def end(request, session_id):

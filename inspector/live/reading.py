@@ -7,8 +7,22 @@ from django.urls import reverse
 from inspector.models import LiveSession
 
 # The next-token panel's settings a presenter's preview shows the class.
-SLIDER_NAMES = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")
-SLIDER_NAMES += ("presence_penalty", "frequency_penalty", "top_n")
+SLIDER_LABELS = {
+    "temperature": "temperature",
+    "top_k": "top-k",
+    "top_p": "top-p",
+    "min_p": "min-p",
+    "repetition_penalty": "repetition penalty",
+    "presence_penalty": "presence penalty",
+    "frequency_penalty": "frequency penalty",
+    "top_n": "candidates shown",
+}
+SLIDER_NAMES = tuple(SLIDER_LABELS)
+
+
+def slider_rows(values: dict) -> list[tuple[str, object]]:
+    """(label, value) of each slider in `values`, in the panel's order."""
+    return [(label, values[name]) for name, label in SLIDER_LABELS.items() if name in values]
 
 
 def snapshot(session: LiveSession) -> dict:

@@ -53,6 +53,8 @@ def state_html(session: LiveSession, reload: bool = False) -> str:
         "selection": session.selection,
         "preview": session.preview,
         "pacing": session.pacing,
+        "presenter": session.presenter.get_username(),
+        "length": session.branch.length if session.branch_id else 0,
         "reload": reload,
     }
     return render_to_string(f"{PAGE}#live-state", {"state_json": json.dumps(state), "oob": True})
@@ -97,6 +99,16 @@ def _activity(branch: Branch, notice: str = "") -> str:
 
 def state_changed(session: LiveSession, reload: bool = False) -> None:
     _push(followers_group(session.pk), state_html(session, reload))
+
+
+def presenter_changed(session: LiveSession) -> None:
+    """A hand-off: the followers' bar names the new presenter; the instructors' pages reload
+    their bar (only the presenter's page drives the class)."""
+    name = session.presenter.get_username()
+    follower = render_to_string(f"{PAGE}#presenter-name", {"name": name, "oob": True})
+    _push(followers_group(session.pk), follower + state_html(session))
+    bar = render_to_string(f"{PAGE}#handed-off", {"name": name, "session": session})
+    _push(presenters_group(session.pk), bar)
 
 
 def class_changed(session: LiveSession) -> None:
@@ -153,14 +165,15 @@ def _preview_shown(request, branch, distribution, params, **_):
         for session in LiveSession.objects.select_related("lesson").filter(
             ended_at__isnull=True, branch=branch
         )
-        if may_present(user, session.lesson)
+        if may_present(user, session.lesson) and session.presenter_id == user.pk
     ]
     if not sessions:
         return
     sliders = {name: params[name] for name in reading.SLIDER_NAMES if name in params}
     context = {"distribution": distribution, "branch": branch, "access": FOLLOWER}
     table = render_to_string(f"{TOKENS}#next-distribution", context)
-    html = render_to_string(f"{PAGE}#preview", {"table": table, "sliders": sliders, "oob": True})
+    rows = reading.slider_rows(sliders)
+    html = render_to_string(f"{PAGE}#preview", {"table": table, "settings": rows, "oob": True})
     for session in sessions:
         LiveSession.objects.filter(pk=session.pk).update(preview=sliders)
         _push(followers_group(session.pk), html)

@@ -148,8 +148,7 @@ def broken_away_to(request, exploration: Exploration) -> LiveSession | None:
 def change(request, session: LiveSession, changes: dict) -> LiveSession:
     """The presenter changed what the class sees: any of item, branch, panel, selection,
     preview, pacing. Checked, saved with a new version, recorded, pushed."""
-    if not session.running:
-        raise ServiceError("This live session has ended", field="live", status=409)
+    _require_presenter(request, session)
     fields = _checked_changes(session, changes)
     if not fields:
         return session
@@ -159,6 +158,29 @@ def change(request, session: LiveSession, changes: dict) -> LiveSession:
     session.refresh_from_db(fields=["version"])
     _record(session, "change", **_recordable(fields))
     relay.state_changed(session, reload="branch" in fields or "item" in fields)
+    return session
+
+
+def _require_presenter(request, session: LiveSession) -> None:
+    """One presenter at a time: another instructor takes over first."""
+    if not session.running:
+        raise ServiceError("This live session has ended", field="live", status=409)
+    if session.presenter_id != getattr(access.user_of(request), "pk", None):
+        message = f"{session.presenter.get_username()} presents now: take over to present"
+        raise ServiceError(message, field="presenter", status=409)
+
+
+def take_over(request, session: LiveSession) -> LiveSession:
+    """A co-instructor (or the instructor) becomes the one presenter."""
+    if not session.running:
+        raise ServiceError("This live session has ended", field="live", status=409)
+    user = access.user_of(request)
+    if session.presenter_id != user.pk:
+        session.presenter = user
+        session.version += 1
+        session.save(update_fields=["presenter", "version"])
+        _record(session, "presenter", presenter=user.get_username())
+        relay.presenter_changed(session)
     return session
 
 

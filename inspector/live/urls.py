@@ -7,6 +7,7 @@ from inspector.live import views
 urlpatterns = [
     path("live/", views.join_form, name="live"),
     path("live/<uuid:session_id>/end/", views.end, name="live-end"),
+    path("live/<uuid:session_id>/present/", views.take_over, name="live-take-over"),
     path("live/<str:code>/", views.follow, name="live-join"),
     path("live/<str:code>/break-away/", views.break_away, name="live-break-away"),
     path("lessons/<uuid:lesson_id>/live/", views.start, name="live-start"),

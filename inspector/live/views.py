@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations.views import DEFAULTS, inside_context
-from inspector.live import relay
+from inspector.live import reading, relay
 from inspector.live import services as live
 
 PAGE = "inspector/live.html"
@@ -61,7 +61,8 @@ def _follower_context(session, seat) -> dict:
         "surprisal": charts.surprisal(steps),
         "entropy": charts.entropy_line(steps),
         "state_html": relay.state_html(session),
-        "preview": {name: preview[name] for name in live.reading.SLIDER_NAMES if name in preview},
+        "preview": {name: preview[name] for name in reading.SLIDER_NAMES if name in preview},
+        "settings": reading.slider_rows(preview),
         "inside": inside_context(exploration) if exploration else None,
     }
 
@@ -81,6 +82,15 @@ def break_away(request: HttpRequest, code: str) -> HttpResponse:
 def start(request: HttpRequest, lesson_id) -> HttpResponse:
     try:
         session = live.start(request, lesson_id, request.POST.get("pacing") or "instructor")
+    except ServiceError as error:
+        raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
+    return redirect(presenter_url(session))
+
+
+@require_POST
+def take_over(request: HttpRequest, session_id) -> HttpResponse:
+    try:
+        session = live.take_over(request, live.get_session(request, session_id, "present"))
     except ServiceError as error:
         raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
     return redirect(presenter_url(session))

@@ -37,6 +37,23 @@
     token.click();
   }
 
+  function pace(now, sameText) {
+    const mark = document.querySelector("[data-testid=pace]");
+    if (!mark) return;
+    mark.textContent = "";
+    if (!now) return;
+    mark.append("At your own pace: " + now.presenter + " is at token #" + now.length +
+      (sameText ? " of this text. " : " of another text. "));
+    if (!sameText) {
+      const go = document.createElement("button");
+      go.type = "button";
+      go.textContent = "Go to the presenter's text";
+      go.dataset.action = "go-to-presenter";
+      go.addEventListener("click", function () { window.location.reload(); });
+      mark.append(go);
+    }
+  }
+
   function apply() {
     const now = current();
     if (!now || same(now, applied)) return;
@@ -44,6 +61,11 @@
     applied = now;
     const view = document.getElementById("branch-view");
     const shown = view ? view.dataset.branch : null;
+    if (now.pacing === "student") {  // free: only where the presenter is, marked
+      pace(now, (now.branch || null) === shown);
+      return;
+    }
+    pace(null);
     if ((now.branch || null) !== shown) {
       window.location.reload();
       return;

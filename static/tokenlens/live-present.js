@@ -3,7 +3,7 @@
 // next-token preview reach the class from the server by themselves.
 (function () {
   const bar = document.querySelector("[data-live]");
-  if (!bar) return;
+  if (!bar || bar.dataset.presenting !== "yes") return;  // another instructor presents
   const url = "/api/v1/live/" + bar.dataset.live + "/state/";
   const MAX_CHOICES = 20;
 
@@ -52,5 +52,6 @@
   });
   document.addEventListener("change", function (event) {
     if (event.target.closest("#inside [role=tabpanel]")) tellPanel();
+    if (event.target.matches("[data-live-pacing]")) tell({ pacing: event.target.value });
   });
 })();

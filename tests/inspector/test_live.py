@@ -199,3 +199,33 @@ def test_the_lesson_page_starts_a_session_for_its_instructor(instructor, lesson,
     started = client.post(f"/lessons/{lesson.pk}/live/", {"pacing": "student"})
     assert started.status_code == 302 and f"/explore/{two_explorations[0].pk}/" in started.url
     assert LiveSession.objects.get(lesson=lesson).pacing == "student"
+
+
+def test_the_instructor_names_co_instructors_by_username(instructor, lesson, student):
+    client = browser(instructor)
+    url = f"/lessons/{lesson.pk}/co-instructors/"
+    olga = make_person("olga", "Instructor")
+    refused = client.post(url, {"co_instructors": "olga\nstu"}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 422 and "stu is not an instructor" in refused.content.decode()
+    assert not lesson.co_instructors.exists()
+    assert client.post(url, {"co_instructors": "nobody"}).status_code == 400
+    assert client.post(url, {"co_instructors": "olga"}).status_code == 302
+    assert list(lesson.co_instructors.all()) == [olga]
+    assert browser(olga).post(url, {"co_instructors": ""}).status_code == 403
+
+
+def test_a_co_instructor_takes_over_and_one_presents_at_a_time(instructor, lesson, running):
+    olga = make_person("olga", "Instructor")
+    lesson.co_instructors.add(olga)
+    co = client_for(olga)
+    state = f"/api/v1/live/{running['id']}/state/"
+    busy = co.post(state, {"selection": [1]}, "json")
+    assert busy.status_code == 409 and busy.json()["error"]["field"] == "presenter"
+    taken = co.post(f"/api/v1/live/{running['id']}/present/")
+    assert taken.status_code == 200 and taken.json()["presenter"] == "olga"
+    assert co.post(state, {"selection": [1]}, "json").status_code == 200
+    assert client_for(instructor).post(state, {"selection": [0]}, "json").status_code == 409
+    page = browser(instructor).get(f"/explore/{lesson.items.first().exploration_id}/").content
+    assert b'data-testid="someone-presents"' in page and b'data-action="take-over"' in page
+    kinds = LiveEvent.objects.filter(session_id=running["id"]).values_list("kind", flat=True)
+    assert list(kinds) == ["started", "presenter", "change"]
