@@ -10,4 +10,4 @@ class InspectorConfig(AppConfig):
 
     def ready(self):
         from inspector.accounts import services  # noqa: F401  (connects the sign-in handler)
-        from inspector.live import relay  # noqa: F401  (relays branch changes to live classes)
+        from inspector.live import polls, relay  # noqa: F401  (they hear of branch changes)

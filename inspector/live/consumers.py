@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from inspector.accounts import access
 from inspector.errors import ServiceError
 from inspector.explorations.consumers import GroupConsumer
-from inspector.live import reading, relay
+from inspector.live import polls, reading, relay
 from inspector.live import services as live
 
 
@@ -53,9 +53,11 @@ class LiveConsumer(GroupConsumer):
         session = LiveSession.objects.select_related("branch__exploration").get(pk=self.session_id)
         if self.audience == "presenter":
             context = {"session": session, "rows": reading.class_view(session), "oob": True}
-            return render_to_string(f"{relay.PAGE}#class-panel", context)
+            latest = session.polls.order_by("-opened_at").first()
+            poll = polls.presenter_box(latest) if latest else ""
+            return render_to_string(f"{relay.PAGE}#class-panel", context) + poll
         tokens = relay.follower_tokens(session.branch) if session.branch else ""
-        return tokens + relay.state_html(session)
+        return tokens + relay.state_html(session) + polls.follower_box_of(session)
 
     async def live_push(self, event):
         await self.send(text_data=event["html"])

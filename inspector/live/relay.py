@@ -40,6 +40,14 @@ def _push(group: str, html: str, kind: str = PUSH) -> None:
         logger.warning("Could not push to %s", group, exc_info=True)
 
 
+def push_followers(session: LiveSession, html: str) -> None:
+    _push(followers_group(session.pk), html)
+
+
+def push_presenters(session: LiveSession, html: str) -> None:
+    _push(presenters_group(session.pk), html)
+
+
 # --- what followers see -----------------------------------------------------------------------
 
 

@@ -148,7 +148,7 @@ def broken_away_to(request, exploration: Exploration) -> LiveSession | None:
 def change(request, session: LiveSession, changes: dict) -> LiveSession:
     """The presenter changed what the class sees: any of item, branch, panel, selection,
     preview, pacing. Checked, saved with a new version, recorded, pushed."""
-    _require_presenter(request, session)
+    require_presenter(request, session)
     fields = _checked_changes(session, changes)
     if not fields:
         return session
@@ -161,7 +161,7 @@ def change(request, session: LiveSession, changes: dict) -> LiveSession:
     return session
 
 
-def _require_presenter(request, session: LiveSession) -> None:
+def require_presenter(request, session: LiveSession) -> None:
     """One presenter at a time: another instructor takes over first."""
     if not session.running:
         raise ServiceError("This live session has ended", field="live", status=409)

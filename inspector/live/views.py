@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations.views import DEFAULTS, inside_context
-from inspector.live import reading, relay
+from inspector.live import polls, reading, relay
 from inspector.live import services as live
 
 PAGE = "inspector/live.html"
@@ -64,6 +64,7 @@ def _follower_context(session, seat) -> dict:
         "preview": {name: preview[name] for name in reading.SLIDER_NAMES if name in preview},
         "settings": reading.slider_rows(preview),
         "inside": inside_context(exploration) if exploration else None,
+        "poll_html": polls.follower_box_of(session),
     }
 
 
@@ -85,6 +86,33 @@ def start(request: HttpRequest, lesson_id) -> HttpResponse:
     except ServiceError as error:
         raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
     return redirect(presenter_url(session))
+
+
+@require_POST
+def poll_open(request: HttpRequest, session_id) -> HttpResponse:
+    """The presenter asks the class for the next token (htmx: the results box comes back)."""
+    try:
+        poll = polls.open_poll(request, live.get_session(request, session_id, "present"))
+    except ServiceError as error:
+        if error.status in (403, 404):
+            raise page_refusal(error) from None
+        return render(request, f"{PAGE}#poll-mine", {"error": error}, status=422)
+    if not request.htmx:
+        return redirect(presenter_url(poll.session))
+    return HttpResponse(polls.presenter_box(poll, oob=False))
+
+
+@require_POST
+def poll_answer(request: HttpRequest, code: str) -> HttpResponse:
+    session = _joined(request, code)
+    try:
+        given = polls.answer(request, session, request.POST.get("text", ""))
+    except ServiceError as error:
+        status = 422 if request.htmx else error.status
+        return render(request, f"{PAGE}#poll-mine", {"error": error}, status=status)
+    if not request.htmx:
+        return redirect("live-join", code=session.code)
+    return render(request, f"{PAGE}#poll-mine", {"given": given})
 
 
 @require_POST

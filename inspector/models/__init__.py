@@ -5,7 +5,13 @@ from inspector.models.audit import AuditEvent
 from inspector.models.explorations import Branch, BranchQuerySet, Exploration, Step
 from inspector.models.jobs import Job
 from inspector.models.lessons import Lesson, LessonItem
-from inspector.models.live import LiveEvent, LiveParticipant, LiveSession
+from inspector.models.live import (
+    LiveEvent,
+    LiveParticipant,
+    LivePoll,
+    LivePollAnswer,
+    LiveSession,
+)
 from inspector.models.sharing import ShareLink, new_link_token
 
 __all__ = [
@@ -18,6 +24,8 @@ __all__ = [
     "LessonItem",
     "LiveEvent",
     "LiveParticipant",
+    "LivePoll",
+    "LivePollAnswer",
     "LiveSession",
     "ShareLink",
     "Step",

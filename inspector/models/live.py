@@ -111,3 +111,43 @@ class LiveEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version}: {self.kind}"
+
+
+class LivePoll(models.Model):
+    """ "What comes next?" asked of the class at one position of the class's branch; it closes
+    when the presenter's next token there is saved."""
+
+    session = models.ForeignKey(LiveSession, on_delete=models.CASCADE, related_name="polls")
+    branch = models.ForeignKey(Branch, null=True, on_delete=models.SET_NULL, related_name="+")
+    position = models.PositiveIntegerField(help_text="The index of the token asked about")
+    choices = models.JSONField(default=list, help_text="Candidate texts offered, shuffled")
+    chosen = models.JSONField(null=True, blank=True, help_text="The token the model wrote")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session", "opened_at"]
+
+    def __str__(self) -> str:
+        return f"poll at #{self.position}"
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+class LivePollAnswer(models.Model):
+    """One participant's answer (their last one counts)."""
+
+    poll = models.ForeignKey(LivePoll, on_delete=models.CASCADE, related_name="answers")
+    participant = models.ForeignKey(LiveParticipant, on_delete=models.CASCADE, related_name="+")
+    text = models.CharField(max_length=100)
+    answered_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["poll", "participant"], name="one_answer_each")
+        ]
+
+    def __str__(self) -> str:
+        return self.text

@@ -66,29 +66,46 @@ def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, ch
     page.screenshot(path=str(SCREENS / f"presenter-{app_server.mode}.png"), full_page=True)
     second.screenshot(path=str(SCREENS / f"follower-{app_server.mode}.png"), full_page=True)
 
+    # Predict the next token: both guess, the presenter steps, the guesses meet the model.
+    page.click("[data-action=poll-open]")
+    expect(page.get_by_test_id("poll-count")).to_have_text("0")
+    for follower in (first, second):
+        expect(follower.get_by_test_id("live-poll")).to_contain_text("What comes next?")
+        expect(follower.get_by_test_id("next-distribution")).to_be_hidden()
+    first.locator("[data-action=poll-pick]").first.click()
+    expect(first.get_by_test_id("poll-mine")).to_contain_text("Your answer")
+    second.get_by_label("Your guess").fill("zebra")
+    second.click("[data-action=poll-answer]")
+    expect(page.get_by_test_id("poll-count")).to_have_text("2")
+    page.click("[data-action=greedy]")
+    expect(_tokens(page)).to_have_count(4)
+    expect(first.get_by_test_id("poll-closed")).to_contain_text("The model wrote")
+    expect(page.get_by_test_id("poll-row")).to_have_count(2)
+    expect(page.get_by_test_id("poll-results")).to_contain_text("zebra")
+
     # Break away: my own copy of the class's text, to step on from; the instructor sees where.
     first.click("[data-action=break-away]")
     expect(first.get_by_test_id("live-return")).to_be_visible()
-    expect(_tokens(first)).to_have_count(3)
+    expect(_tokens(first)).to_have_count(4)
     first.wait_for_load_state()
     first.click("[data-action=greedy]")
-    expect(_tokens(first)).to_have_count(4)
+    expect(_tokens(first)).to_have_count(5)
     away = page.locator("[data-testid=participant][data-following=no]")
     expect(away).to_have_count(1)
-    page.click("[data-action=greedy]")  # the class goes on: 4 tokens, its own 4th
-    expect(_tokens(second)).to_have_count(4)
+    page.click("[data-action=greedy]")  # the class goes on: 5 tokens, its own 5th
+    expect(_tokens(second)).to_have_count(5)
     page.reload()  # the class panel is read again on connect
-    expect(page.locator("[data-testid=participant][data-following=no]")).to_contain_text("4")
+    expect(page.locator("[data-testid=participant][data-following=no]")).to_contain_text("5")
 
     # Back to the class: following the live text again.
     first.click("[data-action=back-to-class]")
     expect(first.get_by_test_id("live-bar")).to_be_visible()
-    expect(_tokens(first)).to_have_count(4)
+    expect(_tokens(first)).to_have_count(5)
     first.wait_for_load_state()
     page.wait_for_load_state()
     page.click("[data-action=greedy]")
-    expect(_tokens(first)).to_have_count(5)
-    expect(_tokens(second)).to_have_count(5)
+    expect(_tokens(first)).to_have_count(6)
+    expect(_tokens(second)).to_have_count(6)
 
     # The end: every follower is told; the lesson keeps the record.
     page.once("dialog", lambda dialog: dialog.accept())

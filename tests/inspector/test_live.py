@@ -229,3 +229,41 @@ def test_a_co_instructor_takes_over_and_one_presents_at_a_time(instructor, lesso
     assert b'data-testid="someone-presents"' in page and b'data-action="take-over"' in page
     kinds = LiveEvent.objects.filter(session_id=running["id"]).values_list("kind", flat=True)
     assert list(kinds) == ["started", "presenter", "change"]
+
+
+def test_a_poll_collects_guesses_and_closes_when_the_presenter_steps(instructor, running):
+    session = LiveSession.objects.get(pk=running["id"])
+    teacher = browser(instructor)
+    opened = teacher.post(f"/live/{running['id']}/poll/", HTTP_HX_REQUEST="true")
+    assert opened.status_code == 200 and 'data-testid="poll-count"' in opened.content.decode()
+    poll = session.polls.get()
+    assert poll.open and poll.position == 2 and 2 <= len(poll.choices) <= 6
+    students = [browser(make_person(name, "Student")) for name in ("sam", "sue", "sid")]
+    for student in students:
+        student.get(f"/live/{running['code']}/")
+    page = students[0].get(f"/live/{running['code']}/").content.decode()
+    assert 'data-testid="live-poll"' in page and 'data-action="poll-pick"' in page  # late join
+    answer = f"/live/{running['code']}/answer/"
+    assert students[0].post(answer, {"text": " Paris"}, HTTP_HX_REQUEST="true").status_code == 200
+    students[0].post(answer, {"text": poll.choices[0]}, HTTP_HX_REQUEST="true")  # changed
+    students[1].post(answer, {"text": poll.choices[0]}, HTTP_HX_REQUEST="true")
+    students[2].post(answer, {"text": "zebra"}, HTTP_HX_REQUEST="true")
+    empty = students[2].post(answer, {"text": "  "}, HTTP_HX_REQUEST="true")
+    assert empty.status_code == 422 and "1 to 100 characters" in empty.content.decode()
+    assert browser().post(answer, {"text": "x"}).status_code == 302  # the code lets them in
+    step(client_for(instructor), session.branch_id, mode="greedy")
+    poll.refresh_from_db()
+    assert not poll.open and poll.chosen["token_id"] == session.branch.steps.get(index=2).token_id
+    from inspector.live import polls
+
+    rows = {row["text"]: row for row in polls.results(poll)}
+    assert rows[poll.choices[0].strip()]["count"] == 2 and rows["zebra"]["count"] == 1
+    assert rows["zebra"]["p_base"] is None
+    late = students[0].post(answer, {"text": "late"}, HTTP_HX_REQUEST="true")
+    assert late.status_code == 422 and "No question is open" in late.content.decode()
+
+
+def test_only_the_presenter_opens_a_poll(running, student):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    assert client.post(f"/live/{running['id']}/poll/").status_code == 403
