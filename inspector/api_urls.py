@@ -58,6 +58,7 @@ urlpatterns = [
     path("live/<uuid:session_id>/state/", live_api.change, name="api-live-change"),
     path("live/<uuid:session_id>/end/", live_api.end, name="api-live-end"),
     path("live/<uuid:session_id>/present/", live_api.take_over, name="api-live-present"),
+    path("live/<uuid:session_id>/spotlight/", live_api.spotlight, name="api-live-spotlight"),
     path("live/<uuid:session_id>/participants/", live_api.participants, name="api-live-people"),
     *router.urls,
     # Last: anything else under /api/v1/ answers the API's JSON 404.

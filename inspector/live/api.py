@@ -59,6 +59,21 @@ def change(request, session_id):
     return Response(_contract(request, live.change(request, session, changes)))
 
 
+class SpotlightSerializer(serializers.Serializer):
+    participant = serializers.IntegerField(allow_null=True, help_text="None: nobody's")
+    names = serializers.BooleanField(default=False, help_text="Show the participant's name")
+
+
+@documented(SpotlightSerializer, summary="Show one participant's own branch to everyone")
+@api_view(["POST"])
+def spotlight(request, session_id):
+    session = live.get_session(request, session_id, "present")
+    serializer = SpotlightSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    return Response(_contract(request, live.spotlight(request, session, **data)))
+
+
 @documented(summary="Take over presenting (the lesson's instructors; one presenter at a time)")
 @api_view(["POST"])
 def take_over(request, session_id):

@@ -44,6 +44,7 @@ def snapshot(session: LiveSession) -> dict:
         "presenter": session.presenter.get_username(),
         "pacing": session.pacing,
         "followers": session.participants.filter(following=True).count(),
+        "spotlight": session.spotlight_id,
         "version": session.version,
         "started_at": session.started_at.isoformat(),
         "ended_at": session.ended_at.isoformat() if session.ended_at else None,

@@ -109,6 +109,23 @@ def state_changed(session: LiveSession, reload: bool = False) -> None:
     _push(followers_group(session.pk), state_html(session, reload))
 
 
+def spotlight_html(session: LiveSession) -> str:
+    """The spotlit participant's text (coloured by probability), named only if shown."""
+    seat = session.spotlight
+    context = {"seat": seat, "oob": True, "names": session.spotlight_names}
+    if seat is not None and seat.branch_id:
+        context["steps"] = seat.branch.sequence(with_candidates=False)
+        context["exploration"] = seat.branch.exploration
+    return render_to_string(f"{PAGE}#spotlight", context)
+
+
+def spotlight_changed(session: LiveSession) -> None:
+    html = spotlight_html(session)
+    _push(followers_group(session.pk), html)
+    _push(presenters_group(session.pk), html)
+    class_changed(session)
+
+
 def presenter_changed(session: LiveSession) -> None:
     """A hand-off: the followers' bar names the new presenter; the instructors' pages reload
     their bar (only the presenter's page drives the class)."""
@@ -147,6 +164,16 @@ def _tokens_changed(exploration_id, branch_id, from_index, **_):
     html = follower_tokens(branch, from_index)
     for session in sessions:
         _push(followers_group(session.pk), html)
+
+
+@receiver(broadcast.tokens_changed)
+def _spotlit_branch_changed(exploration_id, branch_id, from_index, **_):
+    """The spotlit student stepped: everyone sees their new text."""
+    sessions = LiveSession.objects.select_related("spotlight__branch__exploration").filter(
+        ended_at__isnull=True, spotlight__branch_id=branch_id
+    )
+    for session in sessions:
+        spotlight_changed(session)
 
 
 @receiver(broadcast.generation_finished)

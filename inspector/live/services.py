@@ -184,6 +184,23 @@ def take_over(request, session: LiveSession) -> LiveSession:
     return session
 
 
+def spotlight(request, session: LiveSession, participant, names: bool = False) -> LiveSession:
+    """Show one participant's own branch to everyone (None: nobody's); their name only when
+    the presenter says so."""
+    require_presenter(request, session)
+    seat = None
+    if participant is not None:
+        seat = session.participants.filter(pk=participant, branch__isnull=False).first()
+        if seat is None:
+            raise ServiceError("Nobody in this session has such a branch", "participant", 404)
+    session.spotlight, session.spotlight_names = seat, bool(names)
+    session.version += 1
+    session.save(update_fields=["spotlight", "spotlight_names", "version"])
+    _record(session, "spotlight", participant=seat.pk if seat else None, names=bool(names))
+    relay.spotlight_changed(session)
+    return session
+
+
 def _checked_changes(session: LiveSession, changes: dict) -> dict:
     fields: dict = {}
     if changes.get("item") is not None:

@@ -65,6 +65,7 @@ def _follower_context(session, seat) -> dict:
         "settings": reading.slider_rows(preview),
         "inside": inside_context(exploration) if exploration else None,
         "poll_html": polls.follower_box_of(session),
+        "spotlight_html": relay.spotlight_html(session),
     }
 
 

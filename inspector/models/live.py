@@ -46,6 +46,15 @@ class LiveSession(models.Model):
     panel = models.JSONField(default=dict, blank=True, help_text="Open panel and its choices")
     selection = models.JSONField(default=list, blank=True, help_text="Selected token indexes")
     preview = models.JSONField(default=dict, blank=True, help_text="The presenter's sliders")
+    spotlight = models.ForeignKey(
+        "LiveParticipant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The participant whose own branch everyone sees now",
+    )
+    spotlight_names = models.BooleanField(default=False, help_text="Show the spotlit name")
     version = models.PositiveIntegerField(default=0, help_text="Bumped at every change")
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)

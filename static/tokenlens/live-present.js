@@ -20,6 +20,16 @@
     });
   }
 
+  function spotlight(participant, names) {
+    const path = "/api/v1/live/" + bar.dataset.live + "/spotlight/";
+    return fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify({ participant: participant, names: names }),
+    });
+  }
+
   function choicesOf(name) {
     const choices = {};
     const panel = document.getElementById("panel-" + name);
@@ -47,11 +57,20 @@
 
   document.addEventListener("click", function (event) {
     if (event.target.closest("#inside [role=tab]")) tellPanel();
+    const spot = event.target.closest("[data-spotlight]");
+    if (spot) {
+      const names = document.querySelector("[data-spotlight-names]");
+      const participant = spot.dataset.spotlight ? parseInt(spot.dataset.spotlight, 10) : null;
+      spotlight(participant, !!(names && names.checked && participant !== null));
+    }
     const token = event.target.closest("#branch-view button.gen[data-index]");
     if (token) tell({ selection: [parseInt(token.dataset.index, 10)] });
   });
   document.addEventListener("change", function (event) {
     if (event.target.closest("#inside [role=tabpanel]")) tellPanel();
     if (event.target.matches("[data-live-pacing]")) tell({ pacing: event.target.value });
+    if (event.target.matches("[data-spotlight-names]")) {
+      spotlight(parseInt(event.target.dataset.spotlightNames, 10), event.target.checked);
+    }
   });
 })();

@@ -96,6 +96,13 @@ def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, ch
     expect(_tokens(second)).to_have_count(5)
     page.reload()  # the class panel is read again on connect
     expect(page.locator("[data-testid=participant][data-following=no]")).to_contain_text("5")
+    page.wait_for_load_state()
+
+    # Spotlight: the student's own text on everyone's screen, without their name.
+    page.locator("[data-testid=participant][data-following=no] [data-spotlight]").click()
+    expect(second.get_by_test_id("spotlight")).to_contain_text("a classmate's text")
+    expect(second.get_by_test_id("spotlight").locator(".gen")).to_have_count(5)
+    expect(page.get_by_test_id("spotlight")).to_be_visible()
 
     # Back to the class: following the live text again.
     first.click("[data-action=back-to-class]")

@@ -267,3 +267,24 @@ def test_only_the_presenter_opens_a_poll(running, student):
     client = browser(student)
     client.get(f"/live/{running['code']}/")
     assert client.post(f"/live/{running['id']}/poll/").status_code == 403
+
+
+def test_the_spotlight_shows_a_students_text_without_their_name(instructor, running, student):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    client.post(f"/live/{running['code']}/break-away/")
+    seat = LiveParticipant.objects.get(session_id=running["id"])
+    api = client_for(instructor)
+    url = f"/api/v1/live/{running['id']}/spotlight/"
+    assert api.post(url, {"participant": 10**6}, "json").status_code == 404
+    refused = client.post(url, {"participant": seat.pk}, content_type="application/json")
+    assert refused.status_code == 403
+    lit = api.post(url, {"participant": seat.pk}, "json")
+    assert lit.status_code == 200 and lit.json()["spotlight"] == seat.pk
+    other = browser(make_person("sue", "Student"))
+    page = other.get(f"/live/{running['code']}/").content.decode()
+    assert "a classmate's text" in page and "stu" not in page.split('id="live-spotlight"')[1][:2000]
+    api.post(url, {"participant": seat.pk, "names": True}, "json")
+    assert "stu's text" in other.get(f"/live/{running['code']}/").content.decode()
+    cleared = api.post(url, {"participant": None}, "json")
+    assert cleared.json()["spotlight"] is None
