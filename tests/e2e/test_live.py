@@ -1,6 +1,7 @@
-"""A live lesson in Chromium, three browsers at once: the instructor presents; two visitors follow
-(one of them joining late), one breaks away, steps on alone and comes back; the instructor sees
-the class and ends the session, whose record stays with the lesson. In both deployment modes."""
+"""A live lesson in Chromium, four browsers at once: the instructor presents; two visitors follow
+(one of them joining late) and guess the next token in a poll; one breaks away, steps on alone,
+is spotlit and comes back; a co-instructor takes over; the session ends and its record stays
+with the lesson. In both deployment modes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import ARTIFACTS
-from tests.e2e.test_people import _publish_lesson, _tokens, _unique
+from tests.e2e.test_people import _publish_lesson, _sign_up, _tokens, _unique
 
 pytestmark = pytest.mark.e2e
 SCREENS = ARTIFACTS / "screens" / "live"
@@ -29,7 +30,7 @@ def _join(chromium, app, code: str):
     return page
 
 
-def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, chromium, page):
+def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chromium, page):
     lesson_url = _publish_lesson(page, app_server, _unique("Live"))
     page.goto(lesson_url)
     page.click("[data-action=start-live]")
@@ -114,6 +115,28 @@ def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, ch
     expect(_tokens(first)).to_have_count(6)
     expect(_tokens(second)).to_have_count(6)
 
+    # Hand-off: a co-instructor named on the lesson takes over; the class follows them.
+    co_page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    co_page.set_default_timeout(60_000)
+    co_name = _sign_up(co_page, app_server, "Instructor")
+    page.goto(lesson_url + "edit/")
+    page.get_by_label(re.compile("^Co-instructors")).fill(co_name)
+    page.click("[data-action=save-co-instructors]")
+    expect(page.locator("#co-instructors-form").get_by_role("status")).to_have_text("Saved.")
+    co_page.goto(lesson_url)
+    co_page.click("[data-action=present]")
+    expect(co_page.get_by_test_id("someone-presents")).to_be_visible()
+    co_page.click("[data-action=take-over]")
+    expect(co_page.get_by_test_id("someone-presents")).to_have_count(0)
+    expect(first.get_by_test_id("presenter-name")).to_have_text(co_name)
+    co_page.wait_for_load_state()
+    co_page.click("[data-action=greedy]")
+    expect(_tokens(first)).to_have_count(7)
+    expect(_tokens(second)).to_have_count(7)
+    page.goto(lesson_url)
+    page.click("[data-action=present]")
+    expect(page.get_by_test_id("someone-presents")).to_contain_text(co_name)
+
     # The end: every follower is told; the lesson keeps the record.
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-action=end-live]")
@@ -121,5 +144,5 @@ def test_a_class_follows_the_presenter_breaks_away_and_comes_back(app_server, ch
     expect(first.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(second.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(page.get_by_test_id("live-past")).to_contain_text("2 attended")
-    for follower in (first, second):
-        follower.context.close()
+    for other in (first, second, co_page):
+        other.context.close()
