@@ -89,6 +89,24 @@ def start(request: HttpRequest, lesson_id) -> HttpResponse:
     return redirect(presenter_url(session))
 
 
+@require_GET
+def record(request: HttpRequest, session_id) -> HttpResponse:
+    """An (ended or running) session's record, for the lesson's instructors: who attended, the
+    presenter's path and every poll with its answers."""
+    try:
+        session = live.get_session(request, session_id, "present")
+    except ServiceError as error:
+        raise page_refusal(error) from None
+    context = {
+        "session": session,
+        "record": True,
+        "events": list(session.events.all()),
+        "attended": list(session.participants.all()),
+        "polls": [(poll, polls.results(poll)) for poll in session.polls.all()],
+    }
+    return render(request, "inspector/live_record.html", context)
+
+
 @require_POST
 def poll_open(request: HttpRequest, session_id) -> HttpResponse:
     """The presenter asks the class for the next token (htmx: the results box comes back)."""

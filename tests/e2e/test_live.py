@@ -144,5 +144,9 @@ def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chr
     expect(first.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(second.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(page.get_by_test_id("live-past")).to_contain_text("2 attended")
+    page.click("[data-action=live-record]")
+    expect(page.get_by_test_id("attendee")).to_have_count(2)
+    expect(page.get_by_test_id("record-poll")).to_contain_text("the model wrote")
+    expect(page.get_by_test_id("record-event").first).to_contain_text("started")
     for other in (first, second, co_page):
         other.context.close()

@@ -288,3 +288,13 @@ def test_the_spotlight_shows_a_students_text_without_their_name(instructor, runn
     assert "stu's text" in other.get(f"/live/{running['code']}/").content.decode()
     cleared = api.post(url, {"participant": None}, "json")
     assert cleared.json()["spotlight"] is None
+
+
+def test_the_record_is_for_the_instructors(instructor, running, student):
+    follower = browser(student)
+    follower.get(f"/live/{running['code']}/")
+    client_for(instructor).post(f"/api/v1/live/{running['id']}/end/")
+    page = browser(instructor).get(f"/live/{running['id']}/record/")
+    assert page.status_code == 200 and b'data-testid="attendee"' in page.content
+    assert follower.get(f"/live/{running['id']}/record/").status_code == 403
+    assert browser().get(f"/live/{running['id']}/record/").status_code == 404
