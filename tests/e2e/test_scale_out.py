@@ -136,3 +136,61 @@ def test_a_page_on_one_web_process_sees_steps_made_through_the_other(stack):
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         message = pool.submit(asyncio.run, follow()).result(timeout=120)
     assert f"tokens-{branch_id}" in message or "new-tokens" in message or "gen b" in message
+
+
+_MAKE_CLASS = """
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from inspector.models import Branch, Exploration, Lesson, LessonItem
+user = User.objects.create_user("live-teacher")
+user.groups.add(Group.objects.get_or_create(name="Instructor")[0])
+exploration = Exploration.objects.create(owner=user, model_key="%s", prompt="Once upon a time")
+branch = Branch.objects.create(exploration=exploration, label="main")
+lesson = Lesson.objects.create(owner=user, title="Live")
+LessonItem.objects.create(lesson=lesson, exploration=exploration)
+client = Client()
+client.force_login(user)
+print(lesson.pk, branch.pk, client.cookies["sessionid"].value)
+"""
+
+
+def test_a_live_follower_on_one_web_process_hears_the_presenter_on_the_other(stack):
+    import subprocess
+    import sys
+
+    import websockets
+
+    from tests.e2e.conftest import ROOT
+
+    made = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", _MAKE_CLASS % SMOL],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lesson_id, branch_id, session_key = made.stdout.split()[-3:]
+    first_web, second_web = stack.urls
+    teacher = f"sessionid={session_key}"
+    teacher += "; " + call(first_web + "/explore/", cookie=teacher)[3]
+    status, live, _, _ = call(f"{first_web}/api/v1/lessons/{lesson_id}/live/", "POST", {}, teacher)
+    assert status == 201, live
+    follower = visitor(stack)
+    assert call(f"{second_web}/live/{live['code']}/", cookie=follower)[0] == 200
+
+    async def follow() -> str:
+        ws_url = second_web.replace("http", "ws") + f"/ws/live/{live['id']}/"
+        headers = {"Origin": second_web, "Cookie": follower}
+        async with websockets.connect(ws_url, additional_headers=headers) as page:
+            assert 'id="live-state"' in await page.recv()  # the catch-up
+            stepped = asyncio.get_running_loop().run_in_executor(
+                None, lambda: _step(stack, branch_id, teacher, first_web)
+            )
+            message = await asyncio.wait_for(page.recv(), timeout=60)
+            assert await stepped == 201
+            return message
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        message = pool.submit(asyncio.run, follow()).result(timeout=120)
+    assert f'id="tail-{branch_id}-0"' in message and 'data-index="0"' in message
