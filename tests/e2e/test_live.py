@@ -1,7 +1,7 @@
 """A live lesson in Chromium, four browsers at once: the instructor presents; two visitors follow
 (one of them joining late) and guess the next token in a poll; one breaks away, steps on alone,
 is spotlit and comes back; a co-instructor takes over; the session ends and its record stays
-with the lesson. In both deployment modes."""
+with the lesson."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, PAGE_ONLY
 from tests.e2e.test_people import _publish_lesson, _sign_up, _tokens, _unique
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +30,9 @@ def _join(chromium, app, code: str):
     return page
 
 
+# Embedded only to keep the suite short: the same fan-out over channels-redis across two daphne
+# processes is tests/e2e/test_scale_out.py's, and this test passes in services mode too.
+@PAGE_ONLY
 def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chromium, page):
     lesson_url = _publish_lesson(page, app_server, _unique("Live"))
     page.goto(lesson_url)
