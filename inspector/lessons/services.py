@@ -82,6 +82,12 @@ def items_of(lesson: Lesson) -> QuerySet[LessonItem]:
     return lesson.items.select_related("exploration").order_by("position", "pk")
 
 
+def own_forks_of(request, lesson: Lesson) -> QuerySet[Exploration]:
+    """The requester's own explorations from this lesson: forks of its items and the texts
+    they took from its live sessions (Try it myself)."""
+    return own_forks(request).filter(forked_from_lesson=lesson).order_by("-created_at")
+
+
 def items_with_text(lesson: Lesson) -> list[LessonItem]:
     """The items, each with `recorded`: its exploration's main branch as it was written (the
     steps, for colouring each token by how likely the model found it)."""

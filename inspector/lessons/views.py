@@ -187,6 +187,7 @@ def lesson_page(request: HttpRequest, lesson_id) -> HttpResponse:
     lesson = _lesson(request, lesson_id)
     granted = access.lesson_access(request, lesson)
     context = {"lesson": lesson, "items": lessons.items_with_text(lesson), "access": granted}
+    context["own_forks"] = lessons.own_forks_of(request, lesson)[:50]
     if granted.change and lesson.visibility == Lesson.Visibility.LINK:
         link = reverse("lesson-link", args=[lesson.link_token])
         context["share_url"] = request.build_absolute_uri(link)

@@ -161,6 +161,9 @@ def test_breaking_away_gives_my_own_copy_and_back_to_the_class_follows_again(
     assert rows[0]["length"] == 3 and rows[0]["left_at"] == 2
     client.get(f"/live/{running['code']}/")
     assert LiveParticipant.objects.get(pk=seat.pk).following
+    Lesson.objects.filter(pk=seat.session.lesson_id).update(visibility="published")
+    lesson_page = client.get(f"/lessons/{seat.session.lesson_id}/").content.decode()
+    assert 'data-testid="own-forks"' in lesson_page and f"/explore/{mine}/" in lesson_page
 
 
 def test_a_visitor_joins_and_breaks_away_into_their_session(running, two_explorations):
