@@ -41,7 +41,7 @@ django.setup()
 
 import websockets  # noqa: E402
 from django.conf import settings  # noqa: E402
-from streaming import Client  # noqa: E402
+from streaming import Client, start_server  # noqa: E402
 
 FOLLOWERS = int(sys.argv[1]) if len(sys.argv) > 1 else pick(30, 3)
 TOKENS = int(sys.argv[2]) if len(sys.argv) > 2 else pick(100, 8)
@@ -49,35 +49,6 @@ PROMPT = "Write a long story about a lighthouse keeper and the sea."
 INDEX = re.compile(r'data-index="(\d+)"')
 PASSWORD = "bench-password-1"
 CHANGES = pick(50, 5)
-
-
-def start_server() -> tuple[str, subprocess.Popen]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if k != "TOKENLENS_REDIS_URL"}
-    env["TOKENLENS_MODEL_CACHE"] = str(settings.TOKENLENS_MODEL_CACHE)
-    env["TOKENLENS_VISITOR_BUDGET"] = env["TOKENLENS_COMPUTE_BUDGET"] = str(10**9)
-    daphne = str(Path(sys.executable).parent / "daphne")
-    server = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "tokenlens_site.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=(WORKDIR / "web.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=2)
-            return base, server
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("the server did not start")
 
 
 def make_lesson():
@@ -256,7 +227,12 @@ def main() -> None:
         check=True,
     )
     lesson, items = make_lesson()
-    base, server = start_server()
+    budget = str(10**9)
+    base, server = start_server(
+        os.environ["TOKENLENS_DATABASE_URL"],
+        TOKENLENS_VISITOR_BUDGET=budget,
+        TOKENLENS_COMPUTE_BUDGET=budget,
+    )
     try:
         result = asyncio.run(run(base, server, lesson, items))
     finally:

@@ -81,7 +81,9 @@ class Client:
         return self.request("POST", path, body, headers)
 
 
-def start_server() -> tuple[str, subprocess.Popen | None]:
+def start_server(database_url: str = "", **extra_env) -> tuple[str, subprocess.Popen | None]:
+    """The embedded app on a free port (its SQLite database in a fresh folder unless
+    `database_url` names one, migrated by the caller then); TOKENLENS_BENCH_URL instead if set."""
     if os.environ.get("TOKENLENS_BENCH_URL"):
         return os.environ["TOKENLENS_BENCH_URL"].rstrip("/"), None
     import socket
@@ -92,12 +94,14 @@ def start_server() -> tuple[str, subprocess.Popen | None]:
     workdir = Path(tempfile.mkdtemp(prefix="tokenlens-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENLENS_")}
     env.update(
-        TOKENLENS_DATABASE_URL=f"sqlite:///{workdir / 'db.sqlite3'}",
+        TOKENLENS_DATABASE_URL=database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
         TOKENLENS_MODEL_CACHE=str(settings.TOKENLENS_MODEL_CACHE),
+        **extra_env,
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    if not database_url:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
     daphne = str(Path(sys.executable).parent / "daphne")
     server = subprocess.Popen(
         [daphne, "-b", "127.0.0.1", "-p", str(port), "tokenlens_site.asgi:application"],

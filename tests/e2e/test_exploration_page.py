@@ -138,6 +138,7 @@ def test_two_students_generate_while_a_third_steps(app_server, chromium):
             context.close()
 
 
+@PAGE_ONLY
 def test_forcing_text_and_clear_errors(app_server, page):
     _new_exploration(page, app_server, "My favourite fruit is", temperature=0)
     page.click("[data-action=step]")
@@ -159,6 +160,7 @@ def test_forcing_text_and_clear_errors(app_server, page):
     expect(page.locator("#exploration-form .error")).to_contain_text("empty")
 
 
+@PAGE_ONLY
 def test_sliders_preview_the_next_token_and_keys_step(app_server, page):
     _new_exploration(page, app_server, "The capital of France is")
     preview = page.locator("[data-testid=next-distribution]")
@@ -212,6 +214,7 @@ def test_the_pages_fit_a_phone_and_every_hover_has_a_tap(app_server, chromium):
         context.close()
 
 
+@PAGE_ONLY
 def test_a_preset_moves_the_sliders_and_updates_the_preview(app_server, page):
     _new_exploration(page, app_server, "The weather today is")
     preview = page.locator("[data-testid=next-distribution]")
@@ -271,6 +274,7 @@ def _panel_matches_the_api(page, app) -> None:
     expect(position).to_contain_text(f"#{count - 1}" if count else "Right after the prompt")
 
 
+@PAGE_ONLY
 def test_the_next_token_panel_always_describes_the_end_of_the_branch(app_server, page):
     """Step, undo, generate, branch and switch: after each, the panel is about the branch's
     end as the page shows it, and the Branches panel says whether the branch has ended."""
@@ -323,6 +327,7 @@ def test_the_next_token_panel_always_describes_the_end_of_the_branch(app_server,
     assert asked and not [url for url in asked if "csrfmiddlewaretoken" in url]
 
 
+@PAGE_ONLY
 def test_streaming_logs_no_errors_in_the_console(app_server, page):
     """The stepping tab and a following tab get every token without a console error (a pushed
     fragment for a place the page does not show is dropped, not an htmx:oobErrorNoTarget)."""

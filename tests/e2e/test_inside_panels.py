@@ -67,6 +67,7 @@ def _downloads_are_valid(page, chart_box) -> None:
         _valid(kind, Path(download.value.path()).read_bytes())
 
 
+@PAGE_ONLY
 def test_tokens_panel_links_pieces_and_text_looks_up_words_and_compares_models(app_server, page):
     _exploration_with_tokens(page, app_server)
     panel = _open(page, "tokens")
@@ -123,6 +124,7 @@ def test_attention_panel_heatmaps_selection_and_exports(app_server, page):
 MARKUP_PROMPT = "Use <b>bold</b> and <i>it</i>, x<sup>2</sup> 50%{x}"
 
 
+@PAGE_ONLY
 def test_token_text_that_looks_like_markup_is_drawn_literally_in_charts(app_server, page):
     page.goto(app_server.url + "/explore/")
     page.select_option("select[name=model]", "gemma-3-270m")
@@ -147,6 +149,7 @@ def test_token_text_that_looks_like_markup_is_drawn_literally_in_charts(app_serv
     heatmap.screenshot(path=str(ARTIFACTS / "literal-markup-tokens.png"))
 
 
+@PAGE_ONLY
 def test_embeddings_panel_vector_neighbours_positions_map_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, steps=1)
     panel = _open(page, "embeddings")
@@ -166,6 +169,7 @@ def test_embeddings_panel_vector_neighbours_positions_map_and_exports(app_server
     _downloads_are_valid(page, panel.locator("[data-role=map-box]"))
 
 
+@PAGE_ONLY
 def test_head_clusters_map_labels_hover_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, prompt=PROMPT * 2, steps=1)
     panel = _open(page, "heads")
@@ -194,6 +198,7 @@ def test_head_clusters_map_labels_hover_and_exports(app_server, page):
     expect(panel.locator("[data-testid=clusters] tbody tr")).to_have_count(2)
 
 
+@PAGE_ONLY
 def test_layers_panel_lens_contrast_two_models_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, prompt="The capital of France is", steps=2)
     page.locator("[data-testid=generated] .gen").nth(1).click()
@@ -219,6 +224,7 @@ def test_layers_panel_lens_contrast_two_models_and_exports(app_server, page):
     expect(panel.locator("[data-role=models-box] .chart[data-rendered]")).to_have_count(1)
 
 
+@PAGE_ONLY
 def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, prompt="The capital of France is", steps=2)
     page.locator("[data-testid=generated] .gen").nth(1).click()
@@ -252,6 +258,7 @@ def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     expect(card).to_be_hidden()
 
 
+@PAGE_ONLY
 def test_sampling_panel_takes_the_sliders_settings_apart_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, "The cat sat on the mat. The cat", steps=2)
     expect(page.locator("[data-testid=entropy-line] .entropy-point")).to_have_count(2)

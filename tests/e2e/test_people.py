@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import PAGE_ONLY, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +105,7 @@ def _publish_lesson(page, app, title: str) -> str:
     return lesson_url
 
 
+@PAGE_ONLY
 def test_an_instructor_builds_and_publishes_a_lesson(app_server, page):
     title = _unique("Capitals")
     lesson_url = _publish_lesson(page, app_server, title)

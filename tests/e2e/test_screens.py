@@ -35,6 +35,7 @@ def _font_px(page, selector: str) -> float:
     return page.eval_on_selector(selector, "node => parseFloat(getComputedStyle(node).fontSize)")
 
 
+@PAGE_ONLY
 def test_every_main_page_at_desktop_projector_and_phone_sizes(app_server, page):
     pages = _main_pages(page, app_server)
     folder = ARTIFACTS / "screens" / app_server.mode

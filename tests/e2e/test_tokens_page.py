@@ -36,6 +36,7 @@ def test_typing_text_shows_its_tokens_pushed_over_the_websocket(app_server, page
     assert any('data-testid="tokens"' in str(frame) for frame in frames), "no websocket push"
 
 
+@PAGE_ONLY
 def test_the_chat_template_and_another_model(app_server, page):
     _tokenize(page, app_server, "Why is the sky blue?")
     page.check("input[name=use_chat_template]")
@@ -48,6 +49,7 @@ def test_the_chat_template_and_another_model(app_server, page):
     expect(specials.first).to_have_text("<bos>")
 
 
+@PAGE_ONLY
 def test_bad_input_gets_a_clear_message(app_server, page):
     page.goto(app_server.url + "/")
     page.fill("textarea[name=text]", "   ")
@@ -68,6 +70,7 @@ def test_the_api_answers_through_the_worker(app_server):
     assert status == 200 and body["tokens"][0]["text"] == "<bos>"
 
 
+@PAGE_ONLY
 def test_a_first_visit_starts_an_example_with_a_tour_it_remembers(app_server, page):
     page.goto(app_server.url + "/")
     page.click("button.example[data-example=story]")
