@@ -59,6 +59,7 @@ def test_step_branch_switch_and_come_back(app_server, page):
     expect(page.locator("[data-testid=prompt-tokens] .tok")).not_to_have_count(0)
 
 
+@PAGE_ONLY
 def test_a_step_is_answered_on_the_websocket_even_before_its_own_response(app_server, page):
     """Step answers 202 at once and the step comes over the page's websocket; an answer that
     overtakes its own 202 is not covered by a stale "Stepping…"."""
@@ -227,6 +228,7 @@ def test_a_preset_moves_the_sliders_and_updates_the_preview(app_server, page):
     expect(preview.locator("tbody tr:not(.removed)")).to_have_count(1)
 
 
+@PAGE_ONLY
 def test_a_second_tab_follows_live(app_server, page):
     _new_exploration(page, app_server, "The three primary colours are", max_new_tokens=12)
     other = page.context.new_page()

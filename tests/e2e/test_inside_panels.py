@@ -94,6 +94,7 @@ def test_tokens_panel_links_pieces_and_text_looks_up_words_and_compares_models(a
     expect(panel.locator("[data-role=compare-result] p")).to_contain_text("×")
 
 
+@PAGE_ONLY
 def test_attention_panel_heatmaps_selection_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server)
     panel = _open(page, "attention")
