@@ -18,6 +18,7 @@ from inspector.accounts import access
 from inspector.api.fields import StrictCharField
 from inspector.api.parsers import JSONParser
 from inspector.api.schema import documented
+from inspector.lessons import files as lesson_files
 from inspector.lessons import services as lessons
 from inspector.models import Lesson, LessonItem
 from inspector.transfer.api import sent_file
@@ -216,10 +217,10 @@ class LessonViewSet(viewsets.ViewSet):
     def import_file(self, request):
         """A new private lesson from a lesson export (JSON body or multipart `file`), with a
         copy of each exploration; a bad file saves nothing and names where it is wrong."""
-        lesson = lessons.import_lesson(request, sent_file(request))
+        lesson = lesson_files.import_lesson(request, sent_file(request))
         return Response(self._body(lesson), status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         """The lesson as JSON, each item with its exploration's whole export."""
-        return Response(lessons.export_lesson(lessons.get_lesson(request, pk)))
+        return Response(lesson_files.export_lesson(lessons.get_lesson(request, pk)))

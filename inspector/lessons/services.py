@@ -17,15 +17,12 @@ from inspector.api.errors import first_error
 from inspector.errors import ServiceError
 from inspector.explorations.services import explorations_for
 from inspector.lessons.input import (  # split out of this module
-    LESSON_FIELDS,
     MAX_ITEMS,
-    clean_goals,
     clean_lesson,
     clean_notes,
     clean_prompts,
 )
 from inspector.models import Exploration, Lesson, LessonItem, new_link_token
-from inspector.transfer import file_format as transfer_validation
 from inspector.transfer import services as transfer
 
 # --- finding lessons --------------------------------------------------------------------------
@@ -319,95 +316,3 @@ def try_prompt(request, lesson: Lesson, item: LessonItem, index: int) -> Explora
         field, message = first_error(serializer.errors)
         raise ServiceError(message, field=field)
     return create_exploration(request, dict(serializer.validated_data))
-
-
-EXPORT_FORMAT = "tokenlens-lesson"
-
-
-def export_lesson(lesson: Lesson) -> dict:
-    """The lesson as JSON-safe data: its fields, then each item with its exploration's export."""
-    items = [
-        {
-            "position": item.position,
-            "note": item.note,
-            "suggested_prompts": item.suggested_prompts,
-            "exploration": transfer.export_exploration(item.exploration),
-        }
-        for item in items_of(lesson)
-    ]
-    fields = {name: getattr(lesson, name) for name in LESSON_FIELDS}
-    return {
-        "format": EXPORT_FORMAT,
-        "version": 1,
-        "lesson": {"id": str(lesson.pk), "owner": lesson.owner.get_username(), **fields},
-        "items": items,
-    }
-
-
-def import_lesson(request, data) -> Lesson:
-    """A new private lesson of the requesting instructor from export_lesson's JSON, with a copy
-    of each exploration. The whole file is checked first (each exploration as an exploration
-    import checks it; fields named like "items[1].exploration.branches[0].steps[2].index"),
-    then everything is written in one transaction, or nothing."""
-    require_instructor(request)
-    fields, items = _validated_lesson_file(data)
-    with transaction.atomic():
-        lesson = Lesson.objects.create(owner=request.user, **fields)
-        for position, item in enumerate(items):
-            exploration = transfer.import_exploration(item["exploration"], request)
-            LessonItem.objects.create(
-                lesson=lesson,
-                exploration=exploration,
-                position=position,
-                note=item["note"],
-                suggested_prompts=item["suggested_prompts"],
-            )
-    audit.record(request, "lesson.import", lesson, f"imported “{lesson}” ({len(items)} items)")
-    return lesson
-
-
-def _validated_lesson_file(data) -> tuple[dict, list[dict]]:
-    if not isinstance(data, dict):
-        raise ServiceError("A lesson file is a JSON object exported from TokenLens")
-    if data.get("format") != EXPORT_FORMAT:
-        raise ServiceError(
-            f"This is not a TokenLens lesson file: its format is {data.get('format')!r}, "
-            f"expected {EXPORT_FORMAT!r}",
-            field="format",
-        )
-    if data.get("version") != 1 or isinstance(data.get("version"), bool):
-        raise ServiceError(
-            f"This file is version {data.get('version')}; this TokenLens reads version 1",
-            field="version",
-        )
-    lesson = data.get("lesson")
-    if not isinstance(lesson, dict):
-        raise ServiceError("The file has no lesson object", field="lesson")
-    texts = {name: lesson.get(name, "") for name in ("title", "notes")}
-    for name, value in texts.items():
-        if not isinstance(value, str):
-            raise ServiceError(f"The lesson's {name} is text", field=name)
-    fields = clean_lesson(texts)
-    fields["goals"] = clean_goals(lesson.get("goals") or [])
-    items = data.get("items")
-    if not isinstance(items, list) or len(items) > MAX_ITEMS:
-        raise ServiceError(f"`items` is a list of at most {MAX_ITEMS} items", field="items")
-    return fields, [_validated_item(index, item) for index, item in enumerate(items)]
-
-
-def _validated_item(index: int, item) -> dict:
-    where = f"items[{index}]"
-    if not isinstance(item, dict):
-        raise ServiceError("Each item is a JSON object", field=where)
-    try:
-        transfer_validation.validate_file(item.get("exploration"))
-        return {
-            "note": clean_notes(item.get("note") or "", field="note"),
-            "suggested_prompts": clean_prompts(item.get("suggested_prompts") or []),
-            "exploration": item["exploration"],
-        }
-    except ServiceError as error:
-        inner = "" if error.field in ("note", "suggested_prompts") else "exploration"
-        field = "" if error.field == "non_field_errors" else error.field
-        error.field = ".".join(part for part in (where, inner, field) if part)
-        raise

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from inspector.accounts import access
 from inspector.errors import ServiceError, page_refusal
+from inspector.lessons import files as lesson_files
 from inspector.lessons import services as lessons
 from inspector.models import Lesson, LessonItem
 from inspector.transfer.views import ImportForm
@@ -167,7 +168,7 @@ def lesson_import(request: HttpRequest) -> HttpResponse:
 
     def import_file(data):
         try:
-            return lessons.import_lesson(request, data["file"])
+            return lesson_files.import_lesson(request, data["file"])
         except ServiceError as error:
             if error.status != 403:  # say where in the file, beside the file input
                 error.message = f"{error.message} (at {error.field})"

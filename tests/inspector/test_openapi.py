@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 
 from inspector import api_urls
 from inspector.accounts import access
-from inspector.lessons import services as lessons
+from inspector.lessons import files as lesson_files
 from inspector.models import Branch, Exploration, Lesson, LessonItem, ShareLink, Step
 from inspector.transfer import services as transfer
 from tests.conftest import client_for, make_person
@@ -380,7 +380,7 @@ def test_a_lesson_import_with_what_no_column_holds_is_refused(instructor, where,
     lesson = Lesson.objects.create(owner=instructor, title="Greedy decoding")
     exploration = _exploration_with_steps(owner=instructor)
     LessonItem.objects.create(lesson=lesson, exploration=exploration, position=0)
-    data = lessons.export_lesson(lesson)
+    data = lesson_files.export_lesson(lesson)
     *path, name = where.split(".")
     target = data
     for part in path:
