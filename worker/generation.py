@@ -212,6 +212,9 @@ def step_branch(params: dict, scheduler_for) -> dict:
 MAX_DELAY_MS = 2000
 
 
+LOST_LEASE = "This generation lost its lease (its worker was presumed gone)"
+
+
 def generate_branch(params: dict, scheduler_for) -> dict:
     """Sample steps on a branch until it finishes or someone presses Stop; each step is saved
     and pushed to the exploration's open pages as it comes.
@@ -264,7 +267,7 @@ def _generate(branch_id, exploration_id, scheduler_for, delay: float, heartbeat)
 
     def save_and_go_on(result: StepResult) -> bool:
         if heartbeat.lost.is_set():
-            raise InputError("This generation lost its lease (its worker was presumed gone)")
+            raise InputError(LOST_LEASE)
         steps = save_result(branch, result, branch.exploration.params, tuple(completion))
         release_connection()  # a finisher thread: the pool's connection goes back at once
         completion.extend(token.id for token in result.tokens)
@@ -282,4 +285,7 @@ def _generate(branch_id, exploration_id, scheduler_for, delay: float, heartbeat)
     check_branch_room(request)
     generation = Generation(request, save_and_go_on, should_stop, pause_seconds=delay)
     release_connection()
-    return scheduler.generate(generation)
+    reason = scheduler.generate(generation)
+    if reason == "stopped" and heartbeat.lost.is_set():  # not Stop: another took the branch
+        raise InputError(LOST_LEASE)
+    return reason
