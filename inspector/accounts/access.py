@@ -54,6 +54,8 @@ class Access:
 
 
 NOTHING = Access(role="none")
+# A live session's follower: reads what the class sees and may break away with a copy of it.
+LIVE_FOLLOWER = Access(role="live", view=True, fork=True)
 
 
 def visitor_key(request) -> str:
@@ -192,7 +194,7 @@ def exploration_access(request, exploration: Exploration) -> Access:
     if exploration.lesson_items.filter(lesson__in=viewable_lessons(request)).exists():
         return Access(role="lesson", view=True, fork=True)
     if _follows_live(request, exploration):
-        return Access(role="live", view=True, fork=True)
+        return LIVE_FOLLOWER
     return NOTHING
 
 

@@ -133,7 +133,7 @@ class ExplorationConsumer(GroupConsumer):
     def _render_new(self, branch_id: str, first_index: int) -> str:
         """Only the tokens from first_index on, swapped in where the page's list ends (a page
         that already shows them, like the tab that stepped, has no such place and ignores it)."""
-        from inspector.explorations.views import PAGE
+        from inspector.explorations.pages import PAGE
         from inspector.models import Branch, Step
 
         branch = Branch.objects.filter(pk=branch_id, exploration_id=self.exploration_id).first()
@@ -173,7 +173,7 @@ class ExplorationConsumer(GroupConsumer):
 
     @database_sync_to_async
     def _render(self, branch_id: str, partial: str, **extra) -> str:
-        from inspector.explorations.views import PAGE, branch_context
+        from inspector.explorations.pages import PAGE, branch_context
         from inspector.models import Branch
 
         branch = Branch.objects.select_related("exploration").filter(pk=branch_id).first()

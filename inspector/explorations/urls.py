@@ -3,6 +3,8 @@ generate, stop, fork), the next-token panel and a step's alternatives."""
 
 from django.urls import path
 
+from inspector.explorations import branch_views as branch
+from inspector.explorations import next_views as nexts
 from inspector.explorations import views as explore
 
 urlpatterns = [
@@ -22,20 +24,20 @@ urlpatterns = [
     ),
     path("explore/<uuid:exploration_id>/compare/", explore.branch_compare, name="branch-compare"),
     path("explore/<uuid:exploration_id>/prompt/", explore.prompt_tokens, name="prompt-tokens"),
-    path("branches/<uuid:branch_id>/step/", explore.branch_step, name="branch-step"),
-    path("branches/<uuid:branch_id>/undo/", explore.branch_undo, name="branch-undo"),
-    path("branches/<uuid:branch_id>/generate/", explore.branch_generate, name="branch-generate"),
-    path("branches/<uuid:branch_id>/stop/", explore.branch_stop, name="branch-stop"),
-    path("branches/<uuid:branch_id>/fork/", explore.branch_fork, name="branch-fork"),
-    path("branches/<uuid:branch_id>/rename/", explore.branch_rename, name="branch-rename"),
-    path("branches/<uuid:branch_id>/delete/", explore.branch_delete, name="branch-delete"),
-    path("branches/<uuid:branch_id>/next/", explore.branch_next, name="branch-next"),
-    path("branches/<uuid:branch_id>/view/", explore.branch_view, name="branch-view"),
-    path("branches/<uuid:branch_id>/tree/", explore.branch_tree, name="branch-tree"),
-    path("branches/<uuid:branch_id>/params/", explore.exploration_params, name="branch-params"),
+    path("branches/<uuid:branch_id>/step/", branch.branch_step, name="branch-step"),
+    path("branches/<uuid:branch_id>/undo/", branch.branch_undo, name="branch-undo"),
+    path("branches/<uuid:branch_id>/generate/", branch.branch_generate, name="branch-generate"),
+    path("branches/<uuid:branch_id>/stop/", branch.branch_stop, name="branch-stop"),
+    path("branches/<uuid:branch_id>/fork/", branch.branch_fork, name="branch-fork"),
+    path("branches/<uuid:branch_id>/rename/", branch.branch_rename, name="branch-rename"),
+    path("branches/<uuid:branch_id>/delete/", branch.branch_delete, name="branch-delete"),
+    path("branches/<uuid:branch_id>/next/", nexts.branch_next, name="branch-next"),
+    path("branches/<uuid:branch_id>/view/", branch.branch_view, name="branch-view"),
+    path("branches/<uuid:branch_id>/tree/", branch.branch_tree, name="branch-tree"),
+    path("branches/<uuid:branch_id>/params/", nexts.exploration_params, name="branch-params"),
     path(
         "branches/<uuid:branch_id>/steps/<int:index>/",
-        explore.step_alternatives,
+        nexts.step_alternatives,
         name="step-alternatives",
     ),
 ]

@@ -74,18 +74,21 @@ def spotlight(request, session_id):
     return Response(_contract(request, live.spotlight(request, session, **data)))
 
 
-@documented(summary="Take over presenting (the lesson's instructors; one presenter at a time)")
-@api_view(["POST"])
-def take_over(request, session_id):
-    session = live.take_over(request, live.get_session(request, session_id, "present"))
-    return Response(_contract(request, session))
+def _presenter_verb(verb, summary: str):
+    """A POST that applies one of the presenter's verbs (take over, end) to the session."""
+
+    def view(request, session_id):
+        session = verb(request, live.get_session(request, session_id, "present"))
+        return Response(_contract(request, session))
+
+    view.__name__ = verb.__name__
+    return documented(summary=summary)(api_view(["POST"])(view))
 
 
-@documented(summary="End a live session (its record stays)")
-@api_view(["POST"])
-def end(request, session_id):
-    session = live.end(request, live.get_session(request, session_id, "present"))
-    return Response(_contract(request, session))
+take_over = _presenter_verb(
+    live.take_over, "Take over presenting (the lesson's instructors; one presenter at a time)"
+)
+end = _presenter_verb(live.end, "End a live session (its record stays)")
 
 
 @documented(response=OpenApiTypes.OBJECT, summary="Who follows, who broke away, and where")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import logging
 
+from django.db.models import Q
 from django.dispatch import receiver
 from django.template.loader import render_to_string
 
 from inspector import broadcast
-from inspector.accounts.access import Access
+from inspector.accounts.access import LIVE_FOLLOWER
 from inspector.explorations import charts
 from inspector.live import reading
 from inspector.models import Branch, LiveSession, Step
@@ -21,8 +22,7 @@ PUSH = "live.push"
 END = "live.end"
 PAGE = "inspector/live.html"
 TOKENS = "inspector/exploration.html"
-# What a follower may do with what the class sees: read it (and fork it by breaking away).
-FOLLOWER = Access(role="live", view=True, fork=True)
+FOLLOWER = LIVE_FOLLOWER  # what a follower may do with what the class sees
 
 
 def followers_group(session_id) -> str:
@@ -157,23 +157,24 @@ def _running_on(branch_id) -> list[LiveSession]:
 
 @receiver(broadcast.tokens_changed)
 def _tokens_changed(exploration_id, branch_id, from_index, **_):
-    sessions = _running_on(branch_id)
-    if not sessions:
-        return
-    branch = Branch.objects.select_related("exploration").get(pk=branch_id)
-    html = follower_tokens(branch, from_index)
-    for session in sessions:
-        _push(followers_group(session.pk), html)
-
-
-@receiver(broadcast.tokens_changed)
-def _spotlit_branch_changed(exploration_id, branch_id, from_index, **_):
-    """The spotlit student stepped: everyone sees their new text."""
-    sessions = LiveSession.objects.select_related("spotlight__branch__exploration").filter(
-        ended_at__isnull=True, spotlight__branch_id=branch_id
+    """The class's branch went on (its followers get the new tokens), or the spotlit student
+    stepped (everyone sees their new text). One query when no session has this branch: every
+    step anyone takes comes through here."""
+    sessions = list(
+        LiveSession.objects.select_related("spotlight__branch__exploration").filter(
+            Q(branch_id=branch_id) | Q(spotlight__branch_id=branch_id), ended_at__isnull=True
+        )
     )
+    key = str(branch_id)  # the worker tells it as text, the web process as a UUID
+    followed = [session for session in sessions if str(session.branch_id) == key]
+    if followed:
+        branch = Branch.objects.select_related("exploration").get(pk=branch_id)
+        html = follower_tokens(branch, from_index)
+        for session in followed:
+            _push(followers_group(session.pk), html)
     for session in sessions:
-        spotlight_changed(session)
+        if session.spotlight_id and str(session.spotlight.branch_id) == key:
+            spotlight_changed(session)
 
 
 @receiver(broadcast.generation_finished)

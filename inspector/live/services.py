@@ -16,7 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from inspector.accounts import access, audit
+from inspector.compute import limits
 from inspector.errors import ServiceError
+from inspector.explorations import services as explorations
 from inspector.lessons import services as lessons
 from inspector.live import reading, relay
 from inspector.models import Branch, Exploration, LiveEvent, LiveParticipant, LiveSession, Step
@@ -312,6 +314,12 @@ def break_away(request, session: LiveSession) -> Exploration:
     )
     relay.class_changed(session)
     return exploration
+
+
+def first_step_away(request, branch, step: dict) -> None:
+    """The step a follower took to break away (Step, Greedy step, Choose), on their own copy."""
+    limits.check_generation_rate(request)
+    explorations.step(branch, step["mode"], step.get("token_id"), step.get("text") or None)
 
 
 def back_to_class(request, session: LiveSession) -> None:

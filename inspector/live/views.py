@@ -8,9 +8,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from inspector.api.errors import first_error
 from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
-from inspector.explorations.views import DEFAULTS, inside_context
+from inspector.explorations.pages import DEFAULTS, inside_context, whole_page
+from inspector.explorations.serializers import StepRequestSerializer
 from inspector.live import polls, reading, relay
 from inspector.live import services as live
 
@@ -71,12 +73,24 @@ def _follower_context(session, seat) -> dict:
 
 @require_POST
 def break_away(request: HttpRequest, code: str) -> HttpResponse:
-    """Try it myself: the class's text in my own workspace, to step on from."""
+    """Try it myself (or Step, Greedy step, Choose a candidate): the class's text in my own
+    workspace, to step on from; a step asked for is the first one taken there."""
     session = _joined(request, code)
+    first_step = None
+    if request.POST.get("mode"):
+        serializer = StepRequestSerializer(data=request.POST)
+        if not serializer.is_valid():  # nothing is copied for a step that cannot be taken
+            raise _conflict(ServiceError(first_error(serializer.errors)[1]))
+        first_step = serializer.validated_data
     try:
         exploration = live.break_away(request, session)
     except ServiceError as error:
         raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
+    if first_step:
+        try:
+            live.first_step_away(request, exploration.root, first_step)
+        except ServiceError as error:  # the copy is theirs; the page says why it did not step
+            return whole_page(request, exploration.root, status=error.status, error=error)
     return redirect("exploration", exploration_id=exploration.pk)
 
 

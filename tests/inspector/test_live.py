@@ -4,7 +4,7 @@ and coming back, ending and the record; who may do each."""
 import pytest
 
 from inspector.live import reading
-from inspector.models import Lesson, LiveEvent, LiveParticipant, LiveSession
+from inspector.models import Exploration, Lesson, LiveEvent, LiveParticipant, LiveSession
 from inspector.models.live import CODE_ALPHABET
 from tests.conftest import client_for, make_person
 from tests.inspector.makers import browser, make_lesson, step
@@ -164,6 +164,45 @@ def test_breaking_away_gives_my_own_copy_and_back_to_the_class_follows_again(
     Lesson.objects.filter(pk=seat.session.lesson_id).update(visibility="published")
     lesson_page = client.get(f"/lessons/{seat.session.lesson_id}/").content.decode()
     assert 'data-testid="own-forks"' in lesson_page and f"/explore/{mine}/" in lesson_page
+
+
+def test_stepping_breaks_away_with_that_step_taken_on_my_copy(running, student, two_explorations):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    made = client.post(f"/live/{running['code']}/break-away/", {"mode": "greedy"})
+    assert made.status_code == 302
+    seat = LiveParticipant.objects.get(session_id=running["id"])
+    class_tokens = two_explorations[0].root.token_ids()
+    assert not seat.following and len(seat.branch.token_ids()) == len(class_tokens) + 1
+    assert seat.branch.token_ids()[: len(class_tokens)] == class_tokens
+    assert two_explorations[0].root.token_ids() == class_tokens  # the class's text is untouched
+    chosen = client.post(f"/live/{running['code']}/break-away/", {"mode": "force", "token_id": 42})
+    seat.refresh_from_db()
+    assert chosen.status_code == 302 and seat.branch.token_ids()[-1] == 42
+
+
+def test_a_step_that_cannot_be_taken_copies_nothing(running, student):
+    client = browser(student)
+    client.get(f"/live/{running['code']}/")
+    before = Exploration.objects.count()
+    refused = client.post(f"/live/{running['code']}/break-away/", {"mode": "force"})
+    assert refused.status_code == 400
+    assert Exploration.objects.count() == before
+    assert LiveParticipant.objects.get(session_id=running["id"]).following
+
+
+def test_a_followers_next_token_table_offers_to_break_away_with_a_candidate(
+    running, student, two_explorations
+):
+    client = browser(student)
+    follow = client.get(f"/live/{running['code']}/").content.decode()
+    assert 'data-action="step-away"' in follow and 'id="choose-away"' in follow
+    next_url = f"/branches/{two_explorations[0].root.pk}/next/"
+    table = client.get(next_url, {"live": "1"}).content.decode()
+    assert 'data-action="choose-away"' in table and 'form="choose-away"' in table
+    presenter = browser(Lesson.objects.get(pk=running["lesson"]).owner)
+    own = presenter.get(next_url, {"live": "1"}).content.decode()
+    assert 'data-action="choose"' in own and 'data-action="choose-away"' not in own
 
 
 def test_a_visitor_joins_and_breaks_away_into_their_session(running, two_explorations):
