@@ -14,7 +14,7 @@ URL = "/api/v1/attribution/"
 
 
 @pytest.fixture(scope="module")
-def answered(django_db_blocker):
+def answered(django_db_setup, django_db_blocker):
     """One integrated-gradients request over the text and two generated tokens, explaining
     the second generated token (position = its index - 1)."""
     attribution.clear_cache()

@@ -11,7 +11,7 @@ GEMMA = {"model": "gemma-3-270m", "text": TEXT}
 
 
 @pytest.fixture(scope="module")
-def answered(django_db_blocker):
+def answered(django_db_setup, django_db_blocker):
     """One real request (k=3, two generated tokens after the text), shared by the module."""
     # Module-scoped, so conftest's per-test inline-tasks setting does not reach here yet.
     with django_db_blocker.unblock(), override_settings(CELERY_TASK_ALWAYS_EAGER=True):

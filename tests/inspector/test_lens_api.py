@@ -13,7 +13,7 @@ URL = "/api/v1/logit-lens/"
 
 
 @pytest.fixture(scope="module")
-def answered(django_db_blocker):
+def answered(django_db_setup, django_db_blocker):
     """One real request (a contrast of a text and an id, top 5), shared by the module."""
     berlin = 11452  # " Berlin" in SmolLM2's vocabulary
     # Module-scoped, so conftest's per-test inline-tasks setting does not reach here yet.
