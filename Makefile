@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist workers for `make test`: most of the suite waits on servers, browsers and
+# sockets, so two overlap well on two cores (tests/parallel.py keeps them apart).
+TEST_WORKERS ?= 2
 
 .PHONY: run dev test install models migrate worker browser lint format bench clean
 
@@ -26,7 +29,7 @@ test: install browser models ## run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -19,7 +19,8 @@ BENCHMARKS = sorted(path.name for path in (ROOT / "bench").glob("*.py") if path.
 NEEDS_SERVICES = {"load.py", "classroom.py"}
 EXTRA_ARGS = {"classroom.py": ["--mode", "services"]}  # the embedded mode: streaming, attention
 
-pytestmark = [pytest.mark.model]
+# The first test waits for every quick run (the module fixture): several minutes on a busy machine.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]
 
 
 def test_every_benchmark_is_run_here():

@@ -139,7 +139,8 @@ def app_server(request, tmp_path_factory):
         database_name = f"tokenlens_e2e_{uuid.uuid4().hex[:8]}"
         _postgres(database_url, f'CREATE DATABASE "{database_name}"')
         env["TOKENLENS_DATABASE_URL"] = _with_database(database_url, database_name)
-        env["TOKENLENS_REDIS_URL"] = urlunparse(urlparse(redis_url)._replace(path="/2"))
+        database = os.environ.get("TOKENLENS_E2E_REDIS_DB", "2")  # tests/parallel.py
+        env["TOKENLENS_REDIS_URL"] = urlunparse(urlparse(redis_url)._replace(path=f"/{database}"))
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
