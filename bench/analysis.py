@@ -1,4 +1,5 @@
-"""Analysis speed: the logit lens (and, later, attribution) at 64 and 256 tokens of text.
+"""Analysis speed: the logit lens and attribution at 64 and 256 tokens of text, and a new
+worker's cold start (its first head map and tokenization against warm ones).
 
 Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]). Prints one markdown
 table: the median and best of RUNS timed calls after a warm-up, per model, length and
@@ -42,7 +43,7 @@ STORY = (
 )
 TARGETS = (
     "Targets on CPU: logit lens ≤ 0.5 s at 256 tokens; integrated gradients (32 steps) ≤ 10 s "
-    "at 256 tokens."
+    "at 256 tokens; a new worker's first head map ≤ 2× a warm one."
 )
 
 Prepare = Callable[[LoadedModel, str], Callable[[], object]]
@@ -124,6 +125,70 @@ def bench_length(loaded: LoadedModel, length: int) -> list[tuple[str, float, flo
     return [(name, statistics.median(runs), min(runs)) for name, runs in times.items()]
 
 
+# --- Cold starts: a new worker process ---------------------------------------------------------
+
+COLD_START_FLAG = "--cold-start-child"
+COLD_TEXT = STORY * 2
+
+
+def cold_start_child(key: str) -> None:
+    """In a new process, as a worker starts: the warm-up, then the first head map and the first
+    tokenization against the next ones. Prints one JSON line."""
+    import json
+
+    from worker.computations import compute, warm_up
+
+    heads = {"model": key, "text": COLD_TEXT, "k": 4, "seed": 0}
+    words = {"model": key, "text": COLD_TEXT}
+    started = time.perf_counter()
+    warm_up([key])
+    figures = {"warm_up_s": time.perf_counter() - started}
+    for kind, params in (("heads", heads), ("tokenize", words)):
+        first = timed(lambda kind=kind, params=params: compute(kind, params))
+        again = [timed(lambda kind=kind, params=params: compute(kind, params)) for _ in range(3)]
+        figures[kind] = (first, statistics.median(again))
+    print(json.dumps(figures))
+
+
+def cold_start(key: str, numba_cache: str | None = None) -> dict:
+    """cold_start_child's figures from a fresh interpreter (`numba_cache`: another folder, an
+    empty one showing what a worker paid before the cache was kept)."""
+    import json
+    import subprocess
+
+    env = dict(os.environ)
+    if numba_cache:
+        env["TOKENLENS_NUMBA_CACHE"] = numba_cache
+    argv = [sys.executable, "-W", "ignore", __file__, COLD_START_FLAG, key]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cold_start_table(key: str) -> None:
+    import tempfile
+
+    rows = [("numba's cache kept (prepared by `make models`)", cold_start(key))]
+    if not QUICK:
+        with tempfile.TemporaryDirectory() as empty:
+            rows.append(("no cache: numba compiles UMAP (before)", cold_start(key, empty)))
+    print()
+    print(f"Cold start of a new worker process ({key}): the first call after the worker's")
+    print("warm-up against the median of the next three.")
+    print()
+    print(
+        "| numba | warm-up s | first map s | warm map s | first map / warm (≤ 2) | "
+        "first tokenize s | warm tokenize s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, figures in rows:
+        (first_map, warm_map), (first_words, warm_words) = figures["heads"], figures["tokenize"]
+        print(
+            f"| {name} | {figures['warm_up_s']:.2f} | {first_map:.2f} | {warm_map:.2f} | "
+            f"{first_map / warm_map:.1f}× | {first_words:.3f} | {warm_words:.3f} |",
+            flush=True,
+        )
+
+
 def main(keys: list[str]) -> None:
     torch.set_grad_enabled(False)
     keys = keys or (["smollm2-135m-instruct"] if QUICK else [])
@@ -137,9 +202,13 @@ def main(keys: list[str]) -> None:
         for length in LENGTHS:
             for name, median, best in bench_length(loaded, length):
                 print(f"| {spec.key} | {name} | {length} | {median:.3f} | {best:.3f} |", flush=True)
+    cold_start_table(specs[0].key)
     print()
     print(TARGETS)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == [COLD_START_FLAG]:
+        cold_start_child(sys.argv[2])
+    else:
+        main(sys.argv[1:])
