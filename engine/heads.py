@@ -189,12 +189,18 @@ def check_seed(seed) -> int:
     return seed
 
 
+def prepare_head_maps() -> None:
+    """Import UMAP now (~2 s, and numba's cached machine code with it) instead of in the first
+    head map's request."""
+    import umap  # noqa: F401
+
+
 def cluster_heads(features: HeadFeatures, k: int = 4, seed: int = 0) -> HeadClusters:
     """Lay the heads out in 2-D (UMAP over standardized features, random_state=seed, so the
     same seed gives the same map) and group them with k-means on that layout.
 
-    umap is imported here, not at module import: the import takes ~2 s and the first fit in
-    a process ~10 s more (numba compiles it).
+    umap is imported here, not at module import: the import takes ~2 s, and the first fit in
+    a process ~10 s more unless numba's cache holds UMAP's machine code (engine.jit_cache).
     """
     import umap
     from sklearn.cluster import KMeans

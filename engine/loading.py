@@ -177,6 +177,7 @@ class ModelRegistry:
         self._on_loaded = on_loaded or (lambda _loaded: None)
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
+        self._loading: ModelSpec | None = None
 
     def spec(self, key: str) -> ModelSpec:
         try:
@@ -189,10 +190,17 @@ class ModelRegistry:
         spec = self.spec(key)
         if key in self._loaded:
             return self._loaded[key]
+        loading = self._loading  # another thread's load under way (the worker's warm-up, say)
+        if progress is not None and loading is not None:
+            progress(f"Waiting for the worker to finish loading {loading.label}")
         with self._lock:
             if key not in self._loaded:
                 device = pick_device(self.device_preference)
-                self._loaded[key] = load(spec, self.cache_root, device, progress)
+                self._loading = spec
+                try:
+                    self._loaded[key] = load(spec, self.cache_root, device, progress)
+                finally:
+                    self._loading = None
                 self._on_loaded(self._loaded[key])
         return self._loaded[key]
 

@@ -5,6 +5,7 @@ TASK_COMPUTE = "tokenlens.compute"  # synchronous API calls: the web process wai
 TASK_RUN_JOB = "tokenlens.run_job"  # page work: progress and result go to the Job row
 TASK_GENERATE = "tokenlens.generate_branch"  # generate to the end, each step pushed to pages
 TASK_STEP_AND_REPLY = "tokenlens.step_and_reply"  # a page's step, answered on its websocket
+TASK_WARM_UP = "tokenlens.warm_up"  # the embedded worker's start: load what the first asks for
 
 LOADED_KEY = "tokenlens:loaded:{key}"  # a worker holds this model (and its facts)
 GENERATING_KEY = "tokenlens:generating:{branch}"  # the lease of a branch's generation

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from engine.jit_cache import keep_compiled_code
 from engine.loading import PACKAGED_MODELS, build_catalog, load, pick_device
 
 PACKAGED_KEYS = [spec.key for spec in PACKAGED_MODELS]
@@ -24,6 +25,10 @@ def pytest_configure(config):
     # The compute budget is out of the way for every test, module-scoped fixtures included
     # (tests/inspector/test_budget.py sets its own).
     django_settings.TOKENLENS_COMPUTE_BUDGET = django_settings.TOKENLENS_VISITOR_BUDGET = 10**12
+    # Nothing loads models behind a test's back (the e2e servers do warm up).
+    django_settings.TOKENLENS_WARM_UP = False
+    # Head maps in tests load UMAP's machine code from the model cache, as workers do.
+    keep_compiled_code(django_settings.TOKENLENS_NUMBA_CACHE)
 
 
 def require_env(name: str) -> str:

@@ -22,3 +22,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+from inspector.compute import dispatch  # noqa: E402
+
+dispatch.warm_up_here()  # the embedded worker loads the default model as the server starts

@@ -119,6 +119,9 @@ if _PROXY_SSL_HEADER:
 
 VAR_DIR = BASE_DIR / "var"
 TOKENLENS_MODEL_CACHE = Path(env_str("TOKENLENS_MODEL_CACHE", str(VAR_DIR / "models")))
+# numba's machine code (UMAP, for head maps), compiled once by `make models`: a new worker's
+# first head map then costs about a warm one (engine.jit_cache).
+TOKENLENS_NUMBA_CACHE = Path(env_str("TOKENLENS_NUMBA_CACHE", str(TOKENLENS_MODEL_CACHE / "numba")))
 TOKENLENS_DEVICE = env_str("TOKENLENS_DEVICE", "auto")
 TOKENLENS_DEFAULT_MODEL = env_str("TOKENLENS_DEFAULT_MODEL", "smollm2-135m-instruct")
 TOKENLENS_EXTRA_MODELS = env_list("TOKENLENS_EXTRA_MODELS")
@@ -158,6 +161,9 @@ TOKENLENS_TASKS_IN_PROCESS = not TOKENLENS_REDIS_URL
 # embedded worker's threads). They wait on the model's scheduler, which batches their steps
 # into shared passes, so this bounds how many people's steps one pass can hold.
 TOKENLENS_WORKER_THREADS = env_int("TOKENLENS_WORKER_THREADS", 32)
+# A worker (or the embedded one, as daphne starts) loads the default model and UMAP's code
+# before anyone asks, so the first request after a start does not wait for them.
+TOKENLENS_WARM_UP = env_bool("TOKENLENS_WARM_UP", True)
 # Threads one forward pass may use on the CPU: half the processor's cores by default, as the
 # web server, the database and Redis usually share the machine (on 2 cores, 1 thread gave
 # both one student and a class more steps a second than 2; bench/classroom.py).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import socket
@@ -17,13 +18,14 @@ import time
 import torch
 from django.db import close_old_connections
 
+from engine import jit_cache
 from engine.anatomy import sampling_anatomy
 from engine.attention import attention_for
 from engine.attribution import DEFAULT_STEPS, attribute
 from engine.constraints import Constraint
 from engine.distribution import next_token_inputs, next_token_logits, prompt_ids
 from engine.embeddings import embeddings_overview
-from engine.heads import cluster_heads, head_features
+from engine.heads import cluster_heads, head_features, prepare_head_maps
 from engine.lens import logit_lens
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.params import SamplingParams
@@ -42,6 +44,7 @@ _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
 _schedulers: dict[str, ModelScheduler] = {}
+logger = logging.getLogger(__name__)
 LOADED_TTL_SECONDS = 600
 
 
@@ -76,6 +79,7 @@ def registry() -> ModelRegistry:
     with _registry_lock:
         if _registry is None:
             torch.set_num_threads(settings.TOKENLENS_TORCH_THREADS)
+            jit_cache.keep_compiled_code(settings.TOKENLENS_NUMBA_CACHE)
             _registry = ModelRegistry(
                 catalog,
                 settings.TOKENLENS_MODEL_CACHE,
@@ -90,6 +94,23 @@ def loaded_model(key: str, progress: Progress | None = None) -> LoadedModel:
     loaded = registry().get(key, progress)
     _publish_loaded(loaded)
     return loaded
+
+
+def warm_up(models: list[str]) -> None:
+    """Load `models` and UMAP's code (head maps) before anyone asks: the first request after a
+    start then costs what any other does. A failure is only logged: the request that needs
+    the model will say what is wrong."""
+    for key in models:
+        started = time.monotonic()
+        try:
+            loaded_model(key)
+        except EngineError as error:
+            logger.warning("Warm-up: could not load %s: %s", key, error)
+            continue
+        logger.info("Warm-up: %s loaded in %.1f s", key, time.monotonic() - started)
+    started = time.monotonic()
+    prepare_head_maps()
+    logger.info("Warm-up: head maps ready in %.1f s", time.monotonic() - started)
 
 
 def compute_tokenization(params: dict, progress: Progress | None = None) -> dict:

@@ -4,10 +4,20 @@ to choose the task's queue (inspector.compute.routing); the work itself does not
 
 from __future__ import annotations
 
-from celery import shared_task
+import threading
 
-from inspector.protocol import TASK_COMPUTE, TASK_GENERATE, TASK_RUN_JOB, TASK_STEP_AND_REPLY
-from worker.computations import compute, scheduler
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+
+from inspector.protocol import (
+    TASK_COMPUTE,
+    TASK_GENERATE,
+    TASK_RUN_JOB,
+    TASK_STEP_AND_REPLY,
+    TASK_WARM_UP,
+)
+from worker.computations import compute, scheduler, warm_up
 from worker.generation import generate_branch
 from worker.jobs import run_job
 from worker.replies import step_and_reply
@@ -35,3 +45,23 @@ def generate_branch_task(params: dict, route: dict | None = None) -> dict:
 def step_and_reply_task(params: dict, route: dict | None = None) -> dict:
     """A page's step: saved, pushed to the exploration's pages, answered on the page's socket."""
     return step_and_reply(params)
+
+
+@shared_task(name=TASK_WARM_UP)
+def warm_up_task(models: list[str]) -> None:
+    """The embedded worker's start (a Celery worker warms up on worker_ready instead)."""
+    warm_up(models)
+
+
+@worker_ready.connect
+def _start_warming_up(**_):
+    """A Celery worker loads the default model (or the first it serves) and UMAP's code in the
+    background: it takes work meanwhile, and a request for that model waits for the load under
+    way instead of starting another."""
+    from inspector.compute import routing
+
+    served = routing.served_models()
+    if settings.TOKENLENS_WARM_UP and served:
+        first = settings.TOKENLENS_DEFAULT_MODEL
+        models = [first if first in served else served[0]]
+        threading.Thread(target=warm_up, args=(models,), name="warm-up", daemon=True).start()

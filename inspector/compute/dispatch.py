@@ -22,7 +22,7 @@ from kombu.exceptions import OperationalError
 
 from inspector.compute import heartbeat as worker_heartbeat
 from inspector.errors import REDIS_DOWN, ServiceError
-from inspector.protocol import EXPIRED
+from inspector.protocol import EXPIRED, TASK_WARM_UP
 from tokenlens_site.celery import app
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,14 @@ def _run_here(name: str, args: list, deadline: float | None):
         return _local_task(name).apply(args=args).get()
     finally:
         connections.close_all()
+
+
+def warm_up_here() -> None:
+    """The embedded default's start (daphne importing the ASGI app): one in-process worker
+    thread loads the default model and UMAP's code (worker.computations.warm_up)."""
+    if settings.TOKENLENS_WARM_UP and runs_here() and not settings.CELERY_TASK_ALWAYS_EAGER:
+        models = [settings.TOKENLENS_DEFAULT_MODEL]
+        _in_process_executor().submit(_run_here, TASK_WARM_UP, [models], None)
 
 
 def require_worker(model: str = "") -> None:

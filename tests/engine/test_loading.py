@@ -1,5 +1,6 @@
 """Loading models: the packaged GGUF files, local folders, the catalog and devices."""
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,37 @@ def test_the_registry_loads_each_model_once(tiny_model_dir):
     assert len(seen) == 1 and registry.loaded_keys() == [spec.key]
     assert any("Loading" in stage for stage in stages)
     assert first.info.n_layers == 2 and first.info.n_kv_heads == 2
+
+
+def test_a_request_waiting_for_a_load_under_way_is_told_so(tiny_model_dir, monkeypatch):
+    """The worker's warm-up loads the default model; a request arriving meanwhile waits for
+    that load (no second copy) and its page says what it waits for."""
+    import engine.loading
+
+    spec = spec_for(str(tiny_model_dir))
+    registry = ModelRegistry({spec.key: spec}, CACHE, "cpu")
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(*args, **kwargs):
+        loading.set()
+        release.wait(30)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(engine.loading, "load", slow_load)
+    warm_up = threading.Thread(target=registry.get, args=(spec.key,))
+    warm_up.start()
+    assert loading.wait(30)
+    stages, answers = [], []
+    waiter = threading.Thread(target=lambda: answers.append(registry.get(spec.key, stages.append)))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and stages == [
+        f"Waiting for the worker to finish loading {spec.label}"
+    ]
+    release.set()
+    warm_up.join(30)
+    waiter.join(30)
+    assert answers == [registry.get(spec.key)] and registry.loaded_keys() == [spec.key]
 
 
 def test_the_registry_names_the_models_it_knows():

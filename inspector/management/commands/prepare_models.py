@@ -1,8 +1,10 @@
-"""manage.py prepare_models: convert the packaged GGUF models into the model cache (once)."""
+"""manage.py prepare_models: convert the packaged GGUF models into the model cache, and compile
+the head map's code into numba's cache there (each once)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from engine import jit_cache
 from engine.loading import PACKAGED_MODELS, is_prepared, prepare
 from engine.types import ModelLoadError
 
@@ -30,3 +32,12 @@ class Command(BaseCommand):
             except ModelLoadError as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(self.style.SUCCESS(f"{spec.label}: converted into {folder}"))
+        if not keys:
+            self._warm_head_maps(settings.TOKENLENS_NUMBA_CACHE)
+
+    def _warm_head_maps(self, folder):
+        """The first head map in a new worker then costs about what a warm one does."""
+        if jit_cache.warm_head_maps(folder):
+            self.stdout.write(self.style.SUCCESS(f"Head maps: UMAP compiled into {folder}"))
+        else:
+            self.stdout.write(f"Head maps: compiled code ready in {folder}")
