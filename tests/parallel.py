@@ -5,9 +5,9 @@ it runs before Django reads its settings.
 - Redis: each worker's tests get a database of their own, and the app servers its e2e tests
   start get the next one (TOKENLENS_E2E_REDIS_DB), so two workers never share keys, Celery
   queues or channel groups. PostgreSQL test databases are pytest-django's (one per worker).
-- Grouping: a module's tests stay on one worker (module-scoped fixtures, such as the benchmarks'
-  quick runs, run once), and every browser test runs on the same worker, so the app servers
-  and Chromium start once.
+- Files: `make test` distributes whole files (`--dist loadfile`), so module-scoped fixtures such as the
+benchmarks' quick runs run once. (xdist's `loadgroup` would have kept every browser test on one
+worker, but its marks are ignored with pytest 9: pytest-dev/pytest-xdist#1386.)
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse, urlunparse
 
-import pytest
-
-E2E_GROUP = "e2e"
 FIRST_WORKER_DB = 4  # 0..3: the plain run's (its tests on 0, its e2e servers on 2)
 
 
@@ -36,11 +33,3 @@ def _own_redis_databases() -> None:
 
 
 _own_redis_databases()
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            e2e = item.nodeid.startswith("tests/e2e/")
-            item.add_marker(pytest.mark.xdist_group(E2E_GROUP if e2e else item.module.__name__))
