@@ -2,10 +2,10 @@
 worker's cold start (its first head map and tokenization against warm ones).
 
 Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]; `--cold-start
-[model-key]` for the cold-start table alone). Prints a markdown table: the median and best of
-RUNS timed calls after a warm-up, per model, length and measurement. Each measurement is a (name, prepare) pair in MEASUREMENTS: prepare(loaded, text)
-does any untimed setup and returns the zero-argument call to time, so adding a row is adding a
-pair.
+[model-key]` for the cold-start table alone). Prints markdown tables: the median and best of
+RUNS timed calls after a warm-up, per model, length and measurement. Each measurement is a
+(name, prepare) pair in MEASUREMENTS: prepare(loaded, text) does any untimed setup and returns
+the zero-argument call to time, so adding a row is adding a pair.
 """
 
 from __future__ import annotations
