@@ -1,11 +1,11 @@
 """Analysis speed: the logit lens and attribution at 64 and 256 tokens of text, and a new
 worker's cold start (its first head map and tokenization against warm ones).
 
-Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]). Prints one markdown
-table: the median and best of RUNS timed calls after a warm-up, per model, length and
-measurement. Each measurement is a (name, prepare) pair in MEASUREMENTS: prepare(loaded, text)
-does any untimed setup and returns the zero-argument call to time, so adding a row is adding a
-pair.
+Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]; `--cold-start
+[model-key]` for the cold-start table alone). Prints markdown tables: the median and best of
+RUNS timed calls after a warm-up, per model, length and measurement. Each measurement is a
+(name, prepare) pair in MEASUREMENTS: prepare(loaded, text) does any untimed setup and returns
+the zero-argument call to time, so adding a row is adding a pair.
 """
 
 from __future__ import annotations
@@ -210,5 +210,7 @@ def main(keys: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == [COLD_START_FLAG]:
         cold_start_child(sys.argv[2])
+    elif sys.argv[1:2] == ["--cold-start"]:  # that table alone: [model-key]
+        cold_start_table((sys.argv[2:] or ["smollm2-135m-instruct"])[0])
     else:
         main(sys.argv[1:])

@@ -30,6 +30,7 @@ urlpatterns = [
     path("logit-lens/", analysis_api.logit_lens, name="api-logit-lens"),
     path("jobs/", job_api.start, name="api-jobs"),
     path("jobs/<uuid:job_id>/", job_api.detail, name="api-job"),
+    path("jobs/<uuid:job_id>/cancel/", job_api.cancel, name="api-job-cancel"),
     path("explorations/<uuid:exploration_id>/share/", share_api.share, name="api-share"),
     path("shares/", share_api.links, name="api-shares"),
     path("shares/<int:pk>/", share_api.revoke, name="api-share-revoke"),

@@ -14,6 +14,11 @@ from worker.computations import compute
 logger = logging.getLogger(__name__)
 
 
+class JobCancelled(Exception):
+    """The job's page cancelled it: raised at the next progress report, so the work stops
+    there (between two integrated-gradients batches, say) and the worker takes other work."""
+
+
 def run_job(job_id: str) -> None:
     try:
         job = Job.objects.get(pk=job_id)
@@ -29,11 +34,17 @@ def run_job(job_id: str) -> None:
         return
 
     def progress(stage: str) -> None:
+        if job.cancel_asked():
+            raise JobCancelled
         job.set_stage(stage)
         broadcast.job_updated(job.page_id, job.pk)
 
     try:
         outcome = compute(job.kind, job.params, progress)
+    except JobCancelled:
+        logger.info("Job %s cancelled at: %s", job_id, job.stage)
+        broadcast.job_updated(job.page_id, job.pk)
+        return
     except Exception as exc:  # a page must never wait on a crashed job
         logger.exception("Job %s crashed", job_id)
         outcome = {"error": {"field": "", "message": f"The computation failed: {exc}"}}

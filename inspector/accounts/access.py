@@ -44,7 +44,8 @@ class Access:
 
     role: str
     view: bool = False
-    change: bool = False  # step, branch, edit, rename, delete, share
+    change: bool = False  # step, branch, force, undo, keep the sliders
+    own: bool = False  # rename, delete, share (a co-instructor presenting only changes)
     fork: bool = False
     review: bool = False
 
@@ -180,7 +181,7 @@ def lesson_access(request, lesson: Lesson) -> Access:
 def exploration_access(request, exploration: Exploration) -> Access:
     """What this request may do with this exploration (see the module docstring)."""
     if Exploration.objects.filter(owned_by(request), pk=exploration.pk).exists():
-        return Access(role="owner", view=True, change=True, fork=True)
+        return Access(role="owner", view=True, change=True, own=True, fork=True)
     user = user_of(request)
     if user is not None and user.is_staff:
         return Access(role="admin", view=True, fork=True, review=True)

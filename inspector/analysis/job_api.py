@@ -1,4 +1,5 @@
-"""Long computations as jobs: POST /api/v1/jobs/ starts one, GET /api/v1/jobs/{id}/ follows it.
+"""Long computations as jobs: POST /api/v1/jobs/ starts one, GET /api/v1/jobs/{id}/ follows it,
+POST /api/v1/jobs/{id}/cancel/ stops it (its worker goes back to other work at once).
 
 The synchronous endpoints wait for their result; a page that wants a progress bar for work that
 can take many seconds (head clustering's first UMAP, integrated gradients) starts a job instead
@@ -55,10 +56,24 @@ def start(request):
     return Response(job_dict(job), status=status.HTTP_202_ACCEPTED)
 
 
-@documented()
-@api_view(["GET"])
-def detail(request, job_id):
+def _own_job(request, job_id) -> Job:
     job = Job.objects.filter(pk=job_id, session_key=access.principal(request)).first()
     if job is None:
         raise ServiceError("No such job in this browser session", status=404)
+    return job
+
+
+@documented()
+@api_view(["GET"])
+def detail(request, job_id):
+    return Response(job_dict(_own_job(request, job_id)))
+
+
+@documented(summary="Cancel a pending or running job (a finished one: 409)")
+@api_view(["POST"])
+def cancel(request, job_id):
+    job = _own_job(request, job_id)
+    if not job.cancel():
+        already = job.get_status_display().lower()
+        raise ServiceError(f"This job is already {already}", field="job", status=409)
     return Response(job_dict(job))

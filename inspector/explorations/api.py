@@ -58,12 +58,13 @@ class ExplorationViewSet(viewsets.ViewSet):
         return Response(ExplorationSerializer(exploration).data)
 
     def partial_update(self, request, pk=None):
-        exploration = explorations.get_exploration(request, pk)
+        exploration = explorations.get_exploration(request, pk, "own")
         _save_changes(ExplorationTitleSerializer, exploration, request.data)
         return Response(ExplorationSerializer(exploration).data)
 
     def destroy(self, request, pk=None):
-        explorations.delete_exploration(request, explorations.get_exploration(request, pk))
+        exploration = explorations.get_exploration(request, pk, "own")
+        explorations.delete_exploration(request, exploration)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @action(detail=True, methods=["get"])

@@ -39,7 +39,7 @@ def explorations_for(request) -> QuerySet[Exploration]:
 
 
 def authorize(request, exploration: Exploration, need: str) -> access.Access:
-    """The request's access to the exploration, if it allows `need` (view, change, fork,
+    """The request's access to the exploration, if it allows `need` (view, change, own, fork,
     review). A stranger gets 404 (nothing tells them it exists); a reader who asks to change
     gets 403 with what they can do instead."""
     granted = access.exploration_access(request, exploration)
@@ -48,6 +48,7 @@ def authorize(request, exploration: Exploration, need: str) -> access.Access:
     if not getattr(granted, need):
         message = {
             "change": "This exploration is read-only for you; fork it to make a copy of your own",
+            "own": "Only the exploration's owner may rename, delete or share it",
             "fork": "You may read this exploration but not fork it",
             "review": "Only admins review shared explorations",
         }[need]

@@ -121,14 +121,14 @@ def branch_compare(request: HttpRequest, exploration_id) -> HttpResponse:
 
 @require_POST
 def exploration_rename(request: HttpRequest, exploration_id) -> HttpResponse:
-    exploration = usable_exploration(request, exploration_id, "change")
+    exploration = usable_exploration(request, exploration_id, "own")
     explorations.rename(exploration, request.POST.get("title", ""))
     return go_to(request, reverse("exploration", args=[exploration.pk]))
 
 
 @require_POST
 def exploration_delete(request: HttpRequest, exploration_id) -> HttpResponse:
-    exploration = usable_exploration(request, exploration_id, "change")
+    exploration = usable_exploration(request, exploration_id, "own")
     explorations.delete_exploration(request, exploration)
     return go_to(request, reverse("explorations"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 
 class Job(models.Model):
@@ -25,6 +26,7 @@ class Job(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -48,7 +50,7 @@ class Job(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
 
     def claim(self) -> bool:
         """Move pending → running atomically; False if another worker already has it."""
@@ -64,7 +66,8 @@ class Job(models.Model):
         Job.objects.filter(pk=self.pk).update(stage=self.stage)
 
     def finish(self, outcome: dict) -> None:
-        """Store what worker.computations.compute returned: {"result": ...} or {"error": {...}}."""
+        """Store what worker.computations.compute returned: {"result": ...} or {"error": {...}}
+        (not over a cancel that came first)."""
         if "error" in outcome:
             self.status = self.Status.FAILED
             self.error_field = outcome["error"].get("field", "")
@@ -73,7 +76,22 @@ class Job(models.Model):
             self.status = self.Status.DONE
             self.result = outcome["result"]
         self.stage = ""
-        self.save()
+        fields = ("status", "result", "error_field", "error_message", "stage")
+        Job.objects.filter(pk=self.pk).exclude(status=self.Status.CANCELLED).update(
+            **{name: getattr(self, name) for name in fields}, updated_at=timezone.now()
+        )
+
+    def cancel(self) -> bool:
+        """Pending or running → cancelled: a worker running it stops at its next progress report
+        (worker.jobs) and goes back to other work. False when it had already finished."""
+        cancelled = Job.objects.filter(
+            pk=self.pk, status__in=(self.Status.PENDING, self.Status.RUNNING)
+        ).update(status=self.Status.CANCELLED, stage="Cancelled", updated_at=timezone.now())
+        self.refresh_from_db()
+        return bool(cancelled)
+
+    def cancel_asked(self) -> bool:
+        return Job.objects.filter(pk=self.pk, status=self.Status.CANCELLED).exists()
 
     def fail(self, message: str, field: str = "") -> None:
         self.finish({"error": {"field": field, "message": message}})

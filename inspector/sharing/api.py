@@ -105,7 +105,7 @@ def _require_staff(request) -> None:
 )
 @api_view(["POST"])
 def share(request, exploration_id):
-    exploration = explorations.get_exploration(request, exploration_id, need="change")
+    exploration = explorations.get_exploration(request, exploration_id, need="own")
     existed = exploration.active_share is not None
     link = sharing.share(exploration, request)
     return _shown(request, link, status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
@@ -114,7 +114,7 @@ def share(request, exploration_id):
 @documented(None, None, status=204, description="Revoke the link (owner only).")
 @api_view(["DELETE"])
 def revoke(request, pk):
-    sharing.revoke(sharing.get_link(request, pk, need="change"), request)
+    sharing.revoke(sharing.get_link(request, pk, need="own"), request)
     return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -23,7 +23,7 @@ ADMINS_ONLY = "Only admins review shared explorations"
 
 def share(exploration: Exploration, request) -> ShareLink:
     """The exploration's link in force, or a new one waiting for review. The caller checks
-    that the request may change the exploration (explorations.get_exploration)."""
+    that the request owns the exploration (explorations.get_exploration)."""
     existing = exploration.active_share
     if existing is not None:
         return existing
@@ -34,7 +34,7 @@ def share(exploration: Exploration, request) -> ShareLink:
     return link
 
 
-def get_link(request, pk, need: str = "change") -> ShareLink:
+def get_link(request, pk, need: str = "own") -> ShareLink:
     """The share link, if the request may `need` its exploration (404 for strangers, 403 for
     readers asking to change it), as explorations.authorize decides."""
     link = ShareLink.objects.select_related("exploration").filter(pk=pk).first()

@@ -25,10 +25,10 @@ PER_PAGE = 50
 
 
 def _owned(lookup, request: HttpRequest, key):
-    """What `lookup` finds if the request may change it: 404 for strangers (nothing tells them
+    """What `lookup` finds if the request owns it: 404 for strangers (nothing tells them
     it exists), 403 for readers such as a share-link holder."""
     try:
-        return lookup(request, key, need="change")
+        return lookup(request, key, need="own")
     except ServiceError as error:
         if error.status == 404:
             raise Http404(error.message) from None

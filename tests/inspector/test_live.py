@@ -273,6 +273,32 @@ def test_a_co_instructor_takes_over_and_one_presents_at_a_time(instructor, lesso
     assert list(kinds) == ["started", "presenter", "change"]
 
 
+def test_a_co_instructor_presenting_steps_but_does_not_rename_delete_or_share(
+    instructor, lesson, running
+):
+    olga = make_person("olga", "Instructor")
+    lesson.co_instructors.add(olga)
+    co = client_for(olga)
+    assert co.post(f"/api/v1/live/{running['id']}/present/").status_code == 200
+    exploration = lesson.items.first().exploration
+    step(co, exploration.root.pk, mode="greedy")  # asserts the 201
+    url = f"/api/v1/explorations/{exploration.pk}/"
+    for refused in (
+        co.patch(url, {"title": "Mine now"}, "json"),
+        co.delete(url),
+        co.post(f"/api/v1/explorations/{exploration.pk}/share/"),
+    ):
+        assert refused.status_code == 403, refused.content
+        assert "owner" in refused.json()["error"]["message"]
+    page = browser(olga)
+    assert page.post(f"/explore/{exploration.pk}/delete/").status_code == 403
+    shown = page.get(f"/explore/{exploration.pk}/").content.decode()
+    assert 'data-action="step"' in shown and 'data-action="delete-exploration"' not in shown
+    assert "Share a read-only link" not in shown
+    exploration.refresh_from_db()
+    assert exploration.title == "Capitals" and not exploration.share_links.exists()
+
+
 def test_a_poll_collects_guesses_and_closes_when_the_presenter_steps(instructor, running):
     session = LiveSession.objects.get(pk=running["id"])
     teacher = browser(instructor)

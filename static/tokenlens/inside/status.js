@@ -17,7 +17,7 @@ export async function runJob(panel, kind, params) {
   let job = await post("jobs", { kind: kind, params: params });
   while (job.status === "pending" || job.status === "running") {
     if (!current()) throw SUPERSEDED;
-    showProgress(panel, job.stage || (job.status === "pending" ? "Waiting for a worker…" : "Working…"));
+    showProgress(panel, job.stage || (job.status === "pending" ? "Waiting for a worker…" : "Working…"), job.id);
     await new Promise(function (resolve) { setTimeout(resolve, 400); });
     const response = await fetch("/api/v1/jobs/" + job.id + "/", { credentials: "same-origin" });
     job = await response.json();
@@ -25,15 +25,27 @@ export async function runJob(panel, kind, params) {
   }
   if (!current()) throw SUPERSEDED;
   if (job.status === "failed") throw new Error(job.error.message);
+  if (job.status === "cancelled") throw new Error(CANCELLED);
   return job.result;
 }
 
-export function showProgress(panel, stage) {
+const CANCELLED = "Cancelled: the worker went straight back to everyone else's work.";
+
+// The progress line of a running job, with a button that cancels it (its worker stops at the
+// next step and takes other work).
+export function showProgress(panel, stage, jobId) {
   const box = panel.querySelector("[data-role=status]");
   const counted = /(\d+) of (\d+)/.exec(stage);
   box.replaceChildren(make("span", { class: "spinner", "aria-hidden": "true" }));
   if (counted) box.appendChild(make("progress", { value: counted[1], max: counted[2], "data-testid": "progress" }));
   box.appendChild(make("span", { class: "muted", role: "status" }, stage));
+  if (!jobId) return;
+  const cancel = make("button", { type: "button", class: "small", "data-action": "cancel-job" }, "Cancel");
+  cancel.addEventListener("click", function () {
+    cancel.disabled = true;
+    post("jobs/" + jobId + "/cancel", {}).catch(function () { /* finished meanwhile: it shows */ });
+  });
+  box.appendChild(cancel);
 }
 
 export function setStatus(panel, message, kind) {
