@@ -5,9 +5,9 @@ it runs before Django reads its settings.
 - Redis: each worker's tests get a database of their own, and the app servers its e2e tests
   start get the next one (TOKENLENS_E2E_REDIS_DB), so two workers never share keys, Celery
   queues or channel groups. PostgreSQL test databases are pytest-django's (one per worker).
-- Files: `make test` distributes whole files (`--dist loadfile`), so module-scoped fixtures such as the
-benchmarks' quick runs run once. (xdist's `loadgroup` would have kept every browser test on one
-worker, but its marks are ignored with pytest 9: pytest-dev/pytest-xdist#1386.)
+- Files: `make test` distributes whole files (`--dist loadfile`), so module-scoped fixtures
+  such as the benchmarks' quick runs run once. (xdist's `loadgroup` would have kept every
+  browser test on one worker, but pytest 9 ignores its marks: pytest-dev/pytest-xdist#1386.)
 """
 
 from __future__ import annotations
