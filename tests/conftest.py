@@ -42,6 +42,25 @@ def require_env(name: str) -> str:
     return value
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Every test but a browser test starts in a thread with no event loop marked as running.
+    Playwright's sync API leaves its loop marked as running between calls (by design, see its
+    sync_api/_context_manager.py), so on a worker that already ran a browser test Django would
+    refuse ORM calls (SynchronousOnlyOperation) and pytest-asyncio could not start a loop. The
+    mark is lifted around the test's setup, call and teardown, and put back for Playwright."""
+    import asyncio
+
+    marked = asyncio._get_running_loop()
+    if marked is None or "chromium" in getattr(item, "fixturenames", ()):
+        return (yield)
+    asyncio._set_running_loop(None)
+    try:
+        return (yield)
+    finally:
+        asyncio._set_running_loop(marked)
+
+
 @pytest.fixture(autouse=True)
 def _tasks_run_inline(settings):
     """Unit tests run tasks inline; the e2e tests start real workers of their own."""

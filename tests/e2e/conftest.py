@@ -3,6 +3,7 @@ started from the project's own entry points, driven by Debian's Chromium through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -211,7 +212,9 @@ def chromium():
     expect.set_options(timeout=60_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        playwrights_loop = asyncio._get_running_loop()  # see pytest_runtest_protocol
         yield browser
+        asyncio._set_running_loop(playwrights_loop)  # whichever test ends the session
         browser.close()
 
 
