@@ -52,7 +52,8 @@ def answer(request, session: LiveSession, text: str) -> LivePollAnswer:
     poll = session.polls.filter(closed_at__isnull=True).first()
     if poll is None:
         raise ServiceError("No question is open right now", field="poll", status=409)
-    cleaned = (text or "").strip()
+    # A candidate picked as it is (a newline or a space is a token too); typed text trimmed.
+    cleaned = text if text in poll.choices else (text or "").strip()
     if not cleaned or len(cleaned) > MAX_ANSWER:
         raise ServiceError(f"An answer is 1 to {MAX_ANSWER} characters", field="text")
     given, _ = LivePollAnswer.objects.update_or_create(
@@ -71,7 +72,8 @@ def results(poll: LivePoll) -> list[dict]:
             recorded.setdefault(_key(token["text"]), token["p_base"])
     counts: dict[str, dict] = {}
     for given in poll.answers.all():
-        row = counts.setdefault(_key(given.text), {"text": given.text.strip(), "count": 0})
+        shown = given.text.strip() or given.text
+        row = counts.setdefault(_key(given.text), {"text": shown, "count": 0})
         row["count"] += 1
     rows = sorted(counts.values(), key=lambda row: -row["count"])
     total = sum(row["count"] for row in rows) or 1
@@ -83,7 +85,8 @@ def results(poll: LivePoll) -> list[dict]:
 
 
 def _key(text: str) -> str:
-    return text.strip().casefold()
+    """Case and surrounding spaces aside; a token of spaces alone (a newline) stays itself."""
+    return text.strip().casefold() or text
 
 
 def _follower_box(poll: LivePoll) -> str:

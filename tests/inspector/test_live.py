@@ -325,10 +325,28 @@ def test_a_poll_collects_guesses_and_closes_when_the_presenter_steps(instructor,
     from inspector.live import polls
 
     rows = {row["text"]: row for row in polls.results(poll)}
-    assert rows[poll.choices[0].strip()]["count"] == 2 and rows["zebra"]["count"] == 1
+    picked = poll.choices[0].strip() or poll.choices[0]  # a newline is a candidate too
+    assert rows[picked]["count"] == 2 and rows["zebra"]["count"] == 1
     assert rows["zebra"]["p_base"] is None
     late = students[0].post(answer, {"text": "late"}, HTTP_HX_REQUEST="true")
     assert late.status_code == 422 and "No question is open" in late.content.decode()
+
+
+def test_a_candidate_of_whitespace_alone_can_be_picked(instructor, running, student):
+    from inspector.live import polls
+    from inspector.models import LivePoll
+
+    browser(instructor).post(f"/live/{running['id']}/poll/", HTTP_HX_REQUEST="true")
+    poll = LiveSession.objects.get(pk=running["id"]).polls.get()
+    LivePoll.objects.filter(pk=poll.pk).update(choices=["\n", " Paris"])
+    follower = browser(student)
+    follower.get(f"/live/{running['code']}/")
+    answer = f"/live/{running['code']}/answer/"
+    assert follower.post(answer, {"text": "\n"}, HTTP_HX_REQUEST="true").status_code == 200
+    poll.refresh_from_db()
+    assert [(row["text"], row["count"]) for row in polls.results(poll)] == [("\n", 1)]
+    typed = follower.post(answer, {"text": " \n "}, HTTP_HX_REQUEST="true")  # typed: trimmed
+    assert typed.status_code == 422
 
 
 def test_only_the_presenter_opens_a_poll(running, student):
