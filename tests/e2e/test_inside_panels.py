@@ -259,6 +259,22 @@ def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     expect(card).to_be_hidden()
 
 
+LONG_TEXT = "The lighthouse keeper climbed the stairs every evening and wrote the weather. " * 12
+
+
+@PAGE_ONLY
+def test_a_long_attribution_shows_its_progress_and_can_be_cancelled(app_server, page):
+    _exploration_with_tokens(page, app_server, prompt=LONG_TEXT, steps=1)
+    page.locator("[data-testid=generated] .gen").nth(0).click()
+    page.locator("[data-attribution-step]").click()
+    panel = page.locator("#panel-attribution")
+    panel.locator("[data-role=n-steps]").select_option("64")
+    expect(panel.get_by_test_id("progress")).to_be_visible()
+    panel.locator("[data-action=cancel-job]").click()
+    expect(panel.locator("[data-role=status]")).to_contain_text("Cancelled")
+    expect(panel.get_by_test_id("progress")).to_have_count(0)
+
+
 @PAGE_ONLY
 def test_sampling_panel_takes_the_sliders_settings_apart_and_exports(app_server, page):
     _exploration_with_tokens(page, app_server, "The cat sat on the mat. The cat", steps=2)
