@@ -8,20 +8,15 @@ it runs before Django reads its settings.
 - Files: `make test` distributes whole files (`--dist loadfile`), so module-scoped fixtures
   such as the benchmarks' quick runs run once. (xdist's `loadgroup` would have kept every
   browser test on one worker, but pytest 9 ignores its marks: pytest-dev/pytest-xdist#1386.)
-- Order: the browser tests come last, on every worker. Playwright's sync API leaves its event
-  loop marked as running in the thread between calls (by design, see playwright's
-  sync_api/_context_manager.py), so after the first browser test a worker's main thread is
-  "an async context": Django refuses ORM calls there and pytest-asyncio cannot start a loop.
-  xdist hands out files in collection order, so a worker that reached the browser tests has
-  no other tests left.
+- Browser tests: Playwright's sync API leaves its event loop marked as running in the thread
+  between calls, and xdist may hand a worker other files after a browser file; tests/conftest.py
+  (pytest_runtest_protocol) lifts that mark around every other test.
 """
 
 from __future__ import annotations
 
 import os
 from urllib.parse import urlparse, urlunparse
-
-import pytest
 
 FIRST_WORKER_DB = 4  # 0..3: the plain run's (its tests on 0, its e2e servers on 2)
 
@@ -41,10 +36,3 @@ def _own_redis_databases() -> None:
 
 
 _own_redis_databases()
-
-
-@pytest.hookimpl(trylast=True)  # after pytest's own reordering by session-scoped parameters
-def pytest_collection_modifyitems(items):
-    """Files with a browser test last (whole files: xdist hands out files)."""
-    with_browser = {item.path for item in items if "chromium" in getattr(item, "fixturenames", ())}
-    items[:] = sorted(items, key=lambda item: item.path in with_browser)
