@@ -17,7 +17,12 @@ OBJECTIVE = "log_probability"
 class PathSummary:
     """Integrated gradients' bookkeeping: the baseline holds baseline_id everywhere but at
     kept_positions (the input's own tokens, which score 0); f is the target's log-probability
-    at the explained position; sum(scores) = f_input - f_baseline + convergence_delta."""
+    at the explained position; sum(scores) = f_input - f_baseline + convergence_delta.
+
+    n_steps: the path points whose gradients were taken; adaptive: the path was refined
+    (segments of it, each with its own delta; delta_bound = the sum of their |delta|s, which
+    |convergence_delta| never exceeds) until delta_bound ≤ tolerance (nats), or its budget
+    ran out; a fixed path is one segment and has no tolerance."""
 
     n_steps: int
     baseline_id: int
@@ -26,6 +31,14 @@ class PathSummary:
     f_input: float
     f_baseline: float
     convergence_delta: float
+    adaptive: bool = False
+    segments: int = 1
+    delta_bound: float = 0.0
+    tolerance: float | None = None
+
+    @property
+    def converged(self) -> bool | None:
+        return None if self.tolerance is None else self.delta_bound <= self.tolerance
 
     def to_dict(self) -> dict:
         return {
@@ -39,6 +52,11 @@ class PathSummary:
             "f_baseline": self.f_baseline,
             "f_difference": self.f_input - self.f_baseline,
             "convergence_delta": self.convergence_delta,
+            "adaptive": self.adaptive,
+            "segments": self.segments,
+            "delta_bound": self.delta_bound,
+            "tolerance": self.tolerance,
+            "converged": self.converged,
         }
 
 
@@ -88,13 +106,14 @@ class Attribution:
 class Question:
     """What to explain: the model reads ids (tokens 0..p) and target_id is scored as the token
     after them. special[i]: token i is a control token (kept in the integrated-gradients
-    baseline). n_steps: the integrated-gradients path's length (0 for the other methods)."""
+    baseline). n_steps: the integrated-gradients path's length, None to refine it until it
+    converges (0 for the other methods)."""
 
     ids: tuple[int, ...]
     special: tuple[bool, ...]
     target_id: int
     method: str
-    n_steps: int
+    n_steps: int | None
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,15 @@ ATTRIBUTION_METHODS = {
     ),
     "integrated_gradients": (
         "Each token's share of the change in the target's log-probability from a text of "
-        "padding tokens to the real text; the shares add up to that change (up to the "
-        "convergence delta)."
+        "blanks to the real text; the shares add up to that change (up to the convergence "
+        "delta, which by default is refined until it is at most 5 % of the change)."
     ),
 }
-MAX_STEPS = 128  # integrated gradients' path
-DEFAULT_STEPS = 32
+MAX_STEPS = 128  # integrated gradients' path, when a fixed number of steps is asked for
+DEFAULT_STEPS = None  # integrated gradients refine their path until it converges (AUTO_*)
+AUTO_FIRST_STEPS = 32  # the adaptive path's first round: what the budget charges up front
+AUTO_MAX_STEPS = 320  # the adaptive path stops refining here, converged or not
+AUTO_TOLERANCE = 0.05  # of |f(text) - f(baseline)|: the adaptive path's target for its delta
 MAX_TOP_N = 100  # candidates recorded per step
 MAX_DRAWS = 200  # seeded draws per rule in a sampling anatomy
 MAX_POSITIONS = 1024  # positions drawn by the embeddings panel

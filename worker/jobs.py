@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from inspector import broadcast
+from inspector.compute import budget
 from inspector.models import Job
 from worker.computations import compute
 
@@ -48,5 +49,7 @@ def run_job(job_id: str) -> None:
     except Exception as exc:  # a page must never wait on a crashed job
         logger.exception("Job %s crashed", job_id)
         outcome = {"error": {"field": "", "message": f"The computation failed: {exc}"}}
+    if "result" in outcome:  # an adaptive path's added steps count against whoever asked
+        budget.charge_actual(job.kind, outcome["result"], job.params.get("charged_to", []))
     job.finish(outcome)
     broadcast.job_updated(job.page_id, job.pk)

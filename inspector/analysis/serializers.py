@@ -137,14 +137,15 @@ class LensRequestSerializer(SequenceRequestSerializer):
 
 class AttributionRequestSerializer(SequenceRequestSerializer):
     """Which tokens 0..position (default: the last) drove target_id as the next token, by
-    method; n_steps is the integrated-gradients path's length. The engine checks target_id
+    method; n_steps is the integrated-gradients path's length (left out or null: refined until
+    its delta is at most 5 % of the change it explains). The engine checks target_id
     against the vocabulary and position against the sequence."""
 
     target_id = serializers.IntegerField(min_value=0)
     method = serializers.ChoiceField(choices=list(METHODS))
     position = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     n_steps = serializers.IntegerField(
-        required=False, default=DEFAULT_STEPS, min_value=1, max_value=MAX_STEPS
+        required=False, allow_null=True, default=DEFAULT_STEPS, min_value=1, max_value=MAX_STEPS
     )
 
 

@@ -3,11 +3,13 @@
 Every computation that reaches a worker (tokenize, previews, steps, generation, attention,
 heads, lens, attribution, jobs) is priced before it is queued, in *token passes*: roughly how
 many tokens go through the whole model (an integrated-gradients run of 32 steps over 100
-tokens is 32 × 100 × 2, forward and backward). A request dearer than a whole minute's budget
-is a 400 naming what makes it dear; a person over their minute's budget gets a 429 saying
-when it refills. Visitors (not signed in) get a smaller budget; visitors without a session
-cookie are counted by address, so a script cannot get a fresh budget with every request, and
-all visitors behind one address share a cap (a classroom behind one router fits under it).
+tokens is 32 × 100 × 2, forward and backward; one left to refine its path is charged its
+first 32 steps up front and the steps it added once it has run). A request dearer than a
+whole minute's budget is a 400 naming what makes it dear; a person over their minute's
+budget gets a 429 saying when it refills. Visitors (not signed in) get a smaller budget;
+visitors without a session cookie are counted by address, so a script cannot get a fresh
+budget with every request, and all visitors behind one address share a cap (a classroom
+behind one router fits under it).
 
 The request is known through a context variable set by BudgetMiddleware, so the services
 that dispatch work charge it without every front door having to pass the person along; work
@@ -23,6 +25,7 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.cache import cache
 
+from engine.limits import AUTO_FIRST_STEPS
 from inspector.accounts import access
 from inspector.errors import ServiceError
 from inspector.protocol import COST_KEY
@@ -57,14 +60,14 @@ def price(kind: str, params: dict) -> tuple[int, str]:
     """(token passes, what they are made of, in words) for one computation."""
     if kind in ("tokenize", "vocabulary"):
         return 1, "a tokenization"
-    if kind in ACTUAL_COST:  # priced by what the worker ran (charge_actual); 1 to start
-        return 1, "a reading from cached states"
     tokens = estimated_tokens(params)
     about = f"a text of about {tokens:,} tokens"
     if kind == "attribution":
         integrated = params.get("method") == "integrated_gradients"
-        steps = int(params.get("n_steps") or 1) if integrated else 1
+        steps = int(params.get("n_steps") or AUTO_FIRST_STEPS) if integrated else 1
         return tokens * steps * 2, f"{about} × n_steps {steps} × forward and backward"
+    if kind in ACTUAL_COST:  # priced by what the worker ran (charge_actual); 1 to start
+        return 1, "a reading from cached states"
     if kind == "attention":
         layers = len(set(params.get("layers") or ())) or 1
         return tokens + tokens * layers // 4, f"{about} and {layers} layers of maps"
@@ -80,10 +83,20 @@ def _stepped_cost(result: dict) -> int:
 
 
 # Kinds whose cost depends on what the worker had cached: (its result → tokens it ran).
+def _refined_path_cost(result: dict) -> int:
+    """1 + the passes an adaptive integrated-gradients path ran beyond the first round that
+    price() charged (every other attribution: 1, nothing more)."""
+    path = result.get("integrated_gradients") or {}
+    if not path.get("adaptive"):
+        return 1
+    return 1 + max(0, path["n_steps"] - AUTO_FIRST_STEPS) * int(result["n_tokens"]) * 2
+
+
 ACTUAL_COST = {
     "distribution": _stepped_cost,
     "branch_step": _stepped_cost,
     "logit_lens": _lens_cost,
+    "attribution": _refined_path_cost,
 }
 
 

@@ -102,6 +102,7 @@ def start_job(kind: str, params: dict, *, page_id=None, session_key: str = "") -
     ServiceError (503) first, with nothing saved, when no worker could take it."""
     dispatch.require_worker(params.get("model", ""))
     budget.charge(kind, params)
+    params = {**params, "charged_to": budget.payers()}  # what it really cost, once run
     job_expiry.expire_jobs_now_and_then()
     job = Job.objects.create(
         kind=kind,

@@ -232,6 +232,11 @@ def test_attribution_panel_from_a_step_methods_and_exports(app_server, page):
     page.locator("[data-attribution-step]").click()
     panel = page.locator("#panel-attribution")
     expect(panel).to_be_visible()
+    # By default the path is refined until it converges, and the delta stands beside the scores.
+    facts = panel.locator("[data-testid=attribution-facts]")
+    expect(facts).to_contain_text("refined until the delta was at most 5 % of the change")
+    expect(facts.get_by_test_id("ig-delta")).to_contain_text("% of the change")
+    expect(facts.get_by_test_id("ig-warning")).to_have_count(0)
     panel.locator("[data-role=n-steps]").select_option("8")
     expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("integrated gradients")
     expect(panel.locator("[data-testid=attribution-facts]")).to_contain_text("add up to")

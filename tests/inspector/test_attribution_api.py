@@ -63,10 +63,24 @@ def test_integrated_gradients_come_with_their_bookkeeping(answered):
     _count, body = answered
     path = body["integrated_gradients"]
     assert path["n_steps"] == 4
-    assert path["baseline"]["id"] == 0 and path["baseline"]["text"] == "<pad>"
+    assert path["baseline"]["id"] == 236743 and path["baseline"]["text"] == " "  # a blank
+    assert path["adaptive"] is False and path["converged"] is None and path["segments"] == 1
     assert path["f_difference"] == pytest.approx(path["f_input"] - path["f_baseline"])
     gap = abs(sum(body["scores"]) - path["f_difference"])
     assert gap == pytest.approx(abs(path["convergence_delta"]), abs=1e-3)
+
+
+@pytest.mark.model
+def test_left_out_steps_refine_the_path_until_it_converges():
+    payload = {**GEMMA, "model": "smollm2-135m-instruct", "method": "integrated_gradients"}
+    payload.pop("n_steps", None)
+    response = APIClient().post(URL, payload, "json")
+    assert response.status_code == 200, response.content
+    path = response.json()["integrated_gradients"]
+    assert path["adaptive"] is True and path["n_steps"] >= 32
+    assert path["tolerance"] == pytest.approx(max(0.05 * abs(path["f_difference"]), 1e-3))
+    assert path["converged"] is (path["delta_bound"] <= path["tolerance"])
+    assert abs(path["convergence_delta"]) <= path["delta_bound"] + 1e-9
 
 
 @pytest.mark.model

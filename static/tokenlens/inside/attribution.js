@@ -83,9 +83,19 @@ export function createAttributionPanel() {
     facts.appendChild(document.createTextNode(" (p = " + result.target.probability.toFixed(4) + ") after token #" + result.position + ", by " + result.method.replace(/_/g, " ") + ": " + result.explanation));
     const path = result.integrated_gradients;
     if (path) {
-      facts.appendChild(make("span", { class: "muted" }, " Scores add up to " + path.f_difference.toFixed(3) + " = f(text) − f(" + path.baseline.text + " baseline), give or take Captum's convergence delta " + path.convergence_delta.toFixed(3) + "; " + path.n_steps + " steps. The first token and special tokens are kept in the baseline, so they score 0."));
-      if (Math.abs(path.convergence_delta) > 0.1 * Math.abs(path.f_difference)) {
-        facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral has not converged (the delta is over 10 % of the change): read these scores as rough, or try more steps."));
+      const change = Math.abs(path.f_difference);
+      const share = change > 0 ? Math.abs(path.convergence_delta) / change : 0;
+      const baseline = path.baseline.text.trim() ? path.baseline.text : "blank (a space)";
+      const how = path.adaptive
+        ? path.n_steps + " steps in " + path.segments + " segments, refined until the delta was at most 5 % of the change"
+        : path.n_steps + " steps";
+      facts.appendChild(make("span", { class: "muted" }, " Scores add up to " + path.f_difference.toFixed(3) + " = f(text) − f(" + baseline + " baseline), give or take the convergence delta "));
+      facts.appendChild(make("strong", { "data-testid": "ig-delta" }, path.convergence_delta.toFixed(3) + " (" + (100 * share).toFixed(1) + " % of the change)"));
+      facts.appendChild(make("span", { class: "muted" }, "; " + how + ". The first token and special tokens are kept in the baseline, so they score 0."));
+      if (path.converged === false) {
+        facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral did not converge within " + path.n_steps + " steps (the delta is still " + (100 * path.delta_bound / Math.max(change, 1e-12)).toFixed(0) + " % of the change at most): read these scores as rough."));
+      } else if (!path.adaptive && share > 0.05) {
+        facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral has not converged (the delta is over 5 % of the change): read these scores as rough, or set Steps to “until it converges”."));
       }
     }
     if (result.device !== "cpu" && result.device) facts.appendChild(make("span", { class: "muted" }, " Computed on " + result.device + "."));
@@ -94,7 +104,7 @@ export function createAttributionPanel() {
   async function explain() {
     if (!target) return;
     const method = panel.querySelector("[data-role=method]").value;
-    const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) });
+    const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) || null });
     await guarded(panel, "Attributing…", async function () {
       const anchor = hoverAnchor;
       const result = await runJob(panel, "attribution", params);
