@@ -4,13 +4,20 @@ Only the requested layers are captured (a hook on each one's attention module), 
 upper triangle (always 0) is left out, values are quantized to uint8 (max error 1/510) or
 float16, and the bytes are deflate-compressed and base64-encoded. One SmolLM2 layer at 512
 tokens is 33 MB as JSON floats; this way it is a few hundred kB.
+
+Switching layers on the same text reuses the first pass: the attention panel's first request
+for a sequence runs the whole pass and keeps what each decoder layer received (its hidden
+states, mask and position embeddings: LayerInputs), so any later layer of that sequence costs
+that one layer's forward pass instead of a pass through every layer below it.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +30,8 @@ from engine.tokenization import read_model_sequence
 from engine.types import InputError, TokenPiece
 
 MAX_TOKENS = 2048  # eager attention forms (heads, n, n) per layer: keep it bounded
+# What the kept layer inputs may hold in all (SmolLM2 at 512 tokens: 30 × 1.2 MB + the mask).
+LAYER_INPUTS_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)
@@ -110,19 +119,8 @@ class _AllCaptured(Exception):
     """Raised from the last hook to stop the forward pass early."""
 
 
-@torch.inference_mode()
-def capture_attention(
-    loaded: LoadedModel,
-    ids: list[int],
-    layers: tuple[int, ...],
-    reduce: Callable[[torch.Tensor], Any] | None = None,
-):
-    """{layer: (heads, queries, keys) float32 CPU} for the chosen layers only.
-
-    With `reduce`, {layer: reduce(weights)} instead: it is called inside each layer's hook on
-    that layer's (heads, queries, keys) weights, still on the model's device, so only its
-    (small) result is kept and no more than one layer's maps exist at a time."""
-    captured: dict[int, Any] = {}
+def _hooked_layers(loaded: LoadedModel, layers, captured: dict, reduce, stop_after_all: bool):
+    """Forward hooks on the chosen layers' attention modules that fill captured[layer]."""
     handles = []
     decoder_layers = _decoder_layers(loaded.model)
     for index in layers:
@@ -130,10 +128,146 @@ def capture_attention(
         def keep(_module, _inputs, output, index=index):
             weights = output[1][0]  # (heads, queries, keys)
             captured[index] = reduce(weights) if reduce else weights.float().cpu()
-            if len(captured) == len(layers):
+            if stop_after_all and len(captured) == len(layers):
                 raise _AllCaptured  # the layers above the last one asked for are not needed
 
         handles.append(decoder_layers[index].self_attn.register_forward_hook(keep))
+    return handles
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """What each decoder layer received in one eager forward pass over one sequence: calls[i]
+    = (args, kwargs) of layer i (hidden states, mask, position embeddings…). Running layer i
+    on them alone gives its attention exactly as the whole pass did."""
+
+    calls: tuple[tuple[tuple, dict], ...]
+    nbytes: int
+
+
+class LayerInputCache:
+    """The LayerInputs of recent sequences, per model and person (scope), least recently used
+    first out once they hold more than max_bytes."""
+
+    def __init__(self, max_bytes: int = LAYER_INPUTS_BYTES):
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, LayerInputs] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> LayerInputs | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, inputs: LayerInputs) -> None:
+        with self._lock:
+            self._entries[key] = inputs
+            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
+                self._entries.popitem(last=False)
+            if inputs.nbytes > self.max_bytes:
+                self._entries.pop(key, None)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(entry.nbytes for entry in self._entries.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _tensor_bytes(values, seen: set[int]) -> int:
+    """Bytes of the distinct tensors among values (nested tuples and dicts): layers share
+    their mask and position embeddings."""
+    total = 0
+    for value in values:
+        if isinstance(value, torch.Tensor) and id(value) not in seen:
+            seen.add(id(value))
+            total += value.numel() * value.element_size()
+        elif isinstance(value, (tuple, list)):
+            total += _tensor_bytes(value, seen)
+        elif isinstance(value, dict):
+            total += _tensor_bytes(value.values(), seen)
+    return total
+
+
+def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) -> tuple:
+    """(captured, LayerInputs): a whole eager pass that captures the chosen layers' attention
+    and keeps every decoder layer's inputs."""
+    captured: dict[int, Any] = {}
+    decoder_layers = _decoder_layers(loaded.model)
+    calls: list = [None] * len(decoder_layers)
+
+    def keep_inputs(index):
+        def hook(_module, args, kwargs):
+            calls[index] = (tuple(args), dict(kwargs))
+
+        return hook
+
+    handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=False)
+    handles += [
+        layer.register_forward_pre_hook(keep_inputs(index), with_kwargs=True)
+        for index, layer in enumerate(decoder_layers)
+    ]
+    try:
+        with _eager_attention(loaded.model):
+            loaded.model(
+                input_ids=torch.tensor([ids], device=loaded.device),
+                logits_to_keep=1,
+                use_cache=False,
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured, LayerInputs(tuple(calls), _tensor_bytes(calls, set()))
+
+
+def _layers_alone(loaded: LoadedModel, inputs: LayerInputs, layers, reduce) -> dict:
+    """The chosen layers' attention, each layer run alone on its kept inputs."""
+    captured: dict[int, Any] = {}
+    decoder_layers = _decoder_layers(loaded.model)
+    handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=False)
+    try:
+        with _eager_attention(loaded.model):
+            for index in layers:
+                args, kwargs = inputs.calls[index]
+                decoder_layers[index](*args, **kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+@torch.inference_mode()
+def capture_attention(
+    loaded: LoadedModel,
+    ids: list[int],
+    layers: tuple[int, ...],
+    reduce: Callable[[torch.Tensor], Any] | None = None,
+    reuse: tuple[LayerInputCache, str] | None = None,
+):
+    """{layer: (heads, queries, keys) float32 CPU} for the chosen layers only.
+
+    With `reduce`, {layer: reduce(weights)} instead: it is called inside each layer's hook on
+    that layer's (heads, queries, keys) weights, still on the model's device, so only its
+    (small) result is kept and no more than one layer's maps exist at a time.
+
+    With `reuse` = (cache, scope), a sequence seen before costs one layer's forward pass per
+    layer asked for; the first time, the pass runs through every layer and keeps what each
+    received. Without it, the pass stops after the last layer asked for."""
+    if reuse is not None:
+        cache, scope = reuse
+        key = (loaded.spec.key, id(loaded.model), scope, tuple(ids))
+        kept = cache.get(key)
+        if kept is not None:
+            return _layers_alone(loaded, kept, layers, reduce)
+        captured, kept = _pass_keeping_inputs(loaded, ids, layers, reduce)
+        cache.put(key, kept)
+        return captured
+    captured: dict[int, Any] = {}
+    handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=True)
     try:
         with _eager_attention(loaded.model), contextlib.suppress(_AllCaptured):
             loaded.model(
@@ -185,11 +319,12 @@ def attention_for(
     use_chat_template: bool = False,
     completion_ids=(),
     max_cells: int = MAX_CELLS,
+    reuse: tuple[LayerInputCache, str] | None = None,
 ) -> AttentionResult:
     """The attention maps of the chosen layers and heads (all heads when heads is None) over
     `text` followed by any generated tokens (`completion_ids`). Refused before the forward
     pass when the maps captured (every head of each chosen layer, tokens × tokens) would be
-    more than max_cells values."""
+    more than max_cells values. `reuse` = (cache, scope): see capture_attention."""
     info = loaded.info
     if encoding not in ENCODINGS:
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}", field="encoding")
@@ -210,7 +345,7 @@ def attention_for(
             field="text",
         )
     check_cells(len(layers), info.n_heads, len(ids), max_cells)
-    captured = capture_attention(loaded, ids, layers)
+    captured = capture_attention(loaded, ids, layers, reuse=reuse)
     maps = torch.stack([captured[layer][list(heads)] for layer in layers])  # (L, H, n, n)
     data, raw_bytes = pack(maps, encoding)
     kv_head_of_all = kv_heads(info.n_heads, info.n_kv_heads)

@@ -20,7 +20,7 @@ from django.db import close_old_connections
 
 from engine import jit_cache
 from engine.anatomy import sampling_anatomy
-from engine.attention import attention_for
+from engine.attention import LayerInputCache, attention_for
 from engine.attribution import DEFAULT_STEPS, attribute
 from engine.constraints import Constraint
 from engine.distribution import next_token_inputs, next_token_logits, prompt_ids
@@ -44,6 +44,7 @@ _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 _steppers: dict[str, Stepper] = {}
 _schedulers: dict[str, ModelScheduler] = {}
+_layer_inputs = LayerInputCache()  # the attention panel's layer switches (engine.attention)
 logger = logging.getLogger(__name__)
 LOADED_TTL_SECONDS = 600
 
@@ -203,7 +204,8 @@ def compute_sampling(params: dict, progress: Progress | None = None) -> dict:
 
 
 def compute_attention(params: dict, progress: Progress | None = None) -> dict:
-    """Attention maps of the requested layers and heads (AttentionResult.to_dict())."""
+    """Attention maps of the requested layers and heads (AttentionResult.to_dict()). The
+    sequence's layer inputs are kept per person, so switching layers costs one layer."""
     from django.conf import settings
 
     def run(loaded: LoadedModel) -> dict:
@@ -214,6 +216,7 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
             heads=params.get("heads") or None,
             encoding=params.get("encoding") or "uint8",
             max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
+            reuse=(_layer_inputs, params.get("cache_scope") or ""),
             **sequence_options(params),
         ).to_dict()
 

@@ -8,8 +8,9 @@ consistent hashing) of the work's affinity, an exploration's id, so all branches
 exploration share a worker and its forks find their prefix cached. When a worker dies (its
 heartbeat stops) only the explorations it held move, each to the next worker in its ranking;
 a moved exploration's first step reads its prefix again: a cache miss costs time, never
-correctness. Work that needs no cache (attention, heads, attribution…) goes to the model's
-queue, taken by whichever of its workers is free.
+correctness. Attention goes by its text too (the layer inputs kept for layer switches). Work
+that needs no cache (heads, attribution…) goes to the model's queue, taken by whichever of its
+workers is free.
 
 Celery applies this through `task_routes` (route_task); the tasks carry the route as a keyword.
 """
@@ -25,8 +26,9 @@ from inspector.compute import heartbeat
 
 MODEL_QUEUE = "tokenlens.model.{model}"
 WORKER_QUEUE = "tokenlens.worker.{worker}"
-# Kinds of work whose result depends on a cache worth keeping on one worker.
-STICKY_KINDS = frozenset({"branch_step", "distribution", "logit_lens"})
+# Kinds of work whose result depends on a cache worth keeping on one worker (attention: the
+# layer inputs that make a layer switch cost one layer).
+STICKY_KINDS = frozenset({"branch_step", "distribution", "logit_lens", "attention"})
 
 
 def affinity_of(kind: str, params: dict) -> str | None:

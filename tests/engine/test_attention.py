@@ -6,7 +6,7 @@ import re
 import pytest
 import torch
 
-from engine.attention import attention_for, pack, unpack
+from engine.attention import LayerInputCache, attention_for, pack, unpack
 from engine.distribution import prompt_ids
 from engine.types import InputError
 
@@ -77,3 +77,56 @@ def test_bad_requests_name_the_field(smollm2, kwargs, field, fragment):
     with pytest.raises(InputError, match=re.escape(fragment)) as caught:
         attention_for(smollm2, TEXT, **kwargs)
     assert caught.value.field == field
+
+
+def _layer_runs(loaded):
+    """Counts of each decoder layer's forward calls, while the returned handles stay."""
+    runs = {}
+    handles = [
+        layer.register_forward_hook(lambda *_a, i=i: runs.__setitem__(i, runs.get(i, 0) + 1))
+        for i, layer in enumerate(loaded.model.get_decoder().layers)
+    ]
+    return runs, handles
+
+
+def test_a_layer_switch_runs_only_that_layer_and_gives_the_same_maps(any_packaged_model):
+    """Gemma's layers alternate sliding-window and global attention, each with its own mask
+    and rotary embeddings; SmolLM2's are all alike. Either way, a layer run alone on its kept
+    inputs gives exactly the maps of the whole pass."""
+    loaded = any_packaged_model
+    last = loaded.info.n_layers - 1
+    cache = LayerInputCache()
+    reuse = (cache, "someone")
+    runs, handles = _layer_runs(loaded)
+    try:
+        first = attention_for(loaded, TEXT, layers=[0], encoding="float16", reuse=reuse)
+        assert runs == dict.fromkeys(range(last + 1), 1)  # the first pass keeps every layer's input
+        runs.clear()
+        switched = [
+            attention_for(loaded, TEXT, layers=[layer], encoding="float16", reuse=reuse)
+            for layer in (last, 5, 0)
+        ]
+        assert runs == {last: 1, 5: 1, 0: 1}  # one layer each
+        runs.clear()
+        attention_for(loaded, TEXT, layers=[3], encoding="float16", reuse=(cache, "another"))
+        assert len(runs) == last + 1  # another person's request is not served from it
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert switched[2].data == first.data
+    for layer, result in zip((last, 5), switched[:2], strict=True):
+        alone = attention_for(loaded, TEXT, layers=[layer], encoding="float16")
+        assert result.data == alone.data
+    assert cache.nbytes > 0
+
+
+def test_the_kept_layer_inputs_are_bounded(smollm2):
+    cache = LayerInputCache()
+    attention_for(smollm2, TEXT, layers=[0], reuse=(cache, ""))
+    one = cache.nbytes
+    cache.max_bytes = int(one * 1.5)
+    attention_for(smollm2, TEXT + " Again.", layers=[0], reuse=(cache, ""))
+    assert cache.nbytes <= cache.max_bytes and len(cache._entries) == 1
+    cache.max_bytes = one // 2  # too big to keep at all
+    attention_for(smollm2, TEXT + " Once more.", layers=[0], reuse=(cache, ""))
+    assert cache.nbytes == 0

@@ -37,10 +37,15 @@ def test_the_router_sends_branch_work_to_a_worker_and_other_work_to_the_model(mo
     queue = routing.route_task("tokenlens.compute", [], {"route": step}, {})["queue"]
     expected = routing.choose_worker(["a:1", "b:2"], "exploration-7")
     assert queue == routing.WORKER_QUEUE.format(worker=expected)
-    attention = routing.route("attention", {"model": "gemma", "text": "Hello"})
-    assert routing.route_task("tokenlens.compute", [], {"route": attention}, {}) == {
+    heads = routing.route("heads", {"model": "gemma", "text": "Hello"})
+    assert routing.route_task("tokenlens.compute", [], {"route": heads}, {}) == {
         "queue": "tokenlens.model.gemma"
     }
+    # Attention keeps the text's layer inputs, so a layer switch goes where the first went.
+    attention = routing.route("attention", {"model": "gemma", "text": "Hello"})
+    queue = routing.route_task("tokenlens.compute", [], {"route": attention}, {})["queue"]
+    expected = routing.choose_worker(["b:2", "c:3"], attention["affinity"])
+    assert queue == routing.WORKER_QUEUE.format(worker=expected)
     assert routing.route_task("tokenlens.compute", [], {}, {}) is None
 
 
