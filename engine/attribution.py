@@ -50,6 +50,7 @@ from engine.limits import (
     MAX_STEPS,
 )
 from engine.loading import LoadedModel, Progress
+from engine.precision import Bfloat16Check, autocast, bfloat16_check, check_precision
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import InputError, TokenPiece
 
@@ -292,8 +293,8 @@ def _refined_segments(path: _Path, tolerance: float, progress: Progress) -> list
         bound = sum(abs(segment.delta) for segment in segments)
         change = abs(path.f(1.0) - path.f(0.0))
         progress(
-            f"Integrated gradients: {path.points} steps, delta at most "
-            f"{bound / max(change, 1e-12):.0%} of the change (refining to "
+            f"Integrated gradients: {path.points} of {AUTO_MAX_STEPS} steps at most, delta at "
+            f"most {bound / max(change, 1e-12):.0%} of the change (refining to "
             f"{AUTO_TOLERANCE:.0%})"
         )
         if bound <= tolerance or path.points + 2 * POINTS_PER_SEGMENT > AUTO_MAX_STEPS:
@@ -310,13 +311,13 @@ def _integrated_gradients_scores(
 ) -> Scores:
     n_steps, adaptive = question.n_steps, question.n_steps is None
     start_ids = baseline_ids(loaded.tokenizer, question.ids, question.special)
-    planned = f"{n_steps}" if n_steps else f"up to {AUTO_MAX_STEPS}"
-    progress(f"Integrated gradients: 0 of {planned} steps")
+    planned = f"{n_steps} steps" if n_steps else f"{AUTO_MAX_STEPS} steps at most"
+    progress(f"Integrated gradients: 0 of {planned}")
     path = _Path(
         loaded,
         question,
         start_ids,
-        on_points=lambda done: progress(f"Integrated gradients: {done} of {planned} steps"),
+        on_points=lambda done: progress(f"Integrated gradients: {done} of {planned}"),
     )
     change = path.f(1.0) - path.f(0.0)
     tolerance = max(AUTO_TOLERANCE * abs(change), ABSOLUTE_TOLERANCE)
@@ -357,8 +358,52 @@ SCORERS: dict[str, Callable[[LoadedModel, Question, Progress], Scores]] = {
 def _score(loaded: LoadedModel, question: Question, progress: Progress) -> Scores:
     """Gradients must flow even when a caller works under inference_mode; the model's weights
     get no .grad (Captum asks torch.autograd.grad for the embeddings' gradients only)."""
-    with torch.inference_mode(False), torch.enable_grad():
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        autocast(loaded.device, question.precision),
+    ):
         return SCORERS[question.method](loaded, question, progress)
+
+
+CALIBRATION_TEXT = (
+    "The lighthouse keeper climbed the stairs every evening and wrote the weather in a book "
+    "that nobody ever read, until one winter a ship"
+)
+
+
+def bfloat16_for(loaded: LoadedModel) -> Bfloat16Check:
+    """Whether bfloat16 is offered for this model on its device (engine/precision.py): the
+    calibration explains CALIBRATION_TEXT's last token by integrated gradients (16 steps)
+    in both precisions."""
+
+    def calibrate() -> tuple[torch.Tensor, torch.Tensor]:
+        ids = [t.id for t in read_model_sequence(loaded, CALIBRATION_TEXT).tokens]
+        scores = []
+        for precision in ("float32", "bfloat16"):
+            question = Question(
+                ids=tuple(ids[:-1]),
+                special=(True,) + (False,) * (len(ids) - 2),
+                target_id=ids[-1],
+                method="integrated_gradients",
+                n_steps=16,
+                precision=precision,
+            )
+            scores.append(_score(loaded, question, lambda _stage: None).scores)
+        return scores[0], scores[1]
+
+    return bfloat16_check(loaded, loaded.device, calibrate)
+
+
+def _check_bfloat16(loaded: LoadedModel, method: str, precision: str) -> Bfloat16Check | None:
+    """The model's bfloat16 check when bfloat16 is asked for a gradient method (InputError
+    naming why when it is not offered); None for float32 and the attention methods."""
+    if precision != "bfloat16" or method in ("attention", "rollout"):
+        return None
+    found = bfloat16_for(loaded)
+    if not found.offered:
+        raise InputError(f"bfloat16 is not offered here: {found.reason}", field="precision")
+    return found
 
 
 # --- Device fallback and cache -------------------------------------------------------------
@@ -431,15 +476,18 @@ def attribute(
     n_steps: int | None = DEFAULT_STEPS,
     progress: Progress | None = None,
     cache_scope: str = "",
+    precision: str = "float32",
     **sequence_options,
 ) -> Attribution:
     """Score every token 0..position of `text` (+ sequence_options: system_prompt,
     use_chat_template, completion_ids) by how much it drove `target_id` as the next token
     after `position` (default: the last token). n_steps is used by integrated_gradients only:
     None refines the path until its delta is at most AUTO_TOLERANCE of the change.
-    Results are cached in-process per cache_scope (one person's), so asking again is instant
-    for them and tells nobody else what was asked."""
+    precision: "bfloat16" runs the gradient methods under bfloat16 autocast where it is
+    offered (bfloat16_for). Results are cached in-process per cache_scope (one person's), so
+    asking again is instant for them and tells nobody else what was asked."""
     _check_choices(method, n_steps)
+    bfloat16 = _check_bfloat16(loaded, method, check_precision(precision))
     tokens = _read_tokens(loaded, text, sequence_options)
     position = _check_position(position, len(tokens))
     target_id = _check_target(target_id, loaded)
@@ -450,6 +498,7 @@ def attribute(
         target_id=target_id,
         method=method,
         n_steps=n_steps if method == "integrated_gradients" else 0,
+        precision="bfloat16" if bfloat16 else "float32",
     )
 
     def compute() -> Attribution:
@@ -464,6 +513,7 @@ def attribute(
             target_probability=math.exp(found.log_probability),
             device=device,
             path=found.path,
+            bfloat16=bfloat16,
         )
 
     return _cached((loaded.spec.key, cache_scope, question), compute)

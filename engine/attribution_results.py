@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from engine.limits import ATTRIBUTION_METHODS as METHODS
+from engine.precision import Bfloat16Check
 from engine.types import TokenPiece
 
 SIGNED_METHODS = frozenset({"input_x_gradient", "integrated_gradients"})
@@ -70,6 +71,7 @@ class Attribution:
     target_probability: the target's probability at `position` under the model.
     device: where it was computed ("cpu" when a CUDA attempt failed and was retried there).
     path: integrated gradients' summary, None for the other methods.
+    bfloat16: the check that offered bfloat16 when the scores were computed in it, else None.
     """
 
     method: str
@@ -81,6 +83,7 @@ class Attribution:
     target_probability: float
     device: str
     path: PathSummary | None = None
+    bfloat16: Bfloat16Check | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -98,6 +101,8 @@ class Attribution:
                 "probability": self.target_probability,
             },
             "device": self.device,
+            "precision": "bfloat16" if self.bfloat16 else "float32",
+            "bfloat16": self.bfloat16.to_dict() if self.bfloat16 else None,
             "integrated_gradients": self.path.to_dict() if self.path else None,
         }
 
@@ -107,13 +112,14 @@ class Question:
     """What to explain: the model reads ids (tokens 0..p) and target_id is scored as the token
     after them. special[i]: token i is a control token (kept in the integrated-gradients
     baseline). n_steps: the integrated-gradients path's length, None to refine it until it
-    converges (0 for the other methods)."""
+    converges (0 for the other methods). precision: "float32" or "bfloat16" (autocast)."""
 
     ids: tuple[int, ...]
     special: tuple[bool, ...]
     target_id: int
     method: str
     n_steps: int | None
+    precision: str = "float32"
 
 
 @dataclass(frozen=True)

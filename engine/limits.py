@@ -30,6 +30,7 @@ MAX_STEPS = 128  # integrated gradients' path, when a fixed number of steps is a
 DEFAULT_STEPS = None  # integrated gradients refine their path until it converges (AUTO_*)
 AUTO_FIRST_STEPS = 32  # the adaptive path's first round: what the budget charges up front
 AUTO_MAX_STEPS = 320  # the adaptive path stops refining here, converged or not
+PRECISIONS = ("float32", "bfloat16")  # the gradient methods' (engine/precision.py)
 AUTO_TOLERANCE = 0.05  # of |f(text) - f(baseline)|: the adaptive path's target for its delta
 MAX_TOP_N = 100  # candidates recorded per step
 MAX_DRAWS = 200  # seeded draws per rule in a sampling anatomy

@@ -317,6 +317,7 @@ def compute_attribution(params: dict, progress: Progress | None = None) -> dict:
             n_steps=params.get("n_steps", DEFAULT_STEPS),
             progress=progress_then_yield,
             cache_scope=params.get("cache_scope") or "",
+            precision=params.get("precision") or "float32",
             **sequence_options(params),
         ).to_dict()
 

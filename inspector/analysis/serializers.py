@@ -16,6 +16,7 @@ from engine.limits import (
     MAX_STEPS,
     MAX_TOP_K,
     MAX_TOP_N,
+    PRECISIONS,
 )
 from inspector.api.fields import StrictCharField, storable_json
 from inspector.api.serializers import (
@@ -146,6 +147,11 @@ class AttributionRequestSerializer(SequenceRequestSerializer):
     position = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     n_steps = serializers.IntegerField(
         required=False, allow_null=True, default=DEFAULT_STEPS, min_value=1, max_value=MAX_STEPS
+    )
+    precision = serializers.ChoiceField(
+        choices=list(PRECISIONS),
+        default="float32",
+        help_text="bfloat16 where the worker offers it for the model (else a 400 saying why)",
     )
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from engine import attribution
+from engine import attribution, precision
 from engine.attribution import METHODS, attribute, baseline_ids
 from engine.tokenization import read_sequence
 from engine.types import InputError
@@ -215,8 +215,9 @@ def test_the_default_path_is_refined_until_it_converges(smollm2):
     assert sum(default.scores) == pytest.approx(change + path.convergence_delta, abs=1e-3)
     assert 32 < path.n_steps <= 320 and path.segments == 8 + (path.n_steps - 32) // 8
     refining = [stage for stage in stages if "refining to 5%" in stage]
-    assert refining[0].startswith("Integrated gradients: 32 steps, delta at most")
-    assert refining[-1].startswith(f"Integrated gradients: {path.n_steps} steps")
+    assert refining[0].startswith("Integrated gradients: 32 of 320 steps at most, delta at most")
+    assert refining[-1].startswith(f"Integrated gradients: {path.n_steps} of 320 steps at most")
+    assert stages[0] == "Integrated gradients: 0 of 320 steps at most"
 
 
 def test_a_fixed_and_the_adaptive_path_are_cached_apart(smollm2):
@@ -224,6 +225,38 @@ def test_a_fixed_and_the_adaptive_path_are_cached_apart(smollm2):
     default = attribute(smollm2, TEXT, target_id=9, method="integrated_gradients")
     assert default is not fixed and default.path.adaptive and not fixed.path.adaptive
     assert attribute(smollm2, TEXT, target_id=9, method="integrated_gradients") is default
+
+
+@pytest.fixture
+def bfloat16_speedup(monkeypatch):
+    """Sets what the bfloat16 check measures as bfloat16's matrix-multiply speed-up (this
+    machine's own depends on its processor), with the checks made afresh."""
+    precision.forget_checks()
+    yield lambda speedup: monkeypatch.setattr(precision, "gemm_speedup", lambda _d: speedup)
+    precision.forget_checks()
+
+
+def test_bfloat16_is_refused_where_it_is_not_faster(smollm2, bfloat16_speedup):
+    bfloat16_speedup(0.45)
+    with pytest.raises(InputError, match=r"0\.45× float32's speed") as caught:
+        attribute(smollm2, TEXT, target_id=9, method="saliency", precision="bfloat16")
+    assert caught.value.field == "precision"
+    # the attention methods have no matrix multiplies to speed up: precision means nothing
+    assert attribute(smollm2, TEXT, target_id=9, method="rollout", precision="bfloat16")
+
+
+def test_bfloat16_where_offered_agrees_with_float32(smollm2, bfloat16_speedup):
+    bfloat16_speedup(3.0)
+    ask = {"target_id": 9, "method": "integrated_gradients", "n_steps": 16}
+    half = attribute(smollm2, TEXT, precision="bfloat16", **ask)
+    full = attribute(smollm2, TEXT, **ask)
+    check = half.bfloat16
+    assert check.offered and check.speedup == 3.0 and check.correlation >= 0.99
+    assert half.to_dict()["precision"] == "bfloat16" and full.to_dict()["precision"] == "float32"
+    assert half.to_dict()["bfloat16"]["correlation"] == check.correlation
+    agreement = precision.correlation(torch.tensor(half.scores), torch.tensor(full.scores))
+    assert agreement >= 0.98 and half.scores != full.scores
+    assert attribution.bfloat16_for(smollm2) is check  # checked once per model
 
 
 def test_a_cuda_failure_is_retried_on_a_cpu_copy(smollm2, monkeypatch):
@@ -263,6 +296,7 @@ def test_a_failure_on_cpu_is_not_retried(smollm2, monkeypatch):
     ("changes", "field", "fragment"),
     [
         ({"method": "shap"}, "method", "must be one of attention, rollout"),
+        ({"precision": "float16"}, "precision", "must be one of float32, bfloat16"),
         ({"n_steps": 0}, "n_steps", "from 1 to 128, or left out"),
         ({"n_steps": 129}, "n_steps", "from 1 to 128"),
         ({"n_steps": True}, "n_steps", "from 1 to 128"),

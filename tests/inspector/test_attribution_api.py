@@ -4,7 +4,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from engine import attribution
+from engine import attribution, precision
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +48,11 @@ def test_the_answer_scores_every_token_before_the_explained_one(answered):
         "scores",
         "target",
         "device",
+        "precision",
+        "bfloat16",
         "integrated_gradients",
     }
+    assert body["precision"] == "float32" and body["bfloat16"] is None
     assert body["position"] == prompt_count and body["n_tokens"] == prompt_count + 1
     assert len(body["tokens"]) == len(body["scores"]) == body["n_tokens"]
     assert body["tokens"][-1]["id"] == 506 and body["tokens"][0]["special"]  # Gemma's <bos>
@@ -81,6 +84,18 @@ def test_left_out_steps_refine_the_path_until_it_converges():
     assert path["tolerance"] == pytest.approx(max(0.05 * abs(path["f_difference"]), 1e-3))
     assert path["converged"] is (path["delta_bound"] <= path["tolerance"])
     assert abs(path["convergence_delta"]) <= path["delta_bound"] + 1e-9
+
+
+@pytest.mark.model
+def test_bfloat16_where_it_is_not_offered_is_a_400_saying_why(monkeypatch):
+    precision.forget_checks()
+    monkeypatch.setattr(precision, "gemm_speedup", lambda _device: 0.5)
+    payload = {**GEMMA, "method": "input_x_gradient", "precision": "bfloat16"}
+    response = APIClient().post(URL, payload, "json")
+    precision.forget_checks()
+    assert response.status_code == 400, response.content
+    assert "bfloat16 is not offered here" in response.content.decode()
+    assert "precision" in response.content.decode()
 
 
 @pytest.mark.model

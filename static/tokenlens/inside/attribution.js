@@ -98,13 +98,16 @@ export function createAttributionPanel() {
         facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral has not converged (the delta is over 5 % of the change): read these scores as rough, or set Steps to “until it converges”."));
       }
     }
+    if (result.bfloat16) {
+      facts.appendChild(make("span", { class: "muted", "data-testid": "bfloat16-facts" }, " Computed in bfloat16: its scores correlate with float32's at r = " + result.bfloat16.correlation.toFixed(4) + " on a calibration text, and its matrix multiply runs " + result.bfloat16.speedup.toFixed(1) + "× as fast here."));
+    }
     if (result.device !== "cpu" && result.device) facts.appendChild(make("span", { class: "muted" }, " Computed on " + result.device + "."));
   }
 
   async function explain() {
     if (!target) return;
     const method = panel.querySelector("[data-role=method]").value;
-    const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) || null });
+    const params = Object.assign(sequence(), { target_id: target.id, method: method, position: target.position, n_steps: Number(panel.querySelector("[data-role=n-steps]").value) || null, precision: panel.querySelector("[data-role=precision]").value });
     await guarded(panel, "Attributing…", async function () {
       const anchor = hoverAnchor;
       const result = await runJob(panel, "attribution", params);
