@@ -6,9 +6,15 @@ import { make } from "./dom.js";
 // A long computation as a job: started, then polled; its stage ("… 12 of 32 steps") drives
 // a progress bar in the panel's status line.
 // A newer job on the same panel (another method, more steps) supersedes an older one: the
-// older one's result must not land on top of the newer one when it happens to finish later.
+// older one's result must not land on top of the newer one when it happens to finish later,
+// and the older one is cancelled, so the worker turns to the newer one (and the class's
+// steps) at its next step instead of finishing work nobody will read.
 export const SUPERSEDED = new Error("superseded by a newer request");
 let jobTickets = 0;
+
+function cancelJob(jobId) {
+  return post("jobs/" + jobId + "/cancel", {}).catch(function () { /* finished meanwhile */ });
+}
 
 export async function runJob(panel, kind, params) {
   const ticket = String(++jobTickets);
@@ -16,7 +22,10 @@ export async function runJob(panel, kind, params) {
   const current = function () { return panel.dataset.jobTicket === ticket; };
   let job = await post("jobs", { kind: kind, params: params });
   while (job.status === "pending" || job.status === "running") {
-    if (!current()) throw SUPERSEDED;
+    if (!current()) {
+      cancelJob(job.id);
+      throw SUPERSEDED;
+    }
     showProgress(panel, job.stage || (job.status === "pending" ? "Waiting for a worker…" : "Working…"), job.id);
     await new Promise(function (resolve) { setTimeout(resolve, 400); });
     const response = await fetch("/api/v1/jobs/" + job.id + "/", { credentials: "same-origin" });
@@ -43,7 +52,7 @@ export function showProgress(panel, stage, jobId) {
   const cancel = make("button", { type: "button", class: "small", "data-action": "cancel-job" }, "Cancel");
   cancel.addEventListener("click", function () {
     cancel.disabled = true;
-    post("jobs/" + jobId + "/cancel", {}).catch(function () { /* finished meanwhile: it shows */ });
+    cancelJob(jobId); // finished meanwhile: its result shows
   });
   box.appendChild(cancel);
 }
