@@ -1,5 +1,7 @@
-"""Analysis speed: the logit lens and attribution at 64 and 256 tokens of text, and a new
-worker's cold start (its first head map and tokenization against warm ones).
+"""Analysis speed: the logit lens and attribution at 64 and 256 tokens of text; integrated
+gradients against the machine's floor (its matrix-multiply peak) and how well their default
+path converges; a new worker's cold start (its first head map and tokenization against warm
+ones).
 
 Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]; `--cold-start
 [model-key]` for the cold-start table alone). Prints markdown tables: the median and best of
@@ -42,9 +44,12 @@ STORY = (
     "father had taught him, and wrote the weather in a book that nobody ever read. "
 )
 TARGETS = (
-    "Targets on CPU: logit lens ≤ 0.5 s at 256 tokens; integrated gradients (32 steps) ≤ 10 s "
-    "at 256 tokens; a new worker's first head map ≤ 2× a warm one."
+    "Targets on CPU: logit lens ≤ 0.5 s at 256 tokens; an integrated-gradients step ≤ 1.3× "
+    "its floor; the default path's |delta| ≤ 5 % of |f(text) − f(baseline)|; a new worker's "
+    "first head map ≤ 2× a warm one."
 )
+POEM_PROMPT = "Write a short poem about the sea."  # with SmolLM2's chat template
+POEM_TOKENS = pick(60, 8)  # generated, then the last one explained
 
 Prepare = Callable[[LoadedModel, str], Callable[[], object]]
 
@@ -72,9 +77,10 @@ def lens_cached_prefix(loaded: LoadedModel, text: str) -> Callable[[], object]:
     return lambda: logit_lens(loaded, text, position=-2, kv_cache=cache)
 
 
-def attribution_of(method: str) -> Prepare:
-    """Explaining the text's last token by `method` (integrated gradients: 32 steps), with the
-    result cache emptied before every call so each one computes."""
+def attribution_of(method: str, n_steps: int | None = 32) -> Prepare:
+    """Explaining the text's last token by `method` (integrated gradients: n_steps, None for
+    the default adaptive path), with the result cache emptied before every call so each one
+    computes."""
 
     def prepare(loaded: LoadedModel, text: str) -> Callable[[], object]:
         ids = [token.id for token in tokens_of(loaded, text)]
@@ -82,7 +88,12 @@ def attribution_of(method: str) -> Prepare:
         def call():
             attribution.clear_cache()
             return attribution.attribute(
-                loaded, text, target_id=ids[-1], method=method, position=len(ids) - 2
+                loaded,
+                text,
+                target_id=ids[-1],
+                method=method,
+                position=len(ids) - 2,
+                n_steps=n_steps,
             )
 
         return call
@@ -94,7 +105,13 @@ MEASUREMENTS: list[tuple[str, Prepare]] = [
     ("reference: bare forward pass, last-position logits", bare_forward),
     ("logit lens, last token, nothing cached", lens_cold),
     ("logit lens, prefix cached (another position)", lens_cached_prefix),
-    *((f"attribution: {method}", attribution_of(method)) for method in attribution.METHODS),
+    *(
+        (
+            f"attribution: {method}{' (32 steps)' * (method == 'integrated_gradients')}",
+            attribution_of(method),
+        )
+        for method in attribution.METHODS
+    ),
 ]
 
 
@@ -123,6 +140,126 @@ def bench_length(loaded: LoadedModel, length: int) -> list[tuple[str, float, flo
         for name, call in calls.items():
             times[name].append(timed(call))
     return [(name, statistics.median(runs), min(runs)) for name, runs in times.items()]
+
+
+# --- Integrated gradients: the floor and convergence ----------------------------------------
+
+
+def gemm_peak(size: int = 2048, runs: int = 5) -> float:
+    """FLOP/s of the best of `runs` float32 (size × size) @ (size × size) products, on the
+    threads torch uses: the processor's matrix-multiply peak as torch reaches it."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # thread start-up, allocation
+    return 2 * size**3 / min(timed(lambda: a @ b) for _ in range(runs))
+
+
+def step_flops(loaded: LoadedModel, n_tokens: int) -> float:
+    """The arithmetic of one integrated-gradients step over n_tokens: a forward pass (every
+    linear layer of every decoder layer on every token; each head's two n × n attention
+    products) and the backward pass to the input embeddings (each linear once more, with the
+    weight transposed; attention's products twice: dQ, dK, dV and dP)."""
+    layers = loaded.model.get_decoder().layers
+    linear = sum(m.weight.numel() for m in layers.modules() if isinstance(m, torch.nn.Linear))
+    config = loaded.model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    attention = 4 * n_tokens**2 * config.num_attention_heads * head_dim * len(layers)
+    return 2 * (2 * linear * n_tokens) + attention + 2 * attention
+
+
+def integrated_gradients_floor(specs, peak: float) -> None:
+    print()
+    print(
+        f"Integrated gradients against the floor: float32 matrix-multiply peak {peak / 1e9:.0f} "
+        f"GFLOP/s on {torch.get_num_threads()} threads; floor = a step's arithmetic ÷ that peak; "
+        "32 steps, best of the runs."
+    )
+    print()
+    print(
+        "| model | tokens | GFLOP a step | floor s a step | measured s a step | × floor (≤ 1.3) |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for spec in specs:
+        loaded = load(spec, settings.TOKENLENS_MODEL_CACHE, pick_device())
+        for length in LENGTHS:
+            call = attribution_of("integrated_gradients", 32)(loaded, text_of(loaded, length))
+            call()  # warm-up
+            best = min(timed(call) for _ in range(RUNS)) / 32
+            flops = step_flops(loaded, length)
+            print(
+                f"| {spec.key} | {length} | {flops / 1e9:.1f} | {flops / peak:.3f} | "
+                f"{best:.3f} | {best / (flops / peak):.2f}× |",
+                flush=True,
+            )
+
+
+def poem_question(loaded: LoadedModel) -> tuple[str, dict]:
+    """The issue's case: SmolLM2's chat template, the poem prompt and POEM_TOKENS greedy
+    tokens, the last of them explained."""
+    options = {"use_chat_template": True}
+    prompt = read_sequence(
+        loaded.tokenizer,
+        POEM_PROMPT,
+        model_key=loaded.spec.key,
+        context_length=0,
+        use_chat_template=True,
+    ).tokens
+    ids = [token.id for token in prompt]
+    with torch.inference_mode():
+        written = loaded.model.generate(
+            torch.tensor([ids]), max_new_tokens=POEM_TOKENS, do_sample=False
+        )[0, len(ids) :].tolist()
+    question = {
+        "target_id": written[-1],
+        "position": len(ids) + len(written) - 2,
+        "completion_ids": written,
+        **options,
+    }
+    return POEM_PROMPT, question
+
+
+def convergence_cases(specs):
+    """(model, case, loaded, text, question) for every model and length, plus the issue's
+    chat-templated poem on the chat model."""
+    for spec in specs:
+        loaded = load(spec, settings.TOKENLENS_MODEL_CACHE, pick_device())
+        for length in LENGTHS:
+            text = text_of(loaded, length)
+            ids = [token.id for token in tokens_of(loaded, text)]
+            question = {"target_id": ids[-1], "position": len(ids) - 2}
+            yield spec.key, f"story, {length} tokens", loaded, text, question
+        if loaded.info.has_chat_template:
+            text, question = poem_question(loaded)
+            n = question["position"] + 2
+            yield spec.key, f"chat poem, {n} tokens", loaded, text, question
+
+
+def integrated_gradients_convergence(specs) -> None:
+    print()
+    print(
+        "Integrated gradients: |delta| as a share of |f(text) − f(baseline)|, 32 fixed steps "
+        "against the default (refined until the segments' |delta|s add up to ≤ 5 %)."
+    )
+    print()
+    print(
+        "| model | text | 32 steps: delta | default: steps | default: delta | "
+        "default: bound | default s |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for key, case, loaded, text, question in convergence_cases(specs):
+        ask = {"method": "integrated_gradients", **question}
+        attribution.clear_cache()
+        fixed = attribution.attribute(loaded, text, n_steps=32, **ask).path
+        attribution.clear_cache()
+        started = time.perf_counter()
+        default = attribution.attribute(loaded, text, **ask).path
+        took = time.perf_counter() - started
+        change = abs(default.f_input - default.f_baseline)
+        print(
+            f"| {key} | {case} | {abs(fixed.convergence_delta) / change:.1%} | "
+            f"{default.n_steps} | {abs(default.convergence_delta) / change:.1%} | "
+            f"{default.delta_bound / change:.1%} | {took:.1f} |",
+            flush=True,
+        )
 
 
 # --- Cold starts: a new worker process ---------------------------------------------------------
@@ -202,6 +339,8 @@ def main(keys: list[str]) -> None:
         for length in LENGTHS:
             for name, median, best in bench_length(loaded, length):
                 print(f"| {spec.key} | {name} | {length} | {median:.3f} | {best:.3f} |", flush=True)
+    integrated_gradients_floor(specs, gemm_peak())
+    integrated_gradients_convergence(specs)
     cold_start_table(specs[0].key)
     print()
     print(TARGETS)

@@ -8,11 +8,19 @@ and times: the request (model work + transfer + inflating), drawing one head's h
 after the layer asked for, so the last layer costs a whole pass). Payload = the response body
 for one layer with all its heads. Targets at 512 tokens on CPU: ≤ 1.5 s request to drawn
 heatmap, ≤ 1.5 MB per layer.
+
+Then, in this process, the model's side of a layer switch: the first request for a text (the
+whole pass, keeping each layer's inputs), a switch to the last layer on the same text (that
+layer alone on its kept inputs), what the switch cost before (a pass up to the last layer),
+against one layer's forward pass (a whole eager pass ÷ the layers). Target: a switch at 512
+tokens ≤ 1× one layer.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,6 +32,7 @@ from quick import pick  # noqa: E402
 
 from bench.streaming import Client, start_server  # noqa: E402
 
+RUNS = pick(3, 1)
 LENGTHS = pick((128, 512, 1024), (32,))
 SENTENCE = (
     "The keeper climbed the stairs at dusk, lit the great lamp, and wrote the state of the "
@@ -68,6 +77,68 @@ def time_panel(page, base: str, exploration_id: str) -> dict:
         "last_layer": last_layer,
         **timings,
     }
+
+
+def _median_seconds(call) -> float:
+    runs = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        call()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def switch_row(loaded, length: int) -> str:
+    """One row of the layer-switch table: `length` tokens of SENTENCE as the model reads them."""
+    from engine.attention import LayerInputCache, attention_for, capture_attention
+    from engine.tokenization import read_model_sequence
+
+    long_text = SENTENCE * (length // 20 + 2)
+    tokens = read_model_sequence(loaded, long_text).tokens
+    text = long_text[: tokens[length - 1].end]
+    ids = [token.id for token in read_model_sequence(loaded, text).tokens]
+    last, cache = loaded.info.n_layers - 1, LayerInputCache()
+
+    def first():
+        cache.clear()
+        capture_attention(loaded, ids, (0,), reuse=(cache, "bench"))
+
+    first_s = _median_seconds(first)
+    switch_s = _median_seconds(
+        lambda: capture_attention(loaded, ids, (last,), reuse=(cache, "bench"))
+    )
+    packed_s = _median_seconds(
+        lambda: attention_for(loaded, text, layers=[last], reuse=(cache, "bench"))
+    )
+    before_s = _median_seconds(lambda: capture_attention(loaded, ids, (last,)))
+    one_layer = before_s / loaded.info.n_layers
+    return (
+        f"| {len(ids)} | {first_s:.3f} s | {switch_s:.4f} s | {packed_s:.3f} s | "
+        f"{before_s:.3f} s | {one_layer:.4f} s | {switch_s / one_layer:.2f}× |"
+    )
+
+
+def layer_switch_table(model: str) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenlens_site.settings")
+    import django
+
+    django.setup()
+    import torch
+    from django.conf import settings
+
+    from engine.loading import PACKAGED_MODELS, load, pick_device
+
+    spec = next(spec for spec in PACKAGED_MODELS if spec.key == model)
+    loaded = load(spec, settings.TOKENLENS_MODEL_CACHE, pick_device())
+    print(f"\n### layer switches, {model}: the model's side ({torch.get_num_threads()} threads)\n")
+    print(
+        "| tokens | first request (whole pass, inputs kept) | switch to the last layer: model "
+        "| switch: model + packing | before: a pass up to the last layer | one layer's forward "
+        "| switch ÷ one layer (≤ 1) |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for length in LENGTHS:
+        print(switch_row(loaded, length), flush=True)
 
 
 def main(model: str) -> None:
@@ -117,6 +188,7 @@ def main(model: str) -> None:
             f"| {measured['last_layer']:.2f} s |"
         )
     print("\nTargets at 512 tokens: ≤ 1.5 s to a drawn heatmap, ≤ 1.5 MB per layer.")
+    layer_switch_table(model)
 
 
 if __name__ == "__main__":
