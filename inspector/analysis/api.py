@@ -8,7 +8,7 @@ from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from inspector.accounts import access
+from inspector.analysis.scope import cache_scope
 from inspector.analysis.serializers import (
     AttentionRequestSerializer,
     AttributionRequestSerializer,
@@ -34,8 +34,10 @@ def _compute(request, serializer_class, kind: str) -> Response:
     """Validate the request, run the computation in a worker and wait for its result."""
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
-    # Cached model states are reused only within one person's own requests (see kvcache).
-    params = {**serializer.validated_data, "cache_scope": access.principal(request)}
+    # Cached model states are reused only within one person's own requests (see kvcache),
+    # or a live class's when it asks about the text the class follows.
+    params = {**serializer.validated_data}
+    params["cache_scope"] = cache_scope(request, params)
     result = services.compute_now(kind, params)
     return Response(result, status=status.HTTP_200_OK)
 

@@ -13,6 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from inspector.accounts import access
+from inspector.analysis.scope import cache_scope
 from inspector.analysis.serializers import AttributionRequestSerializer, HeadsRequestSerializer
 from inspector.api.schema import documented
 from inspector.compute import services
@@ -51,7 +52,8 @@ def start(request):
     params = JOB_REQUESTS[kind](data=request_serializer.validated_data["params"])
     params.is_valid(raise_exception=True)
     principal = access.principal(request)
-    job_params = {**params.validated_data, "cache_scope": principal}  # see engine/kvcache.py
+    job_params = {**params.validated_data}
+    job_params["cache_scope"] = cache_scope(request, job_params)  # see engine/kvcache.py
     job = services.start_job(kind, job_params, session_key=principal)
     return Response(job_dict(job), status=status.HTTP_202_ACCEPTED)
 

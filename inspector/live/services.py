@@ -118,6 +118,39 @@ def _name_of(request, session: LiveSession) -> str:
     return f"Visitor {number}"
 
 
+LIVE_HEADER = "X-TokenLens-Live"  # a follower's page names the session it follows
+
+
+def class_scope(request, params: dict) -> str | None:
+    """The cache scope a follower's analysis shares with the rest of the class, or None.
+
+    Analyses cache what they computed per person (cache_scope), so that nobody learns from a
+    quick answer what somebody else asked. Everyone following a live session reads the same
+    text, and the presenter's panel opens on every follower's page at once; so an analysis of
+    that text (the class's prompt and a prefix of its branch's tokens) asked by a page that
+    follows the session (the LIVE_HEADER) may share one scope: thirty followers opening the
+    attention panel cost one pass, then a layer each. Any other text keeps the person's own."""
+    session_id = request.headers.get(LIVE_HEADER)
+    if not session_id:
+        return None
+    try:
+        session = get_session(request, session_id)
+    except ServiceError:
+        return None
+    exploration, branch = session.exploration, session.branch
+    if session.ended_at or exploration is None or branch is None:
+        return None
+    completion = list(params.get("completion_ids") or ())
+    same_text = (
+        params.get("model") == exploration.model_key
+        and params.get("text") == exploration.prompt
+        and (params.get("system_prompt") or "") == (exploration.system_prompt or "")
+        and bool(params.get("use_chat_template")) == exploration.use_chat_template
+        and branch.token_ids()[: len(completion)] == completion
+    )
+    return f"live:{session.pk}" if same_text else None
+
+
 def seat_of(request, session: LiveSession) -> LiveParticipant | None:
     return session.participants.filter(principal=access.principal(request)).first()
 

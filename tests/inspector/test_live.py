@@ -1,10 +1,12 @@
 """Live sessions: starting, joining by code, the snapshot, the presenter's changes, breaking away
 and coming back, ending and the record; who may do each."""
 
+import json
+
 import pytest
 
 from inspector.live import reading
-from inspector.models import Exploration, Lesson, LiveEvent, LiveParticipant, LiveSession
+from inspector.models import Exploration, Job, Lesson, LiveEvent, LiveParticipant, LiveSession
 from inspector.models.live import CODE_ALPHABET
 from tests.conftest import client_for, make_person
 from tests.inspector.makers import browser, make_lesson, step
@@ -384,3 +386,75 @@ def test_the_record_is_for_the_instructors(instructor, running, student):
     assert page.status_code == 200 and b'data-testid="attendee"' in page.content
     assert follower.get(f"/live/{running['id']}/record/").status_code == 403
     assert browser().get(f"/live/{running['id']}/record/").status_code == 404
+
+
+def _class_text(exploration, upto=None) -> dict:
+    ids = exploration.root.token_ids()
+    return {
+        "model": exploration.model_key,
+        "text": exploration.prompt,
+        "use_chat_template": exploration.use_chat_template,
+        "completion_ids": ids if upto is None else ids[:upto],
+        "layers": [0],
+    }
+
+
+def test_followers_analyses_of_the_class_text_share_one_scope(
+    running, student, instructor, two_explorations, monkeypatch
+):
+    """Thirty followers opening the presenter's attention panel ask about one text: the page
+    names the live session, and the class shares one cache scope for that text only."""
+    scopes = []
+    monkeypatch.setattr(
+        "inspector.analysis.api.services.compute_now",
+        lambda _kind, params: scopes.append(params["cache_scope"]) or {},
+    )
+    follower = browser(student)
+    follower.get(f"/live/{running['code']}/")
+    visitor = browser()
+    visitor.get(f"/live/{running['code']}/")
+    stranger = browser(make_person("sam", "Student"))
+    live = {"HTTP_X_TOKENLENS_LIVE": running["id"]}
+    exploration = two_explorations[0]
+    ask = lambda client, body, **headers: client.post(  # noqa: E731
+        "/api/v1/attention/", json.dumps(body), content_type="application/json", **headers
+    )
+    for client in (follower, visitor, client_for(instructor)):
+        assert ask(client, _class_text(exploration), **live).status_code == 200
+    assert ask(follower, _class_text(exploration, upto=1), **live).status_code == 200
+    assert scopes == [f"live:{running['id']}"] * 4
+    scopes.clear()
+    other_text = {**_class_text(exploration), "text": "Something else"}
+    for client, body, headers in (
+        (follower, _class_text(exploration), {}),  # a page that does not follow
+        (follower, other_text, live),  # not the class's text
+        (follower, {**_class_text(exploration), "completion_ids": [5, 6, 7]}, live),
+        (stranger, _class_text(exploration), live),  # never joined
+        (follower, _class_text(exploration), {"HTTP_X_TOKENLENS_LIVE": "not-a-session"}),
+    ):
+        assert ask(client, body, **headers).status_code == 200
+    assert f"live:{running['id']}" not in scopes and len(scopes) == 5
+    client_for(instructor).post(f"/api/v1/live/{running['id']}/end/")
+    scopes.clear()
+    assert ask(follower, _class_text(exploration), **live).status_code == 200
+    assert scopes == [scopes[0]] and not scopes[0].startswith("live:")
+
+
+def test_a_followers_attribution_job_on_the_class_text_shares_the_scope(
+    running, student, two_explorations
+):
+    follower = browser(student)
+    follower.get(f"/live/{running['code']}/")
+    exploration = two_explorations[0]
+    params = {**_class_text(exploration), "target_id": 9, "method": "saliency"}
+    params.pop("layers")
+    response = follower.post(
+        "/api/v1/jobs/",
+        {"kind": "attribution", "params": params},
+        "application/json",
+        HTTP_X_TOKENLENS_LIVE=running["id"],
+    )
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.params["cache_scope"] == f"live:{running['id']}"
+    assert job.session_key != job.params["cache_scope"]  # the job itself stays the follower's

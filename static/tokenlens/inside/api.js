@@ -8,11 +8,20 @@ export function csrfToken() {
   return headers["X-CSRFToken"] || "";
 }
 
+// A page in a live session (following it, or presenting it) names the session, so analyses of
+// the text the whole class reads are computed once for the class (inspector/live/services.py,
+// class_scope); the server checks the page may follow it and that the text is the class's.
+function liveHeaders() {
+  const live = document.querySelector("[data-live-session], [data-live]");
+  if (!live) return {};
+  return { "X-TokenLens-Live": live.dataset.liveSession || live.dataset.live };
+}
+
 export async function post(path, body) {
   const response = await fetch("/api/v1/" + path + "/", {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    headers: Object.assign({ "Content-Type": "application/json", "X-CSRFToken": csrfToken() }, liveHeaders()),
     body: JSON.stringify(body),
   });
   let data = null;
