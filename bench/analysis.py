@@ -5,7 +5,8 @@ ones).
 
 Run: `make bench` (or .venv/bin/python bench/analysis.py [model-key ...]; `--cold-start
 [model-key]` for the cold-start table alone). Prints markdown tables: the median and best of
-RUNS timed calls after a warm-up, per model, length and measurement. Each measurement is a
+RUNS timed calls after a warm-up, per model, length and measurement. `--floor` and
+`--convergence` [model-key ...] print those integrated-gradients tables alone. Each measurement is a
 (name, prepare) pair in MEASUREMENTS: prepare(loaded, text) does any untimed setup and returns
 the zero-argument call to time, so adding a row is adding a pair.
 """
@@ -166,30 +167,71 @@ def step_flops(loaded: LoadedModel, n_tokens: int) -> float:
     return 2 * (2 * linear * n_tokens) + attention + 2 * attention
 
 
+GEMM_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
+
+
+def gemm_share(call: Callable[[], object]) -> tuple[float, float]:
+    """(matrix multiplies, attention kernels) as shares of one profiled call's time (torch's
+    profiler, self CPU time): what is left of a step is elementwise work (norms, rotary,
+    activations and their gradients) and the framework."""
+    from torch.profiler import ProfilerActivity, profile
+
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as profiled:
+        call()
+    took = time.perf_counter() - started
+    events = profiled.key_averages()
+    gemm = sum(event.self_cpu_time_total for event in events if event.key in GEMM_OPS)
+    attention = sum(event.self_cpu_time_total for event in events if "attention" in event.key)
+    return min(1.0, gemm / 1e6 / took), min(1.0, attention / 1e6 / took)
+
+
 def integrated_gradients_floor(specs, peak: float) -> None:
     print()
     print(
         f"Integrated gradients against the floor: float32 matrix-multiply peak {peak / 1e9:.0f} "
         f"GFLOP/s on {torch.get_num_threads()} threads; floor = a step's arithmetic ÷ that peak; "
-        "32 steps, best of the runs."
+        "32 steps, best of the runs; the matrix multiplies' and attention kernels' shares of a "
+        "step from one profiled run."
     )
     print()
     print(
-        "| model | tokens | GFLOP a step | floor s a step | measured s a step | × floor (≤ 1.3) |"
+        "| model | tokens | GFLOP a step | floor s a step | s a step | × floor (≤ 1.3) "
+        "| matrix multiplies | attention kernels | the rest |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for spec in specs:
         loaded = load(spec, settings.TOKENLENS_MODEL_CACHE, pick_device())
         for length in LENGTHS:
             call = attribution_of("integrated_gradients", 32)(loaded, text_of(loaded, length))
             call()  # warm-up
             best = min(timed(call) for _ in range(RUNS)) / 32
-            flops = step_flops(loaded, length)
+            floor = step_flops(loaded, length) / peak
+            gemm, attention = gemm_share(call)
             print(
-                f"| {spec.key} | {length} | {flops / 1e9:.1f} | {flops / peak:.3f} | "
-                f"{best:.3f} | {best / (flops / peak):.2f}× |",
+                f"| {spec.key} | {length} | {floor * peak / 1e9:.1f} | {floor:.3f} | "
+                f"{best:.3f} | {best / floor:.2f}× | {gemm:.0%} | {attention:.0%} | "
+                f"{max(0.0, 1 - gemm - attention):.0%} |",
                 flush=True,
             )
+        bfloat16_row(loaded)
+
+
+def bfloat16_row(loaded: LoadedModel) -> None:
+    """The worker's bfloat16 check for this model, with the correlation measured even where
+    an earlier test already refused it."""
+    from engine.precision import correlation, forget_checks
+
+    forget_checks()
+    check = attribution.bfloat16_for(loaded)
+    measured = correlation(*attribution.calibration_scores(loaded))
+    verdict = "offered" if check.offered else f"not offered: {check.reason}"
+    speed = "n/a" if check.speedup is None else f"{check.speedup:.2f}×"
+    print(
+        f"| {loaded.spec.key} | bfloat16 check | matrix multiply {speed} float32's | "
+        f"integrated gradients r = {measured:.4f} (≥ 0.99) | {verdict} | | | | |",
+        flush=True,
+    )
 
 
 def poem_question(loaded: LoadedModel) -> tuple[str, dict]:
@@ -351,5 +393,11 @@ if __name__ == "__main__":
         cold_start_child(sys.argv[2])
     elif sys.argv[1:2] == ["--cold-start"]:  # that table alone: [model-key]
         cold_start_table((sys.argv[2:] or ["smollm2-135m-instruct"])[0])
+    elif sys.argv[1:2] in (["--floor"], ["--convergence"]):  # that table alone: [model-key ...]
+        chosen = [spec for spec in PACKAGED_MODELS if spec.key in sys.argv[2:] or not sys.argv[2:]]
+        if sys.argv[1] == "--floor":
+            integrated_gradients_floor(chosen, gemm_peak())
+        else:
+            integrated_gradients_convergence(chosen)
     else:
         main(sys.argv[1:])

@@ -372,27 +372,27 @@ CALIBRATION_TEXT = (
 )
 
 
+def calibration_scores(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """(float32, bfloat16) integrated-gradients scores (16 steps) explaining
+    CALIBRATION_TEXT's last token: what the bfloat16 check correlates."""
+    ids = [t.id for t in read_model_sequence(loaded, CALIBRATION_TEXT).tokens]
+    scores = []
+    for precision in ("float32", "bfloat16"):
+        question = Question(
+            ids=tuple(ids[:-1]),
+            special=(True,) + (False,) * (len(ids) - 2),
+            target_id=ids[-1],
+            method="integrated_gradients",
+            n_steps=16,
+            precision=precision,
+        )
+        scores.append(_score(loaded, question, lambda _stage: None).scores)
+    return scores[0], scores[1]
+
+
 def bfloat16_for(loaded: LoadedModel) -> Bfloat16Check:
-    """Whether bfloat16 is offered for this model on its device (engine/precision.py): the
-    calibration explains CALIBRATION_TEXT's last token by integrated gradients (16 steps)
-    in both precisions."""
-
-    def calibrate() -> tuple[torch.Tensor, torch.Tensor]:
-        ids = [t.id for t in read_model_sequence(loaded, CALIBRATION_TEXT).tokens]
-        scores = []
-        for precision in ("float32", "bfloat16"):
-            question = Question(
-                ids=tuple(ids[:-1]),
-                special=(True,) + (False,) * (len(ids) - 2),
-                target_id=ids[-1],
-                method="integrated_gradients",
-                n_steps=16,
-                precision=precision,
-            )
-            scores.append(_score(loaded, question, lambda _stage: None).scores)
-        return scores[0], scores[1]
-
-    return bfloat16_check(loaded, loaded.device, calibrate)
+    """Whether bfloat16 is offered for this model on its device (engine/precision.py)."""
+    return bfloat16_check(loaded, loaded.device, lambda: calibration_scores(loaded))
 
 
 def _check_bfloat16(loaded: LoadedModel, method: str, precision: str) -> Bfloat16Check | None:
