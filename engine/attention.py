@@ -193,6 +193,21 @@ def _tensor_bytes(values, seen: set[int]) -> int:
     return total
 
 
+def _eager_pass(loaded: LoadedModel, ids: list[int], handles: list) -> None:
+    """One eager forward pass over ids with `handles` hooked (removed afterwards); a hook may
+    end it early by raising _AllCaptured."""
+    try:
+        with _eager_attention(loaded.model), contextlib.suppress(_AllCaptured):
+            loaded.model(
+                input_ids=torch.tensor([ids], device=loaded.device),
+                logits_to_keep=1,
+                use_cache=False,
+            )
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) -> tuple:
     """(captured, LayerInputs): a whole eager pass that captures the chosen layers' attention
     and keeps every decoder layer's inputs."""
@@ -211,16 +226,7 @@ def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) ->
         layer.register_forward_pre_hook(keep_inputs(index), with_kwargs=True)
         for index, layer in enumerate(decoder_layers)
     ]
-    try:
-        with _eager_attention(loaded.model):
-            loaded.model(
-                input_ids=torch.tensor([ids], device=loaded.device),
-                logits_to_keep=1,
-                use_cache=False,
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
+    _eager_pass(loaded, ids, handles)
     return captured, LayerInputs(tuple(calls), _tensor_bytes(calls, set()))
 
 
@@ -267,17 +273,7 @@ def capture_attention(
         cache.put(key, kept)
         return captured
     captured: dict[int, Any] = {}
-    handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=True)
-    try:
-        with _eager_attention(loaded.model), contextlib.suppress(_AllCaptured):
-            loaded.model(
-                input_ids=torch.tensor([ids], device=loaded.device),
-                logits_to_keep=1,
-                use_cache=False,
-            )
-    finally:
-        for handle in handles:
-            handle.remove()
+    _eager_pass(loaded, ids, _hooked_layers(loaded, layers, captured, reduce, stop_after_all=True))
     return captured
 
 
