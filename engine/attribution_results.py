@@ -22,8 +22,9 @@ class PathSummary:
 
     n_steps: the path points whose gradients were taken; adaptive: the path was refined
     (segments of it, each with its own delta; delta_bound = the sum of their |delta|s, which
-    |convergence_delta| never exceeds) until delta_bound ≤ tolerance (nats), or its budget
-    ran out; a fixed path is one segment and has no tolerance."""
+    |convergence_delta| never exceeds) until |convergence_delta| and the largest segment's
+    |delta| were both ≤ tolerance (nats), or its budget ran out; a fixed path is one segment
+    and has no tolerance."""
 
     n_steps: int
     baseline_id: int
@@ -36,10 +37,16 @@ class PathSummary:
     segments: int = 1
     delta_bound: float = 0.0
     tolerance: float | None = None
+    largest_segment_delta: float = 0.0
 
     @property
     def converged(self) -> bool | None:
-        return None if self.tolerance is None else self.delta_bound <= self.tolerance
+        if self.tolerance is None:
+            return None
+        return (
+            abs(self.convergence_delta) <= self.tolerance
+            and self.largest_segment_delta <= self.tolerance
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -56,6 +63,7 @@ class PathSummary:
             "adaptive": self.adaptive,
             "segments": self.segments,
             "delta_bound": self.delta_bound,
+            "largest_segment_delta": self.largest_segment_delta,
             "tolerance": self.tolerance,
             "converged": self.converged,
         }

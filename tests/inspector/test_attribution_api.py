@@ -82,7 +82,10 @@ def test_left_out_steps_refine_the_path_until_it_converges():
     path = response.json()["integrated_gradients"]
     assert path["adaptive"] is True and path["n_steps"] >= 32
     assert path["tolerance"] == pytest.approx(max(0.05 * abs(path["f_difference"]), 1e-3))
-    assert path["converged"] is (path["delta_bound"] <= path["tolerance"])
+    assert path["converged"] is (
+        abs(path["convergence_delta"]) <= path["tolerance"]
+        and path["largest_segment_delta"] <= path["tolerance"]
+    )
     assert abs(path["convergence_delta"]) <= path["delta_bound"] + 1e-9
 
 

@@ -93,7 +93,7 @@ export function createAttributionPanel() {
       facts.appendChild(make("strong", { "data-testid": "ig-delta" }, path.convergence_delta.toFixed(3) + " (" + (100 * share).toFixed(1) + " % of the change)"));
       facts.appendChild(make("span", { class: "muted" }, "; " + how + ". The first token and special tokens are kept in the baseline, so they score 0."));
       if (path.converged === false) {
-        facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral did not converge within " + path.n_steps + " steps (the delta is still " + (100 * path.delta_bound / Math.max(change, 1e-12)).toFixed(0) + " % of the change at most): read these scores as rough."));
+        facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral did not converge within " + path.n_steps + " steps (the delta is " + (100 * share).toFixed(0) + " % of the change, and one segment of the path still misses by " + (100 * path.largest_segment_delta / Math.max(change, 1e-12)).toFixed(0) + " %): read these scores as rough."));
       } else if (!path.adaptive && share > 0.05) {
         facts.appendChild(make("span", { class: "warning", role: "note", "data-testid": "ig-warning" }, " The path integral has not converged (the delta is over 5 % of the change): read these scores as rough, or set Steps to “until it converges”."));
       }
