@@ -266,21 +266,36 @@ class _Path:
         return self.baseline + alpha * (self.inputs - self.baseline)
 
     def f(self, alpha: float) -> float:
-        if alpha not in self._f:
-            with torch.no_grad():
-                self._f[alpha] = float(self.objective(self.at(alpha))[0])
+        self.compute_f([alpha])
         return self._f[alpha]
 
-    def segment(self, start: float, end: float, n_points: int) -> _Segment:
+    def compute_f(self, alphas) -> None:
+        """f at each of alphas not computed yet, in forward passes of TOKENS_PER_PASS."""
+        missing = sorted(set(alphas) - self._f.keys())
+        rows = max(1, TOKENS_PER_PASS // self.n_tokens)
+        with torch.no_grad():
+            for first in range(0, len(missing), rows):
+                chunk = missing[first : first + rows]
+                values = self.objective(torch.cat([self.at(alpha) for alpha in chunk]))
+                self._f.update(zip(chunk, values.tolist(), strict=True))
+
+    def segments(self, bounds: list[tuple[float, float]], n_points: int) -> list[_Segment]:
+        """Integrated gradients over each (start, end) of bounds, n_points each, all in one
+        Captum call: each segment is one example of its batch, so short texts still fill a
+        pass (TOKENS_PER_PASS tokens)."""
         attributions = self._integrated.attribute(
-            self.at(end),
-            baselines=self.at(start),
+            torch.cat([self.at(end) for _start, end in bounds]),
+            baselines=torch.cat([self.at(start) for start, _end in bounds]),
             n_steps=n_points,
             method="gausslegendre",
-            internal_batch_size=max(1, min(n_points, TOKENS_PER_PASS // self.n_tokens)),
+            internal_batch_size=max(len(bounds), TOKENS_PER_PASS // self.n_tokens),
         )
-        scores = attributions[0].sum(-1).detach()
-        return _Segment(start, end, scores, float(scores.sum()) - (self.f(end) - self.f(start)))
+        scores = attributions.sum(-1).detach()  # (segments, n)
+        self.compute_f([alpha for bound in bounds for alpha in bound])
+        return [
+            _Segment(start, end, row, float(row.sum()) - (self._f[end] - self._f[start]))
+            for (start, end), row in zip(bounds, scores, strict=True)
+        ]
 
 
 def converged(segments: list[_Segment], tolerance: float) -> bool:
@@ -291,12 +306,22 @@ def converged(segments: list[_Segment], tolerance: float) -> bool:
     return total <= tolerance and max(abs(segment.delta) for segment in segments) <= tolerance
 
 
+def _to_split(segments: list[_Segment], tolerance: float, rows: int) -> list[_Segment]:
+    """The segments to halve next: the worst one, and as many of the others still missing by
+    over a quarter of the tolerance as fill one pass of `rows` path points."""
+    ranked = sorted(segments, key=lambda segment: -abs(segment.delta))
+    room = max(1, rows // (2 * POINTS_PER_SEGMENT))
+    return ranked[:1] + [s for s in ranked[1:room] if abs(s.delta) > tolerance / 4]
+
+
 def _refined_segments(path: _Path, tolerance: float, progress: Progress) -> list[_Segment]:
-    """Adaptive quadrature: AUTO_FIRST_STEPS points in equal segments, then the segment with
-    the largest |delta| is halved until the path has converged (see converged) or
+    """Adaptive quadrature: AUTO_FIRST_STEPS points in equal segments, then the segments with
+    the largest |delta| are halved until the path has converged (see converged) or
     AUTO_MAX_STEPS points are spent."""
     count = AUTO_FIRST_STEPS // POINTS_PER_SEGMENT
-    segments = [path.segment(i / count, (i + 1) / count, POINTS_PER_SEGMENT) for i in range(count)]
+    first = [(i / count, (i + 1) / count) for i in range(count)]
+    segments = path.segments(first, POINTS_PER_SEGMENT)
+    rows = max(1, TOKENS_PER_PASS // path.n_tokens)
     while True:
         delta = abs(sum(segment.delta for segment in segments))
         change = abs(path.f(1.0) - path.f(0.0))
@@ -304,13 +329,16 @@ def _refined_segments(path: _Path, tolerance: float, progress: Progress) -> list
             f"Integrated gradients: {path.points} of {AUTO_MAX_STEPS} steps at most, delta "
             f"{delta / max(change, 1e-12):.0%} of the change (refining to {AUTO_TOLERANCE:.0%})"
         )
-        if converged(segments, tolerance) or path.points + 2 * POINTS_PER_SEGMENT > AUTO_MAX_STEPS:
+        left = (AUTO_MAX_STEPS - path.points) // (2 * POINTS_PER_SEGMENT)
+        if converged(segments, tolerance) or left < 1:
             return segments
-        worst = max(segments, key=lambda segment: abs(segment.delta))
-        segments.remove(worst)
-        middle = (worst.start + worst.end) / 2
-        segments.append(path.segment(worst.start, middle, POINTS_PER_SEGMENT))
-        segments.append(path.segment(middle, worst.end, POINTS_PER_SEGMENT))
+        worst = _to_split(segments, tolerance, rows)[:left]
+        halves = []
+        for segment in worst:
+            segments.remove(segment)
+            middle = (segment.start + segment.end) / 2
+            halves += [(segment.start, middle), (middle, segment.end)]
+        segments += path.segments(halves, POINTS_PER_SEGMENT)
 
 
 def _integrated_gradients_scores(
@@ -331,7 +359,7 @@ def _integrated_gradients_scores(
     if adaptive:
         segments = _refined_segments(path, tolerance, progress)
     else:
-        segments = [path.segment(0.0, 1.0, n_steps)]
+        segments = path.segments([(0.0, 1.0)], n_steps)
     bound = sum(abs(segment.delta) for segment in segments)
     blank = blank_id(loaded.tokenizer)
     summary = PathSummary(

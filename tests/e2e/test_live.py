@@ -51,7 +51,12 @@ def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chr
     page.click("[data-action=greedy]")
     expect(_tokens(page)).to_have_count(3)
     expect(_tokens(first)).to_have_count(3)
-    page.click("#tab-tokens")
+    # The follower's panel asks about the class's text naming the session, so the class
+    # shares one computation of it (inspector/live/services.py, class_scope).
+    with first.expect_request(lambda request: "/api/v1/tokenize/" in request.url) as asked:
+        page.click("#tab-tokens")
+    session_id = page.locator("[data-live]").first.get_attribute("data-live")
+    assert asked.value.headers.get("x-tokenlens-live") == session_id
     expect(first.locator("#tab-tokens")).to_have_attribute("aria-selected", "true")
     expect(first.get_by_test_id("inside-pieces").locator(".tok").first).to_be_visible()
     _tokens(page).nth(0).click()

@@ -222,6 +222,32 @@ def test_the_default_path_is_refined_until_it_converges(smollm2):
     assert stages[0] == "Integrated gradients: 0 of 320 steps at most"
 
 
+def test_segments_batched_in_one_call_equal_each_alone(smollm2):
+    """The adaptive path integrates several segments in one Captum call (each an example of
+    the batch); each gets what it would alone, and their deltas add up to the whole path's."""
+    tokens = _tokens(smollm2)
+    question = attribution.Question(
+        ids=tuple(token.id for token in tokens),
+        special=tuple(token.special for token in tokens),
+        target_id=9,
+        method="integrated_gradients",
+        n_steps=None,
+    )
+    start = baseline_ids(smollm2.tokenizer, question.ids, question.special)
+    bounds = [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
+    with torch.enable_grad():
+        path = attribution._Path(smollm2, question, start, on_points=lambda _done: None)
+        together = path.segments(bounds, 4)
+        alone = [path.segments([bound], 4)[0] for bound in bounds]
+    assert path.points == 2 * 3 * 4
+    for batched, single in zip(together, alone, strict=True):
+        assert torch.allclose(batched.scores, single.scores, atol=1e-4)
+        assert batched.delta == pytest.approx(single.delta, abs=1e-4)
+    total = sum(float(segment.scores.sum()) for segment in together)
+    change = path.f(1.0) - path.f(0.0)
+    assert total - change == pytest.approx(sum(segment.delta for segment in together), abs=1e-5)
+
+
 def test_a_fixed_and_the_adaptive_path_are_cached_apart(smollm2):
     fixed = attribute(smollm2, TEXT, target_id=9, method="integrated_gradients", n_steps=32)
     default = attribute(smollm2, TEXT, target_id=9, method="integrated_gradients")
