@@ -9,8 +9,10 @@ import re
 import pytest
 import torch
 
-from engine import attribution, precision
-from engine.attribution import METHODS, attribute, baseline_ids
+from engine import attribution, integrated_gradients, precision
+from engine.attribution import METHODS, attribute
+from engine.attribution_results import Question
+from engine.integrated_gradients import baseline_ids
 from engine.tokenization import read_sequence
 from engine.types import InputError
 
@@ -173,7 +175,8 @@ def test_asking_again_returns_the_cached_result(smollm2):
 
 
 def test_integrated_gradients_report_their_steps(smollm2, monkeypatch):
-    monkeypatch.setattr(attribution, "TOKENS_PER_PASS", 4 * 13)  # 4 steps of 13 tokens a pass
+    # 4 steps of 13 tokens a pass
+    monkeypatch.setattr(integrated_gradients, "TOKENS_PER_PASS", 4 * 13)
     stages = []
     attribute(
         smollm2,
@@ -226,7 +229,7 @@ def test_segments_batched_in_one_call_equal_each_alone(smollm2):
     """The adaptive path integrates several segments in one Captum call (each an example of
     the batch); each gets what it would alone, and their deltas add up to the whole path's."""
     tokens = _tokens(smollm2)
-    question = attribution.Question(
+    question = Question(
         ids=tuple(token.id for token in tokens),
         special=tuple(token.special for token in tokens),
         target_id=9,
@@ -236,7 +239,7 @@ def test_segments_batched_in_one_call_equal_each_alone(smollm2):
     start = baseline_ids(smollm2.tokenizer, question.ids, question.special)
     bounds = [(0.0, 0.25), (0.25, 0.5), (0.5, 1.0)]
     with torch.enable_grad():
-        path = attribution._Path(smollm2, question, start, on_points=lambda _done: None)
+        path = integrated_gradients.Path(smollm2, question, start, on_points=lambda _done: None)
         together = path.segments(bounds, 4)
         alone = [path.segments([bound], 4)[0] for bound in bounds]
     assert path.points == 2 * 3 * 4
