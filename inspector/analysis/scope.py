@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from inspector.accounts import access
-from inspector.live import services as live
+from inspector.live import following
 
 
 def cache_scope(request, params: dict) -> str:
     """The person's own scope, or the class's when a live follower's page asks about the text
-    the whole class reads (live.class_scope)."""
-    return live.class_scope(request, params) or access.principal(request)
+    the whole class reads (following.class_scope)."""
+    return following.class_scope(request, params) or access.principal(request)

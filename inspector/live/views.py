@@ -13,7 +13,7 @@ from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations.pages import DEFAULTS, inside_context, whole_page
 from inspector.explorations.serializers import StepRequestSerializer
-from inspector.live import polls, reading, relay
+from inspector.live import following, polls, reading, relay
 from inspector.live import services as live
 
 PAGE = "inspector/live.html"
@@ -39,7 +39,7 @@ def follow(request: HttpRequest, code: str) -> HttpResponse:
     if seat is None:
         return redirect(presenter_url(session))
     if not seat.following:
-        live.back_to_class(request, session)
+        following.back_to_class(request, session)
     return render(request, PAGE, _follower_context(session, seat))
 
 
@@ -83,12 +83,12 @@ def break_away(request: HttpRequest, code: str) -> HttpResponse:
             raise _conflict(ServiceError(first_error(serializer.errors)[1]))
         first_step = serializer.validated_data
     try:
-        exploration = live.break_away(request, session)
+        exploration = following.break_away(request, session)
     except ServiceError as error:
         raise page_refusal(error) if error.status in (403, 404) else _conflict(error) from None
     if first_step:
         try:
-            live.first_step_away(request, exploration.root, first_step)
+            following.first_step_away(request, exploration.root, first_step)
         except ServiceError as error:  # the copy is theirs; the page says why it did not step
             return whole_page(request, exploration.root, status=error.status, error=error)
     return redirect("exploration", exploration_id=exploration.pk)
