@@ -162,12 +162,14 @@ class LayerInputCache:
             return found
 
     def put(self, key: tuple, inputs: LayerInputs) -> None:
+        """Keep inputs for key (not when larger than the whole budget), then evict the least
+        recently used down to the budget."""
         with self._lock:
-            self._entries[key] = inputs
-            while len(self._entries) > 1 and self.nbytes > self.max_bytes:
+            self._entries.pop(key, None)
+            if inputs.nbytes <= self.max_bytes:
+                self._entries[key] = inputs
+            while self._entries and self.nbytes > self.max_bytes:
                 self._entries.popitem(last=False)
-            if inputs.nbytes > self.max_bytes:
-                self._entries.pop(key, None)
 
     @property
     def nbytes(self) -> int:
