@@ -9,7 +9,7 @@ export function csrfToken() {
 }
 
 // A page in a live session (following it, or presenting it) names the session, so analyses of
-// the text the whole class reads are computed once for the class (inspector/live/services.py,
+// the text the whole class reads are computed once for the class (inspector/live/following.py,
 // class_scope); the server checks the page may follow it and that the text is the class's.
 function liveHeaders() {
   const live = document.querySelector("[data-live-session], [data-live]");
