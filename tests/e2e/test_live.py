@@ -52,7 +52,7 @@ def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chr
     expect(_tokens(page)).to_have_count(3)
     expect(_tokens(first)).to_have_count(3)
     # The follower's panel asks about the class's text naming the session, so the class
-    # shares one computation of it (inspector/live/services.py, class_scope).
+    # shares one computation of it (inspector/live/following.py, class_scope).
     with first.expect_request(lambda request: "/api/v1/tokenize/" in request.url) as asked:
         page.click("#tab-tokens")
     session_id = page.locator("[data-live]").first.get_attribute("data-live")
