@@ -12,6 +12,7 @@ from inspector.models.live import (
     LivePollAnswer,
     LiveSession,
 )
+from inspector.models.questions import LessonQuestion, QuestionAnswer
 from inspector.models.sharing import ShareLink, new_link_token
 
 __all__ = [
@@ -22,11 +23,13 @@ __all__ = [
     "Job",
     "Lesson",
     "LessonItem",
+    "LessonQuestion",
     "LiveEvent",
     "LiveParticipant",
     "LivePoll",
     "LivePollAnswer",
     "LiveSession",
+    "QuestionAnswer",
     "ShareLink",
     "Step",
     "new_link_token",
