@@ -40,3 +40,10 @@ MAX_SEED = 2**32 - 1  # numpy's RandomState seeds UMAP and k-means
 MAX_TOP_K = 50  # tokens per depth in the logit lens
 MAX_CHOSEN = 20  # tokens followed through the lens
 MAX_STOP_SEQUENCES = 8
+GRAPH_RULES = ("top_k", "threshold")  # which links the attention graph draws
+MAX_GRAPH_K = 8  # strongest links per query row (and head) in the attention graph
+DEFAULT_GRAPH_K = 3
+MIN_GRAPH_THRESHOLD = 0.01  # a row sums to 1: at most 100 links per row and head
+DEFAULT_GRAPH_THRESHOLD = 0.3
+# Edges one attention graph may hold: 256 tokens × 30 layers × 9 heads at top-1 fit (69,120)
+MAX_GRAPH_EDGES = 100_000

@@ -1,0 +1,260 @@
+"""The strongest attention links of a range of layers, as a graph's edges.
+
+A layer's maps are reduced to their edges inside its hook, on the model's device (the top-k
+keys of every query row of every chosen head, or every weight at or above a threshold), so
+only one layer's maps ever exist and only the edges leave the worker: 256 tokens × 30 layers ×
+9 heads at top-3 is about 69,000 edges (some 1.5 MB as JSON) where the maps would be 70 MB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.attention import (
+    MAX_TOKENS,
+    LayerInputCache,
+    _check_indices,
+    capture_attention,
+    check_cells,
+    kv_heads,
+)
+from engine.limits import (
+    DEFAULT_GRAPH_K,
+    DEFAULT_GRAPH_THRESHOLD,
+    GRAPH_RULES,
+    MAX_CELLS,
+    MAX_GRAPH_EDGES,
+    MAX_GRAPH_K,
+    MIN_GRAPH_THRESHOLD,
+)
+from engine.loading import LoadedModel
+from engine.tokenization import read_model_sequence
+from engine.types import InputError, TokenPiece
+
+WEIGHT_DECIMALS = 4  # as sent: enough to rank links, a third of float32's digits
+
+
+@dataclass(frozen=True)
+class LinkRule:
+    """Which links of a query row are edges: its `k` strongest keys (rule "top_k") or every
+    key it attends to with weight >= `threshold` (rule "threshold"). With skip_first, links
+    to the first token (where many heads park attention they do not need: a "sink") are left
+    out and the strongest of the others are kept."""
+
+    rule: str = "top_k"
+    k: int = DEFAULT_GRAPH_K
+    threshold: float = DEFAULT_GRAPH_THRESHOLD
+    skip_first: bool = False
+
+    def __post_init__(self):
+        if self.rule not in GRAPH_RULES:
+            raise InputError(f"rule must be one of {', '.join(GRAPH_RULES)}", field="rule")
+        if not 1 <= self.k <= MAX_GRAPH_K:
+            raise InputError(f"k is 1–{MAX_GRAPH_K} links per query, not {self.k}", field="k")
+        if not MIN_GRAPH_THRESHOLD <= self.threshold <= 1:
+            raise InputError(
+                f"threshold is a weight from {MIN_GRAPH_THRESHOLD} to 1, not {self.threshold}",
+                field="threshold",
+            )
+
+    def links_per_head(self, n_tokens: int) -> int | None:
+        """The exact number of edges one head of one layer gives (top-k), None (threshold:
+        known only once computed)."""
+        if self.rule != "top_k":
+            return None
+        first = 1 if self.skip_first else 0
+        return sum(min(self.k, query + 1 - first) for query in range(n_tokens))
+
+    def to_dict(self) -> dict:
+        return {
+            "rule": self.rule,
+            "k": self.k if self.rule == "top_k" else None,
+            "threshold": self.threshold if self.rule == "threshold" else None,
+            "skip_first": self.skip_first,
+        }
+
+
+@dataclass(frozen=True)
+class AttentionGraph:
+    """The edges of `layers` × `heads` over `tokens` chosen by `links`.
+
+    edges: (E, 4) int64 rows (layer, head, query, key), ordered by layer, head, query, then
+    weight (strongest first); weights: (E,) float32, the attention `query` pays `key` in that
+    head. kv_head_of[i]: the key/value head query head heads[i] reads.
+    """
+
+    tokens: tuple[TokenPiece, ...]
+    layers: tuple[int, ...]
+    heads: tuple[int, ...]
+    kv_head_of: tuple[int, ...]
+    links: LinkRule
+    edges: torch.Tensor
+    weights: torch.Tensor
+
+    def to_dict(self) -> dict:
+        layer, head, query, key = self.edges.T.tolist() if len(self.edges) else ([], [], [], [])
+        return {
+            "tokens": [token.to_dict() for token in self.tokens],
+            "n_tokens": len(self.tokens),
+            "layers": list(self.layers),
+            "heads": list(self.heads),
+            "kv_head_of": list(self.kv_head_of),
+            **self.links.to_dict(),
+            "n_edges": len(self.edges),
+            "edges": {
+                "layer": layer,
+                "head": head,
+                "query": query,
+                "key": key,
+                "weight": [round(value, WEIGHT_DECIMALS) for value in self.weights.tolist()],
+            },
+        }
+
+
+class _EdgeCounter:
+    """Reduces each layer's (heads, queries, keys) maps to its edges, counting them all: more
+    than max_edges is an InputError at once (a low threshold is refused mid-pass, before
+    the edges of the layers above it are formed)."""
+
+    def __init__(self, heads: tuple[int, ...], links: LinkRule, max_edges: int, describe):
+        self.heads = list(heads)
+        self.links = links
+        self.max_edges = max_edges
+        self.describe = describe
+        self.total = 0
+
+    def __call__(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        found = layer_edges(weights[self.heads].float(), self.links)
+        self.total += len(found[1])
+        if self.total > self.max_edges:
+            what = f"{self.describe} at threshold {self.links.threshold} gives {self.total:,}"
+            raise too_many_edges(what + " links or more", self)
+        return found
+
+
+def too_many_edges(what: str, counter: _EdgeCounter) -> InputError:
+    field = "threshold" if counter.links.rule == "threshold" else "k"
+    return InputError(
+        f"{what}; at most {counter.max_edges:,} are drawn at once. Choose fewer layers or "
+        f"heads, or {'a higher threshold' if field == 'threshold' else 'a smaller k'}",
+        field=field,
+    )
+
+
+def layer_edges(maps: torch.Tensor, links: LinkRule) -> tuple[torch.Tensor, torch.Tensor]:
+    """maps (heads, n, n) of one layer → ((E, 3) int64 rows (head index in maps, query, key),
+    (E,) float32 weights) on the CPU: each query row's strongest keys by `links`."""
+    heads, n, _ = maps.shape
+    causal = torch.ones(n, n, dtype=torch.bool, device=maps.device).tril()
+    if links.skip_first:
+        causal[:, 0] = False
+    masked = maps.masked_fill(~causal, -1.0)  # weights are >= 0: -1 marks "no link"
+    if links.rule == "top_k":
+        values, keys = masked.topk(min(links.k, n), dim=-1)  # (heads, n, k), strongest first
+        head, query, rank = torch.nonzero(values >= 0, as_tuple=True)
+        rows = torch.stack([head, query, keys[head, query, rank]], dim=1)
+        return rows.cpu(), values[head, query, rank].cpu()
+    head, query, key = torch.nonzero(masked >= links.threshold, as_tuple=True)
+    weights = masked[head, query, key]
+    order = _strongest_first(query + head * n, weights)
+    rows = torch.stack([head, query, key], dim=1)[order]
+    return rows.cpu(), weights[order].cpu()
+
+
+def _strongest_first(row: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The order that keeps rows (already sorted) together and sorts each by weight,
+    descending (two stable sorts)."""
+    by_weight = torch.argsort(weights, descending=True, stable=True)
+    return by_weight[torch.argsort(row[by_weight], stable=True)]
+
+
+def _check_range(first: int, last: int | None, n_layers: int) -> tuple[int, ...]:
+    last = n_layers - 1 if last is None else last
+    for value, field in ((first, "first_layer"), (last, "last_layer")):
+        if not isinstance(value, int) or not 0 <= value < n_layers:
+            raise InputError(
+                f"Layer {value!r} does not exist: this model has {n_layers} layers "
+                f"(0–{n_layers - 1})",
+                field=field,
+            )
+    if first > last:
+        raise InputError(
+            f"The layer range runs from first_layer {first} up to last_layer {last}: the first "
+            "may not come after the last",
+            field="last_layer",
+        )
+    return tuple(range(first, last + 1))
+
+
+def attention_graph(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    first_layer: int = 0,
+    last_layer: int | None = None,
+    heads=None,
+    links: LinkRule | None = None,
+    system_prompt: str | None = None,
+    use_chat_template: bool = False,
+    completion_ids=(),
+    max_edges: int = MAX_GRAPH_EDGES,
+    max_cells: int = MAX_CELLS,
+    reuse: tuple[LayerInputCache, str] | None = None,
+) -> AttentionGraph:
+    """The strongest attention links (by `links`, default the top 3 per query) of layers
+    first_layer..last_layer (default: every layer) and `heads` (default all) over `text`
+    followed by `completion_ids`. Refused before the forward pass when top-k would give more
+    than max_edges edges, or one layer's maps more than max_cells values; a threshold that
+    lets more than max_edges through is refused as soon as the count passes the limit.
+    `reuse`: see capture_attention (the layer inputs an attention heatmap reuses too)."""
+    info = loaded.info
+    links = links or LinkRule()
+    layers = _check_range(first_layer, last_layer, info.n_layers)
+    heads = _check_indices(range(info.n_heads) if heads is None else heads, info.n_heads, "heads")
+    tokenization = read_model_sequence(
+        loaded,
+        text,
+        system_prompt=system_prompt,
+        use_chat_template=use_chat_template,
+        completion_ids=completion_ids,
+    )
+    ids = [token.id for token in tokenization.tokens]
+    if len(ids) > MAX_TOKENS:
+        raise InputError(
+            f"The text is {len(ids):,} tokens long; attention is drawn for at most "
+            f"{MAX_TOKENS:,} tokens",
+            field="text",
+        )
+    check_cells(1, info.n_heads, len(ids), max_cells)  # one layer's maps at a time
+    scope = f"{len(layers)} layers × {len(heads)} heads × {len(ids):,} tokens"
+    counter = _EdgeCounter(heads, links, max_edges, scope)
+    per_head = links.links_per_head(len(ids))
+    if per_head is not None and per_head * len(layers) * len(heads) > max_edges:
+        total = per_head * len(layers) * len(heads)
+        raise too_many_edges(f"{scope} at top-{links.k} is {total:,} links", counter)
+    captured = capture_attention(loaded, ids, layers, reduce=counter, reuse=reuse)
+    edges, weights = _joined(captured, layers, heads)
+    kv_head_of_all = kv_heads(info.n_heads, info.n_kv_heads)
+    return AttentionGraph(
+        tokens=tokenization.tokens,
+        layers=layers,
+        heads=heads,
+        kv_head_of=tuple(kv_head_of_all[head] for head in heads),
+        links=links,
+        edges=edges,
+        weights=weights,
+    )
+
+
+def _joined(captured: dict, layers, heads) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every layer's (head index, query, key) rows as (layer, head, query, key) rows."""
+    head_ids = torch.tensor(heads, dtype=torch.long)
+    parts, weights = [], []
+    for layer in layers:
+        rows, values = captured[layer]
+        layer_column = torch.full((len(rows), 1), layer, dtype=torch.long)
+        parts.append(torch.cat([layer_column, head_ids[rows[:, :1]], rows[:, 1:]], dim=1))
+        weights.append(values)
+    return torch.cat(parts), torch.cat(weights)
