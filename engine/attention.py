@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from engine.architecture import attention_of, decoder_layers
 from engine.limits import ENCODINGS, MAX_CELLS
 from engine.loading import LoadedModel
 from engine.tokenization import read_model_sequence
@@ -100,10 +101,6 @@ def kv_heads(n_heads: int, n_kv_heads: int) -> tuple[int, ...]:
     return tuple(head // group for head in range(n_heads))
 
 
-def _decoder_layers(model) -> list:
-    return list(model.get_decoder().layers)
-
-
 @contextlib.contextmanager
 def _eager_attention(model):
     """Attention weights exist only in the eager implementation (sdpa never forms them)."""
@@ -122,7 +119,7 @@ class _AllCaptured(Exception):
 def _hooked_layers(loaded: LoadedModel, layers, captured: dict, reduce, stop_after_all: bool):
     """Forward hooks on the chosen layers' attention modules that fill captured[layer]."""
     handles = []
-    decoder_layers = _decoder_layers(loaded.model)
+    layer_modules = decoder_layers(loaded.model)
     for index in layers:
 
         def keep(_module, _inputs, output, index=index):
@@ -131,7 +128,7 @@ def _hooked_layers(loaded: LoadedModel, layers, captured: dict, reduce, stop_aft
             if stop_after_all and len(captured) == len(layers):
                 raise _AllCaptured  # the layers above the last one asked for are not needed
 
-        handles.append(decoder_layers[index].self_attn.register_forward_hook(keep))
+        handles.append(attention_of(layer_modules[index]).register_forward_hook(keep))
     return handles
 
 
@@ -214,8 +211,8 @@ def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) ->
     """(captured, LayerInputs): a whole eager pass that captures the chosen layers' attention
     and keeps every decoder layer's inputs."""
     captured: dict[int, Any] = {}
-    decoder_layers = _decoder_layers(loaded.model)
-    calls: list = [None] * len(decoder_layers)
+    layer_modules = decoder_layers(loaded.model)
+    calls: list = [None] * len(layer_modules)
 
     def keep_inputs(index):
         def hook(_module, args, kwargs):
@@ -226,7 +223,7 @@ def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) ->
     handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=False)
     handles += [
         layer.register_forward_pre_hook(keep_inputs(index), with_kwargs=True)
-        for index, layer in enumerate(decoder_layers)
+        for index, layer in enumerate(layer_modules)
     ]
     _eager_pass(loaded, ids, handles)
     return captured, LayerInputs(tuple(calls), _tensor_bytes(calls, set()))
@@ -235,13 +232,13 @@ def _pass_keeping_inputs(loaded: LoadedModel, ids: list[int], layers, reduce) ->
 def _layers_alone(loaded: LoadedModel, inputs: LayerInputs, layers, reduce) -> dict:
     """The chosen layers' attention, each layer run alone on its kept inputs."""
     captured: dict[int, Any] = {}
-    decoder_layers = _decoder_layers(loaded.model)
+    layer_modules = decoder_layers(loaded.model)
     handles = _hooked_layers(loaded, layers, captured, reduce, stop_after_all=False)
     try:
         with _eager_attention(loaded.model):
             for index in layers:
                 args, kwargs = inputs.calls[index]
-                decoder_layers[index](*args, **kwargs)
+                layer_modules[index](*args, **kwargs)
     finally:
         for handle in handles:
             handle.remove()

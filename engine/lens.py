@@ -23,6 +23,7 @@ import weakref
 
 import torch
 
+from engine.architecture import decoder_layers, final_norm
 from engine.distribution import next_token_logits
 from engine.forward import cache_from, layers_of
 from engine.kvcache import PrefixCache, scoped
@@ -46,25 +47,7 @@ from engine.output import OUTPUT_PATH_TOLERANCE, output_logits, relative_gap, so
 from engine.tokenization import read_model_sequence, token_text
 from engine.types import EngineError, InputError
 
-FINAL_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
-
-
 # --- The model's own output path -----------------------------------------------------------------
-
-
-def decoder_layers(model) -> list[torch.nn.Module]:
-    decoder = model.get_decoder()
-    return list(getattr(decoder, "layers", None) or decoder.h)
-
-
-def final_norm(model) -> torch.nn.Module:
-    """The norm the model applies after its last layer, before lm_head."""
-    decoder = model.get_decoder()
-    for name in FINAL_NORM_NAMES:
-        module = getattr(decoder, name, None)
-        if isinstance(module, torch.nn.Module):
-            return module
-    raise EngineError("The logit lens cannot find this model's final norm", field="model")
 
 
 def layer_logits(model, residuals: torch.Tensor) -> torch.Tensor:

@@ -163,3 +163,42 @@ def client_for(user):
     client = APIClient()
     client.force_login(user)
     return client
+
+
+def make_tiny_gpt2(folder: Path) -> Path:
+    """A tiny random GPT-2 (2 layers, 2 heads, 32 wide, 64 learned positions, Conv1D layers,
+    no chat template) and a byte-level BPE tokenizer trained here, offline, with `tokenizers`:
+    a local model folder as `save_pretrained` writes one."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    corpus = ["The capital of France is Paris. Once upon a time there was a tiny model."] * 20
+    bpe.train_from_iterator(corpus, trainer)
+    eos = "<|endoftext|>"
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=eos, eos_token=eos, unk_token=eos
+    )
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory) -> Path:
+    """A tiny random GPT-2 saved as a local model folder (see make_tiny_gpt2)."""
+    return make_tiny_gpt2(tmp_path_factory.mktemp("models") / "tiny-gpt2")
