@@ -25,7 +25,7 @@ from engine.limits import MAX_STOP_SEQUENCES
 from engine.loading import LoadedModel
 from engine.matching import ConstraintMatcher
 from engine.sampling import choose, run_pipeline
-from engine.steps import MODES, StepRequest, StepResult, StepToken
+from engine.steps import APPENDING_MODES, MODES, StepRequest, StepResult, StepToken
 from engine.tokenization import TextJoiner
 from engine.types import EngineError, InputError
 
@@ -70,6 +70,8 @@ class Stepper:
             )
         if request.mode == "force" and not request.force_ids:
             raise InputError("Forcing needs a token id or some text", field="token_id")
+        if request.mode == "turn":
+            self._check_turn(request)
         if not request.prompt_ids:
             raise InputError("The prompt is empty", field="prompt")
         if not 1 <= request.top_n <= MAX_TOP_N:
@@ -83,7 +85,7 @@ class Stepper:
         check_token_ids(self.loaded, list(request.completion_ids), "completion_ids")
         check_token_ids(self.loaded, list(request.force_ids), "token_id")
         if request.max_new_tokens is not None and request.mode == "force":
-            left = request.max_new_tokens - len(request.completion_ids)
+            left = request.max_new_tokens - request.reply_length
             if request.n_new > left:
                 raise InputError(
                     f"The forced text is {request.n_new:,} tokens; this branch has room for "
@@ -97,6 +99,24 @@ class Stepper:
                 f"The branch has reached the context window "
                 f"({self.loaded.info.context_length:,} tokens)",
                 field="completion_ids",
+            )
+
+    def _check_turn(self, request: StepRequest) -> None:
+        if not request.force_ids:
+            raise InputError("A user's turn needs some text", field="text")
+        if request.constraint is not None:
+            raise InputError(
+                "This exploration has a constraint on what the model writes; it cannot go on "
+                "as a conversation",
+                field="text",
+            )
+        room = self.loaded.info.context_length - len(request.context_ids)
+        if request.n_new >= room:
+            raise InputError(
+                f"This turn is {request.n_new:,} tokens through the chat template; the context "
+                f"window ({self.loaded.info.context_length:,} tokens) has room for "
+                f"{max(room - 1, 0):,} more and a reply. Nothing was added",
+                field="text",
             )
 
     # -- constraints ----------------------------------------------------------------------------
@@ -195,7 +215,8 @@ class Stepper:
 
     def _uncached(self, request: StepRequest) -> int:
         """How many tokens this step will run through the model (its cost)."""
-        row = self._row(request, extra=request.force_ids[:-1] if request.mode == "force" else ())
+        appending = request.mode in APPENDING_MODES
+        row = self._row(request, extra=request.force_ids[:-1] if appending else ())
         total = int(row.ids.shape[0])
         return total - min(self.cache.cached_length(row.branch, row.ids), total - 1)
 
@@ -212,7 +233,7 @@ class Stepper:
     ) -> StepResult:
         """Run the pipeline on each new position's logits (n_new, vocab), choose, record."""
         completion = list(request.completion_ids)
-        joiner = self._joiner_over_tail(completion, request.stop)
+        joiner = self._joiner_over_tail(completion, request.stop, request.turn_start)
         tokens: list[StepToken] = []
         finish_reason = None
         for position in range(request.n_new):
@@ -223,6 +244,8 @@ class Stepper:
             piece = joiner.add(token)
             elapsed = forward_ms / request.n_new + (time.perf_counter() - started) * 1000
             tokens.append(StepToken(len(completion) - 1, piece, how, distribution, elapsed))
+            if request.mode == "turn":
+                continue  # the reply starts after the turn; check_turn left it room
             finish_reason = self._finish_reason(
                 request, completion, joiner.text, text_before, matcher
             )
@@ -237,13 +260,16 @@ class Stepper:
                 break
         return StepResult(request.branch, tuple(tokens), finish_reason)
 
-    def _joiner_over_tail(self, completion: list[int], stop: tuple[str, ...]) -> TextJoiner:
+    def _joiner_over_tail(
+        self, completion: list[int], stop: tuple[str, ...], turn_start: int = 0
+    ) -> TextJoiner:
         """A TextJoiner fed the last tokens of the completion: enough to join a character split
         over earlier tokens and to see a stop sequence end in the new ones, without re-reading
         the whole completion every step."""
         longest_stop = max((len(sequence.encode()) for sequence in stop), default=0)
         joiner = TextJoiner(self.loaded.tokenizer)
-        for token_id in completion[-(_TAIL_TOKENS + longest_stop) :]:
+        reply = completion[turn_start:]  # a stop sequence counts within the current reply only
+        for token_id in reply[-(_TAIL_TOKENS + longest_stop) :]:
             joiner.add(token_id)
         return joiner
 
@@ -263,9 +289,9 @@ class Stepper:
             completion_ids=torch.tensor(completion, dtype=torch.long),
             valid_mask=matcher.allowed_mask() if matcher else None,
         )
-        if request.mode == "force":
+        if request.mode in APPENDING_MODES:
             token = request.force_ids[step_index - len(request.completion_ids)]
-            how = "forced"
+            how = "forced" if request.mode == "force" else "turn"
             if not result.valid[token]:
                 raise InputError(
                     f"The constraint does not allow token {token} here", field="token_id"
@@ -295,7 +321,8 @@ class Stepper:
                 return "stop_sequence"
         if matcher is not None and matcher.is_stopped:
             return "constraint_complete"
-        if request.max_new_tokens is not None and len(completion) >= request.max_new_tokens:
+        reply_length = len(completion) - request.turn_start
+        if request.max_new_tokens is not None and reply_length >= request.max_new_tokens:
             return "max_tokens"
         if len(request.prompt_ids) + len(completion) >= self.loaded.info.context_length:
             return "context_full"
@@ -309,7 +336,7 @@ class Stepper:
         """Step one branch (sample or greedy) until it finishes: EOS, a stop sequence,
         max_new_tokens, the context window or the constraint. on_step sees each result as it
         comes; returning False from it stops early."""
-        if request.mode == "force":
+        if request.mode in APPENDING_MODES:
             raise InputError(
                 "Generation samples or picks greedily; force a token with a step", "mode"
             )

@@ -12,7 +12,8 @@ from engine.kvcache import scoped
 from engine.params import SamplingParams
 from engine.types import GeneratedPiece
 
-MODES = ("sample", "greedy", "force")
+MODES = ("sample", "greedy", "force", "turn")
+APPENDING_MODES = ("force", "turn")  # modes that append the given force_ids
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,13 @@ class StepRequest:
     prompt_ids: the tokens the model reads before the completion (chat template applied).
     completion_ids: the tokens generated so far. The sampling step index is len(completion_ids).
     mode: "sample" (a seeded draw from p_final, or the argmax when params are greedy),
-      "greedy" (the argmax of p_final), or "force" (append force_ids, e.g. a forced text's tokens).
-    stop: stop sequences; max_new_tokens: the completion's length limit (None: the context).
+      "greedy" (the argmax of p_final), "force" (append force_ids, e.g. a forced text's tokens),
+      or "turn" (append force_ids: a user's turn of a conversation, through the chat template,
+      recorded with the model's distribution at each of its tokens; the assistant's reply
+      starts after it).
+    stop: stop sequences; max_new_tokens: the length limit of the assistant's current reply,
+      which starts at completion index turn_start (0 until a conversation has a second turn;
+      None: the context).
     cache_scope: whose text this is (e.g. "user:7"); cached states are reused within it only.
     """
 
@@ -41,6 +47,7 @@ class StepRequest:
     max_new_tokens: int | None = None
     parent: str | None = None
     cache_scope: str = ""
+    turn_start: int = 0
 
     @property
     def context_ids(self) -> tuple[int, ...]:
@@ -54,14 +61,20 @@ class StepRequest:
     @property
     def n_new(self) -> int:
         """How many tokens this step appends."""
-        return len(self.force_ids) if self.mode == "force" else 1
+        return len(self.force_ids) if self.mode in APPENDING_MODES else 1
+
+    @property
+    def reply_length(self) -> int:
+        """Tokens of the assistant's current reply so far."""
+        return len(self.completion_ids) - self.turn_start
 
 
 @dataclass(frozen=True)
 class StepToken:
     """One token appended to a branch, as it was when chosen.
 
-    index: its position in the completion (0-based). how: "sampled", "greedy" or "forced".
+    index: its position in the completion (0-based). how: "sampled", "greedy", "forced" or
+    "turn" (a token of a user's turn).
     distribution: the top-N candidates at that step (chosen = this token, with its p_base,
     p_final and rank). elapsed_ms: the wall time of the step (a batched pass is shared).
     """

@@ -18,13 +18,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from engine.constraints import Constraint
+from engine.conversation import Message, reply_text, turn_ids
 from engine.distribution import prompt_ids
 from engine.params import SamplingParams
-from engine.stepping import StepRequest, StepResult
+from engine.stepping import StepRequest, StepResult, eos_ids_of
 from engine.types import EngineError, InputError
 from inspector.accounts.access import exploration_principal
 from inspector.compute import leases
 from inspector.compute.services import release_connection
+from inspector.errors import ServiceError
+from inspector.explorations.conversation import check_turn_allowed, reply_start, turns_of
 from inspector.models import Branch, Step
 from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 from worker.scheduler import Generation, seconds_until
@@ -54,18 +57,36 @@ def _prompt_ids(loaded, prompt: str, system_prompt: str, use_chat_template: bool
     return tuple(prompt_ids(loaded, prompt, system_prompt or None, use_chat_template))
 
 
+def _turn_ids(branch: Branch, loaded, steps: list[Step], text: str | None) -> tuple[int, ...]:
+    """The tokens a user's turn appends: the conversation so far, through the chat template."""
+    eos_ids = eos_ids_of(loaded)
+    history = [
+        Message(turn.role, turn.text)
+        if turn.role != "assistant"
+        else Message("assistant", reply_text(loaded.tokenizer, turn.token_ids, eos_ids))
+        for turn in turns_of(branch.exploration, steps)
+    ]
+    last_id = steps[-1].token_id if steps else None
+    return turn_ids(loaded.tokenizer, history, text or "", last_id)
+
+
 def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) -> StepRequest:
     """The engine request for the next step of a branch, from what the database holds."""
     exploration = branch.exploration
     loaded = stepper.loaded
-    forced = _force_ids(loaded.tokenizer, token_id, text) if mode == "force" else ()
+    steps = branch.sequence(with_candidates=False)
+    forced = ()
+    if mode == "force":
+        forced = _force_ids(loaded.tokenizer, token_id, text)
+    elif mode == "turn":
+        forced = _turn_ids(branch, loaded, steps, text)
     return StepRequest(
         branch=str(branch.pk),
         parent=str(branch.parent_id) if branch.parent_id else None,
         prompt_ids=_prompt_ids(
             loaded, exploration.prompt, exploration.system_prompt, exploration.use_chat_template
         ),
-        completion_ids=tuple(branch.token_ids()),
+        completion_ids=tuple(step.token_id for step in steps),
         params=SamplingParams.from_dict(exploration.params),
         mode=mode,
         force_ids=forced,
@@ -74,6 +95,7 @@ def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) 
         stop=tuple(exploration.stop or ()),
         max_new_tokens=exploration.max_new_tokens,
         cache_scope=exploration_principal(exploration),
+        turn_start=reply_start(steps),
     )
 
 
@@ -113,7 +135,12 @@ def storable(value):
 
 
 def save_result(
-    branch: Branch, result: StepResult, params: dict, computed_on, expires_at: float = math.inf
+    branch: Branch,
+    result: StepResult,
+    params: dict,
+    computed_on,
+    expires_at: float = math.inf,
+    turn: dict | None = None,
 ) -> list[Step]:
     """Write the steps of one result, if the branch still holds exactly `computed_on` (the
     completion the step was computed from) and has not ended. Another step, an undo or a
@@ -123,7 +150,10 @@ def save_result(
     The branch row is locked for the check and the write (SQLite: the IMMEDIATE transaction
     takes the write lock), so step, undo and fork on one branch happen one after another.
     A step whose asker was told it failed (past expires_at, checked under the lock) is not
-    saved either."""
+    saved either.
+
+    turn: for a user's turn, {"text", "reply_ended"}: kept on its first token; the branch must
+    still have ended as the turn was computed for (reply_ended), and goes on after it."""
     steps = [
         Step(
             branch=branch,
@@ -141,16 +171,20 @@ def save_result(
         )
         for token in result.tokens
     ]
+    if turn is not None:
+        steps[0].turn = storable(turn)
+    ended_as = turn["reply_ended"] if turn is not None else ""
     try:
         with transaction.atomic():
             locked = Branch.objects.locked(branch.pk)
             if time.time() > expires_at:
                 raise InputError("This step took too long and was not saved; try again", "branch")
-            if locked.finish_reason or tuple(locked.token_ids()) != tuple(computed_on):
+            if locked.finish_reason != ended_as or tuple(locked.token_ids()) != tuple(computed_on):
                 raise BranchChanged()
             Step.objects.bulk_create(steps)
-            if result.finish_reason:
-                Branch.objects.filter(pk=branch.pk).update(finish_reason=result.finish_reason)
+            if result.finish_reason or turn is not None:
+                finish_reason = result.finish_reason or ""
+                Branch.objects.filter(pk=branch.pk).update(finish_reason=finish_reason)
     except (IntegrityError, BranchChanged, Branch.DoesNotExist):
         raise InputError(
             "The branch changed while this step was computed (another tab or person stepped, "
@@ -177,19 +211,31 @@ def _open_branch(branch_id: str) -> Branch:
     return branch
 
 
+def _ended_branch(branch_id: str) -> Branch:
+    """The branch, if its reply has ended so that a user's turn may follow."""
+    branch = _branch(branch_id)
+    try:
+        check_turn_allowed(branch)
+    except ServiceError as error:
+        raise InputError(error.message, field=error.field) from None
+    return branch
+
+
 def step_branch(params: dict, scheduler_for) -> dict:
     """Advance a branch by one step (several tokens when forcing a text) in the model's next
     batched pass, then save it.
 
-    params: {"branch": id, "mode": sample|greedy|force, "token_id"?, "text"?, "expires_at"?}.
-    scheduler_for(model_key) gives this process's ModelScheduler.
+    params: {"branch": id, "mode": sample|greedy|force|turn, "token_id"?, "text"?,
+    "expires_at"?}. scheduler_for(model_key) gives this process's ModelScheduler.
     """
-    branch = _open_branch(params["branch"])
+    mode = params.get("mode", "sample")
+    branch = _ended_branch(params["branch"]) if mode == "turn" else _open_branch(params["branch"])
+    turn = {"text": params.get("text") or "", "reply_ended": branch.finish_reason}
     scheduler = scheduler_for(branch.exploration.model_key)
     request = build_request(
         branch,
         scheduler.stepper,
-        params.get("mode", "sample"),
+        mode,
         params.get("token_id"),
         params.get("text"),
     )
@@ -198,7 +244,12 @@ def step_branch(params: dict, scheduler_for) -> dict:
     release_connection()
     result = scheduler.step(request, seconds_until(expires_at))
     steps = save_result(
-        branch, result, branch.exploration.params, request.completion_ids, expires_at
+        branch,
+        result,
+        branch.exploration.params,
+        request.completion_ids,
+        expires_at,
+        turn if mode == "turn" else None,
     )
     return {
         "branch": str(branch.pk),

@@ -20,6 +20,8 @@ from inspector.explorations.serializers import (
     ForkRequestSerializer,
     StepRequestSerializer,
     StepSerializer,
+    TurnRequestSerializer,
+    TurnsAddedSerializer,
 )
 
 
@@ -80,6 +82,7 @@ class ExplorationViewSet(viewsets.ViewSet):
     steps=documented(StepRequestSerializer, status=201),
     fork=documented(ForkRequestSerializer, BranchSerializer, status=201),
     undo=documented(response=BranchSerializer),
+    turns=documented(TurnRequestSerializer, TurnsAddedSerializer, status=201),
 )
 class BranchViewSet(viewsets.ViewSet):
     """A branch with its whole sequence; step, fork and undo are verbs on it."""
@@ -108,6 +111,20 @@ class BranchViewSet(viewsets.ViewSet):
         body = {
             "steps": StepSerializer(steps, many=True).data,
             "finish_reason": branch.finish_reason or None,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def turns(self, request, pk=None):
+        """Append a user's turn to a conversation whose last reply has ended."""
+        branch = explorations.get_branch(request, pk)
+        serializer = TurnRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        limits.check_generation_rate(request)
+        steps = explorations.add_turn(branch, serializer.validated_data["text"])
+        body = {
+            "steps": StepSerializer(steps, many=True).data,
+            "turns": [turn.to_dict() for turn in explorations.conversation_of(branch)],
         }
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -16,6 +16,11 @@ from inspector import broadcast
 from inspector.compute import budget, dispatch, leases, limits
 from inspector.compute.services import compute_later, compute_now
 from inspector.errors import REDIS_DOWN, ServiceError
+from inspector.explorations.conversation import (
+    check_fork_outside_turn,
+    check_turn_allowed,
+    reply_start,
+)
 from inspector.explorations.serializers import MAX_FORCED_CHARS
 from inspector.models import Branch, Step
 from inspector.protocol import (
@@ -84,9 +89,18 @@ def step(branch: Branch, mode: str, token_id: int | None = None, text: str | Non
         return _step(branch, mode, token_id, text)
 
 
-def _check_step(branch: Branch, text: str | None) -> None:
+def add_turn(branch: Branch, text: str) -> list[Step]:
+    """Append a user's turn to a conversation whose reply has ended (conversation.py says
+    when); the worker reads it through the chat template. Returns the turn's Step rows."""
+    with one_operation(branch):
+        return _step(branch, "turn", None, text)
+
+
+def _check_step(branch: Branch, mode: str, text: str | None) -> None:
     """What can be refused before queueing (the worker checks the branch's room: it knows how
     many tokens the step adds)."""
+    if mode == "turn":
+        check_turn_allowed(branch)
     if text and len(text) > MAX_FORCED_CHARS:
         raise ServiceError(
             f"A forced text is at most {MAX_FORCED_CHARS:,} characters; this one has {len(text):,}",
@@ -105,7 +119,7 @@ def _step_params(branch: Branch, mode: str, token_id: int | None, text: str | No
 
 
 def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> list[Step]:
-    _check_step(branch, text)
+    _check_step(branch, mode, text)
     outcome = compute_now("branch_step", _step_params(branch, mode, token_id, text))
     branch.finish_reason = outcome["finish_reason"] or ""
     broadcast.branch_changed(branch.exploration_id, branch.pk, outcome["first_index"])
@@ -121,7 +135,7 @@ def push_step(
     open page, gives the branch back and answers the page (worker.replies.step_and_reply).
     Refused here, before anything is queued, for the same reasons as a step that waits.
     Returns the step's id, which the answer carries (a page may hear it before this returns)."""
-    _check_step(branch, text)
+    _check_step(branch, mode, text)
     token = hold_branch(branch)
     asked = leases.new_token()
     params = {
@@ -150,6 +164,7 @@ def _fork(branch: Branch, at_index: int, token_id: int) -> Branch:
     with transaction.atomic():  # an undo of the parent waits (see undo)
         Branch.objects.locked(branch.pk)
         length = branch.length
+        check_fork_outside_turn(branch, at_index)
         if at_index > length:
             raise ServiceError(
                 f"This branch has {length} tokens; a branch can start at index 0 to {length}",
@@ -174,7 +189,8 @@ def _fork(branch: Branch, at_index: int, token_id: int) -> Branch:
 
 
 def undo(branch: Branch) -> Step:
-    """Remove the branch's last own token (inherited ones belong to the parent branch).
+    """Remove the branch's last own token (inherited ones belong to the parent branch); a
+    user's turn goes whole, and the reply before it is ended again as it was.
 
     The branch row is locked while the last token is read and deleted, so an undo racing a
     step removes exactly one token: the step's save then sees the prefix changed and keeps
@@ -193,14 +209,18 @@ def _undo(branch: Branch) -> Step:
                 "it started from",
                 field="branch",
             )
-        if branch.children.filter(fork_index__gt=last.index).exists():
+        first, ended = last, ""
+        if last.mode == Step.Mode.TURN:
+            first = branch.steps.filter(turn__isnull=False).order_by("-index").first() or last
+            ended = (first.turn or {}).get("reply_ended", "")
+        if branch.children.filter(fork_index__gt=first.index).exists():
             raise ServiceError(
                 "Another branch starts after this token; delete that branch first",
                 field="branch",
             )
-        last.delete()
-        Branch.objects.filter(pk=branch.pk).update(finish_reason="")
-    branch.finish_reason = ""
+        branch.steps.filter(index__gte=first.index).delete()
+        Branch.objects.filter(pk=branch.pk).update(finish_reason=ended)
+    branch.finish_reason = ended
     broadcast.branch_changed(branch.exploration_id, branch.pk)
     return last
 
@@ -236,7 +256,8 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         raise ServiceError("This branch is already generating", field="branch")
     if leases.store().holder(OPERATION_KEY.format(branch=branch.pk)) is not None:
         raise ServiceError(BRANCH_BUSY, field="branch", status=409)
-    left = branch.exploration.max_new_tokens - branch.length
+    reply_length = branch.length - reply_start(branch.sequence(with_candidates=False))
+    left = branch.exploration.max_new_tokens - reply_length
     budget.charge("generate", {}, budget.generation_price(left))
     key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()
     queued_for = settings.TOKENLENS_TASK_TIMEOUT

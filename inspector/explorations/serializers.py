@@ -2,6 +2,7 @@
 that step, fork and rename them."""
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.limits import MAX_STOP_SEQUENCES
@@ -11,6 +12,7 @@ from inspector.api.serializers import (
     ModelRequestSerializer,
     SamplingParamsSerializer,
 )
+from inspector.explorations.conversation import turns_of
 from inspector.models import Branch, Exploration, Step
 
 # A forced text is read token by token into the branch: a few paragraphs at most.
@@ -30,6 +32,7 @@ STEP_FIELDS = (
     "distribution",
     "params",
     "elapsed_ms",
+    "turn",
 )
 
 
@@ -39,19 +42,50 @@ class StepSerializer(StrictModelSerializer):
         fields = list(STEP_FIELDS)
 
 
+class TurnSerializer(serializers.Serializer):
+    """One message of a conversation; first_index/last_index: its tokens in the completion
+    (null for the system prompt and the first user turn, which are the prompt)."""
+
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    text = serializers.CharField()
+    first_index = serializers.IntegerField(allow_null=True)
+    last_index = serializers.IntegerField(allow_null=True)
+
+
 class BranchSerializer(StrictModelSerializer):
-    """A branch with its whole sequence (inherited steps first)."""
+    """A branch with its whole sequence (inherited steps first) and, for a chat exploration,
+    the conversation it holds."""
 
     steps = serializers.SerializerMethodField()
+    turns = serializers.SerializerMethodField()
     length = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Branch
-        fields = ["id", "label", "parent", "fork_index", "finish_reason", "length", "steps"]
+        fields = [
+            "id",
+            "label",
+            "parent",
+            "fork_index",
+            "finish_reason",
+            "length",
+            "steps",
+            "turns",
+        ]
         read_only_fields = ["id", "parent", "fork_index", "finish_reason"]
 
+    def _sequence(self, branch: Branch) -> list[Step]:
+        if getattr(branch, "_serialized_sequence", None) is None:
+            branch._serialized_sequence = branch.sequence()
+        return branch._serialized_sequence
+
     def get_steps(self, branch: Branch) -> list[dict]:
-        return StepSerializer(branch.sequence(), many=True).data
+        return StepSerializer(self._sequence(branch), many=True).data
+
+    @extend_schema_field(TurnSerializer(many=True))
+    def get_turns(self, branch: Branch) -> list[dict]:
+        turns = turns_of(branch.exploration, self._sequence(branch))
+        return [turn.to_dict() for turn in turns]
 
 
 class BranchSummarySerializer(StrictModelSerializer):
@@ -142,6 +176,22 @@ class StepRequestSerializer(serializers.Serializer):
         if data["mode"] == "force" and data.get("token_id") is None and not data.get("text"):
             raise serializers.ValidationError({"token_id": "Give a token id or a text to force"})
         return data
+
+
+class TurnRequestSerializer(serializers.Serializer):
+    text = StrictCharField(trim_whitespace=False, max_length=MAX_FORCED_CHARS)
+
+    def validate_text(self, text: str) -> str:
+        if not text.strip():
+            raise serializers.ValidationError("Type what you say to the model (it is empty)")
+        return text
+
+
+class TurnsAddedSerializer(serializers.Serializer):
+    """The answer to a new turn: its steps and the conversation now."""
+
+    steps = StepSerializer(many=True)
+    turns = TurnSerializer(many=True)
 
 
 class ForkRequestSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from inspector.errors import ServiceError
 from inspector.explorations.branches import (  # noqa: F401  (the use-cases' one front door)
     BRANCH_BUSY,
     GENERATING,
+    add_turn,
     branch_route,
     fork,
     generation_outcome,
@@ -30,6 +31,7 @@ from inspector.explorations.branches import (  # noqa: F401  (the use-cases' one
     stop_generation,
     undo,
 )
+from inspector.explorations.conversation import turns_of
 from inspector.models import Branch, Exploration
 
 
@@ -142,6 +144,11 @@ def branch_tree(exploration: Exploration) -> list[tuple[Branch, int]]:
 
 
 TOP_N_CHOICES = (10, 20, 50, 100)
+
+
+def conversation_of(branch: Branch) -> list:
+    """The branch's conversation (conversation.turns_of; [] without the chat template)."""
+    return turns_of(branch.exploration, branch.sequence(with_candidates=False))
 
 
 def next_distribution(branch: Branch, params: dict, top_n: int = 20) -> dict:

@@ -153,6 +153,7 @@ class Step(models.Model):
         SAMPLED = "sampled", "Sampled"
         GREEDY = "greedy", "Greedy"
         FORCED = "forced", "Forced"
+        TURN = "turn", "A user's turn"
 
     branch = models.ForeignKey(Branch, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField(help_text="Position in the branch's whole completion")
@@ -166,6 +167,14 @@ class Step(models.Model):
     distribution = models.JSONField(help_text="Top-N candidates, entropies and kept mass")
     params = models.JSONField(default=dict)
     elapsed_ms = models.FloatField(default=0)
+    turn = models.JSONField(
+        null=True,
+        blank=True,
+        help_text=(
+            "On the first token of a user's turn: the text the person typed and why the reply "
+            "before it ended (undoing the turn restores that)"
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
