@@ -23,6 +23,7 @@ urlpatterns = [
     path("distribution/", analysis_api.distribution, name="api-distribution"),
     path("sampling/", analysis_api.sampling, name="api-sampling"),
     path("attention/", analysis_api.attention, name="api-attention"),
+    path("attention/graph/", analysis_api.attention_graph, name="api-attention-graph"),
     path("heads/", analysis_api.heads, name="api-heads"),
     path("attribution/", analysis_api.attribution, name="api-attribution"),
     path("embeddings/", analysis_api.embeddings, name="api-embeddings"),

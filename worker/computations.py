@@ -21,12 +21,14 @@ from django.db import close_old_connections
 from engine import jit_cache
 from engine.anatomy import sampling_anatomy
 from engine.attention import LayerInputCache, attention_for
+from engine.attention_graph import LinkRule, attention_graph
 from engine.attribution import DEFAULT_STEPS, attribute
 from engine.constraints import Constraint
 from engine.distribution import next_token_inputs, next_token_logits, prompt_ids
 from engine.embeddings import embeddings_overview
 from engine.heads import cluster_heads, head_features, prepare_head_maps
 from engine.lens import logit_lens
+from engine.limits import DEFAULT_GRAPH_K, DEFAULT_GRAPH_THRESHOLD
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.params import SamplingParams
 from engine.stepping import Stepper, StepRequest
@@ -223,6 +225,35 @@ def compute_attention(params: dict, progress: Progress | None = None) -> dict:
     return on_the_model(params["model"], run, progress)
 
 
+def compute_attention_graph(params: dict, progress: Progress | None = None) -> dict:
+    """The strongest attention links of a layer range (AttentionGraph.to_dict()). It keeps
+    and reuses the same layer inputs as compute_attention, so opening a heatmap of one of its
+    layers afterwards costs one layer."""
+    from django.conf import settings
+
+    links = LinkRule(
+        rule=params.get("rule") or "top_k",
+        k=params.get("k", DEFAULT_GRAPH_K),
+        threshold=params.get("threshold", DEFAULT_GRAPH_THRESHOLD),
+        skip_first=bool(params.get("skip_first")),
+    )
+
+    def run(loaded: LoadedModel) -> dict:
+        return attention_graph(
+            loaded,
+            params["text"],
+            first_layer=params.get("first_layer") or 0,
+            last_layer=params.get("last_layer"),
+            heads=params.get("heads") or None,
+            links=links,
+            max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
+            reuse=(_layer_inputs, params.get("cache_scope") or ""),
+            **sequence_options(params),
+        ).to_dict()
+
+    return on_the_model(params["model"], run, progress)
+
+
 def compute_heads(params: dict, progress: Progress | None = None) -> dict:
     """Every head's attention features over the sequence, mapped to 2-D and grouped into
     params["k"] labelled clusters (HeadClusters.to_dict())."""
@@ -331,6 +362,7 @@ COMPUTATIONS = {
     "sampling": compute_sampling,
     "branch_step": compute_branch_step,
     "attention": compute_attention,
+    "attention_graph": compute_attention_graph,
     "heads": compute_heads,
     "embeddings": compute_embeddings,
     "vocabulary": compute_vocabulary,

@@ -1,6 +1,7 @@
 """REST API v1 for the analyses: the model catalog, tokenization, the next-token distribution
-and its sampling taken apart, attention, head clusters, attribution, embeddings, the vocabulary
-and the logit lens. Each waits for a worker's result (inspector.compute.services.compute_now)."""
+and its sampling taken apart, attention (maps, and its strongest links as a graph), head
+clusters, attribution, embeddings, the vocabulary and the logit lens. Each waits for a
+worker's result (inspector.compute.services.compute_now)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 
 from inspector.analysis.scope import cache_scope
 from inspector.analysis.serializers import (
+    AttentionGraphRequestSerializer,
     AttentionRequestSerializer,
     AttributionRequestSerializer,
     DistributionRequestSerializer,
@@ -52,6 +54,13 @@ def tokenize(request):
 @api_view(["POST"])
 def attention(request):
     return _compute(request, AttentionRequestSerializer, "attention")
+
+
+@documented(AttentionGraphRequestSerializer)
+@api_view(["POST"])
+def attention_graph(request):
+    """Only the strongest links of a layer range (top-k per query or above a threshold)."""
+    return _compute(request, AttentionGraphRequestSerializer, "attention_graph")
 
 
 @documented(AttributionRequestSerializer)

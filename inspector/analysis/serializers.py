@@ -6,19 +6,24 @@ from rest_framework import serializers
 
 from engine.limits import ATTRIBUTION_METHODS as METHODS
 from engine.limits import (
+    DEFAULT_GRAPH_K,
+    DEFAULT_GRAPH_THRESHOLD,
     DEFAULT_STEPS,
     ENCODINGS,
+    GRAPH_RULES,
     MAX_CHOSEN,
     MAX_CLUSTERS,
     MAX_DRAWS,
+    MAX_GRAPH_K,
     MAX_POSITIONS,
     MAX_SEED,
     MAX_STEPS,
     MAX_TOP_K,
     MAX_TOP_N,
+    MIN_GRAPH_THRESHOLD,
     PRECISIONS,
 )
-from inspector.api.fields import StrictCharField, storable_json
+from inspector.api.fields import StrictCharField, StrictFloatField, storable_json
 from inspector.api.serializers import (
     ConstraintSerializer,
     ModelRequestSerializer,
@@ -89,6 +94,45 @@ class AttentionRequestSerializer(SequenceRequestSerializer):
         child=serializers.IntegerField(min_value=0), required=False, default=list
     )
     encoding = serializers.ChoiceField(choices=ENCODINGS, default="uint8")
+
+
+class AttentionGraphRequestSerializer(SequenceRequestSerializer):
+    """The strongest attention links of layers first_layer..last_layer (default: every
+    layer) and heads (default: all), as edges: the k strongest keys of every query row
+    (rule top_k) or every weight at or above threshold (rule threshold). The engine checks
+    the layers and heads against the model, and the number of edges against its limit."""
+
+    first_layer = serializers.IntegerField(required=False, default=0, min_value=0)
+    last_layer = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0
+    )
+    heads = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), required=False, default=list
+    )
+    rule = serializers.ChoiceField(choices=GRAPH_RULES, default="top_k")
+    k = serializers.IntegerField(
+        required=False, default=DEFAULT_GRAPH_K, min_value=1, max_value=MAX_GRAPH_K
+    )
+    threshold = StrictFloatField(
+        required=False,
+        default=DEFAULT_GRAPH_THRESHOLD,
+        min_value=MIN_GRAPH_THRESHOLD,
+        max_value=1,
+    )
+    skip_first = serializers.BooleanField(
+        required=False, default=False, help_text="leave out links to the first token (a sink)"
+    )
+
+    def validate(self, attrs):
+        first, last = attrs.get("first_layer", 0), attrs.get("last_layer")
+        if last is not None and first > last:
+            raise serializers.ValidationError(
+                {
+                    "last_layer": f"The layer range runs from first_layer {first} up to "
+                    f"last_layer {last}: the first may not come after the last"
+                }
+            )
+        return super().validate(attrs)
 
 
 class HeadsRequestSerializer(SequenceRequestSerializer):

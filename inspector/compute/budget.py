@@ -71,7 +71,17 @@ def price(kind: str, params: dict) -> tuple[int, str]:
     if kind == "attention":
         layers = len(set(params.get("layers") or ())) or 1
         return tokens + tokens * layers // 4, f"{about} and {layers} layers of maps"
+    if kind == "attention_graph":  # priced as the maps it reads, though it sends only edges
+        layers = _graph_layers(params)
+        return tokens + tokens * layers // 4, f"{about} and {layers} layers of maps"
     return tokens, about
+
+
+def _graph_layers(params: dict) -> int:
+    """The layers an attention graph reads; all of them (the model's count, known only to a
+    worker) when last_layer is left out: priced as 32."""
+    first, last = params.get("first_layer") or 0, params.get("last_layer")
+    return max(1, (32 if last is None else last + 1) - first)
 
 
 def _lens_cost(result: dict) -> int:

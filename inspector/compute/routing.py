@@ -26,9 +26,11 @@ from inspector.compute import heartbeat
 
 MODEL_QUEUE = "tokenlens.model.{model}"
 WORKER_QUEUE = "tokenlens.worker.{worker}"
-# Kinds of work whose result depends on a cache worth keeping on one worker (attention: the
-# layer inputs that make a layer switch cost one layer).
-STICKY_KINDS = frozenset({"branch_step", "distribution", "logit_lens", "attention"})
+# Kinds of work whose result depends on a cache worth keeping on one worker (attention and its
+# graph: the layer inputs that make a layer switch cost one layer).
+STICKY_KINDS = frozenset(
+    {"branch_step", "distribution", "logit_lens", "attention", "attention_graph"}
+)
 
 
 def affinity_of(kind: str, params: dict) -> str | None:

@@ -115,7 +115,8 @@ def test_swagger_ui_loads_its_assets_from_our_own_static_files(client):
 # The analysis endpoints run the real models; their coverage phase sends only the invalid
 # boundary cases (each answered by validation, fast), and fuzzing sends the valid ones.
 ANALYSES = (
-    "tokenize|distribution|sampling|attention|heads|attribution|embeddings|vocabulary|logit-lens"
+    "tokenize|distribution|sampling|attention|attention/graph|heads|attribution|embeddings|"
+    "vocabulary|logit-lens"
 )
 MODEL_WORK = rf"^/api/v1/({ANALYSES})/$"
 # All but the review queue and the activity log (schema.include() does not narrow a schema
