@@ -19,7 +19,8 @@ from inspector.explorations.serializers import STEP_FIELDS, ExplorationSerialize
 from inspector.models import Step
 
 FORMAT = "tokenlens.exploration"
-VERSION = 1
+VERSION = 2  # 2: conversations (steps of mode "turn", a turn's text); 1 is still read
+READABLE_VERSIONS = (1, 2)
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_REQUEST_BYTES = MAX_UPLOAD_BYTES + 2**16  # the file and its multipart envelope
 MAX_TOKEN_ID = 2**31 - 1  # what the database's token_id (and rank) column holds
@@ -73,8 +74,11 @@ class StepFileSerializer(StrictModelSerializer):
     mode = serializers.ChoiceField(
         choices=Step.Mode.choices,
         error_messages={
-            "invalid_choice": "A step's mode is sampled, greedy or forced, not {input!r}"
+            "invalid_choice": ("A step's mode is sampled, greedy, forced or turn, not {input!r}")
         },
+    )
+    turn = serializers.DictField(
+        required=False, allow_null=True, default=None, validators=[storable_json]
     )
     piece = serializers.DictField(required=False, default=dict, validators=[storable_json])
     p_base = _probability()
@@ -113,6 +117,16 @@ class StepFileSerializer(StrictModelSerializer):
                     )
         return distribution
 
+    def validate_turn(self, turn: dict | None) -> dict | None:
+        if turn is not None and not isinstance(turn.get("text"), str):
+            raise serializers.ValidationError("A turn holds the text the person typed")
+        return turn
+
+    def validate(self, data: dict) -> dict:
+        if data.get("turn") is not None and data["mode"] != Step.Mode.TURN:
+            raise serializers.ValidationError({"turn": "Only a step of mode turn opens a turn"})
+        return data
+
 
 class BranchFileSerializer(serializers.Serializer):
     id = StrictCharField(max_length=64, help_text="Links children to parents only")
@@ -124,7 +138,8 @@ class BranchFileSerializer(serializers.Serializer):
 
 
 class ExplorationFileSerializer(serializers.Serializer):
-    """A TokenLens exploration file (format tokenlens.exploration, version 1)."""
+    """A TokenLens exploration file (format tokenlens.exploration, version 2; version 1, from
+    before conversations, is read too)."""
 
     format = serializers.ChoiceField(choices=[FORMAT])
     version = serializers.IntegerField()
@@ -162,11 +177,27 @@ def _check_envelope(data) -> None:
         raise ServiceError(
             f"The file does not say its version; this TokenLens reads version {VERSION}", "version"
         )
-    if version != VERSION or isinstance(version, bool):
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise ServiceError(
-            f"This file is version {version}; this TokenLens reads version {VERSION}", "version"
+            f"This file is version {version}; this TokenLens reads versions 1 and {VERSION}",
+            "version",
+        )
+    if version == 1 and _has_turns(data.get("branches")):
+        raise ServiceError(
+            "This file says version 1 but holds a conversation's turns (steps of mode turn), "
+            "which version 1 files cannot have",
+            "version",
         )
     _check_sizes(data.get("branches"))
+
+
+def _has_turns(branches) -> bool:
+    return isinstance(branches, list) and any(
+        isinstance(step, dict) and (step.get("mode") == Step.Mode.TURN or step.get("turn"))
+        for branch in branches
+        if isinstance(branch, dict) and isinstance(branch.get("steps"), list)
+        for step in branch["steps"]
+    )
 
 
 def _check_sizes(branches) -> None:

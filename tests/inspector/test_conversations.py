@@ -3,10 +3,13 @@ reply ends, what the model then reads, undo, branching inside an earlier turn, r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from engine.distribution import prompt_ids
+from inspector.models import Branch
 from worker.computations import loaded_model
 
 pytestmark = pytest.mark.django_db
@@ -178,3 +181,51 @@ def test_a_turn_is_refused_with_the_reason(api, setup, expected):
 def test_plain_branches_list_no_turns(api):
     branch_id = _chat(api, use_chat_template=False, prompt="Hello")["branches"][0]["id"]
     assert _branch(api, branch_id)["turns"] == []
+
+
+def test_export_carries_the_turns_and_import_gives_the_same_conversation(api, ended):
+    assert _turn(api, ended, "Once more, in French").status_code == 201
+    _step_to_end(api, ended)
+    exploration_id = Branch.objects.get(pk=ended).exploration_id
+    exported = api.get(f"/api/v1/explorations/{exploration_id}/export/").json()
+    assert exported["version"] == 2
+    steps = exported["branches"][0]["steps"]
+    opening = [step for step in steps if step["turn"]]
+    assert len(opening) == 1 and opening[0]["turn"]["text"] == "Once more, in French"
+    imported = api.post("/api/v1/explorations/import/", exported, "json")
+    assert imported.status_code == 201, imported.content
+    copy = _branch(
+        api, api.get(f"/api/v1/explorations/{imported.json()['id']}/").json()["branches"][0]["id"]
+    )
+    assert copy["turns"] == _branch(api, ended)["turns"]
+
+
+def test_a_version_1_file_is_still_read(api, valid_file):
+    old = json.loads(json.dumps(valid_file))
+    old["version"] = 1
+    for branch in old["branches"]:
+        for step in branch["steps"]:
+            del step["turn"]
+    response = api.post("/api/v1/explorations/import/", old, "json")
+    assert response.status_code == 201, response.content
+
+
+def test_a_version_1_file_cannot_hold_turns(api, valid_file):
+    old = json.loads(json.dumps(valid_file))
+    old["version"] = 1
+    old["branches"][0]["steps"][0]["mode"] = "turn"
+    response = api.post("/api/v1/explorations/import/", old, "json")
+    assert response.status_code == 400
+    assert "version 1 files cannot have" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "turn, fragment",
+    [({"reply_ended": "eos"}, "holds the text"), ({"text": "Hi"}, "Only a step of mode turn")],
+)
+def test_a_file_with_a_bad_turn_is_refused(api, valid_file, turn, fragment):
+    bad = json.loads(json.dumps(valid_file))
+    bad["branches"][0]["steps"][0]["turn"] = turn
+    response = api.post("/api/v1/explorations/import/", bad, "json")
+    assert response.status_code == 400
+    assert fragment in response.json()["error"]["message"]

@@ -62,7 +62,7 @@ REFUSALS = [
         {},
         _set("version", 7),
         "version",
-        "This file is version 7; this TokenLens reads version 1",
+        "This file is version 7; this TokenLens reads versions 1 and 2",
     ),
     ("no version", {}, _delete("version"), "version", "does not say its version"),
     (
