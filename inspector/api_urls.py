@@ -6,8 +6,10 @@ from rest_framework.routers import SimpleRouter
 from inspector.analysis import api as analysis_api
 from inspector.analysis import job_api
 from inspector.api.errors import not_found
+from inspector.catalog import api as catalog_api
 from inspector.explorations import api as exploration_api
 from inspector.lessons import api as lesson_api
+from inspector.lessons import question_api
 from inspector.live import api as live_api
 from inspector.sharing import api as share_api
 from inspector.transfer import api as transfer_api
@@ -18,7 +20,8 @@ router.register("branches", exploration_api.BranchViewSet, basename="branch")
 router.register("lessons", lesson_api.LessonViewSet, basename="lesson")
 
 urlpatterns = [
-    path("models/", analysis_api.models_list, name="api-models"),
+    path("models/", catalog_api.models, name="api-models"),
+    path("models/<str:key>/", catalog_api.model_detail, name="api-model"),
     path("tokenize/", analysis_api.tokenize, name="api-tokenize"),
     path("distribution/", analysis_api.distribution, name="api-distribution"),
     path("sampling/", analysis_api.sampling, name="api-sampling"),
@@ -62,6 +65,15 @@ urlpatterns = [
     path("live/<uuid:session_id>/present/", live_api.take_over, name="api-live-present"),
     path("live/<uuid:session_id>/spotlight/", live_api.spotlight, name="api-live-spotlight"),
     path("live/<uuid:session_id>/participants/", live_api.participants, name="api-live-people"),
+    path(
+        "lessons/<uuid:lesson_id>/items/<int:item_id>/questions/",
+        question_api.item_questions,
+        name="api-item-questions",
+    ),
+    path("questions/<int:question_id>/", question_api.question_detail, name="api-question"),
+    path("questions/<int:question_id>/answer/", question_api.answer, name="api-question-answer"),
+    path("questions/<int:question_id>/answers/", question_api.answers, name="api-question-answers"),
+    path("questions/<int:question_id>/results/", question_api.results, name="api-question-results"),
     *router.urls,
     # Last: anything else under /api/v1/ answers the API's JSON 404.
     re_path(r"^(?P<path>[\s\S]*)$", not_found, name="api-not-found"),

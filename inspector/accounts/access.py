@@ -95,6 +95,12 @@ def is_instructor(user) -> bool:
     return bool(user) and (user.is_staff or user.groups.filter(name=INSTRUCTORS).exists())
 
 
+def may_manage_models(user) -> bool:
+    """Adding a model to the catalog (and removing one added so): admins only. Every worker
+    loads it into memory and everyone is offered it; a folder path reads the worker's disk."""
+    return user is not None and user.is_authenticated and user.is_staff
+
+
 def may_present(user, lesson: Lesson) -> bool:
     """The lesson's instructor and its co-instructors present it live."""
     if user is None or not user.is_authenticated:
@@ -176,6 +182,32 @@ def lesson_access(request, lesson: Lesson) -> Access:
             role = "co-instructor"
         return Access(role=role, view=True, fork=True, review=role == "admin")
     return NOTHING
+
+
+@dataclass(frozen=True)
+class QuestionRights:
+    """What one request may do with a lesson's questions. An answer is read by its author and
+    the lesson's instructors (its owner and co-instructors) only: not by admins, not by other
+    students; the lesson's instructors do not answer their own questions."""
+
+    view: bool = False  # read the questions (not their answers before answering)
+    edit: bool = False  # add, change, delete questions: the lesson's owner
+    answer: bool = False  # a signed-in reader who does not teach the lesson
+    read_answers: bool = False  # every student's answers and the class's distribution
+
+
+def question_rights(request, lesson: Lesson) -> QuestionRights:
+    granted = lesson_access(request, lesson)
+    if not granted.view:
+        return QuestionRights()
+    user = user_of(request)
+    teaches = may_present(user, lesson)
+    return QuestionRights(
+        view=True,
+        edit=granted.change,
+        answer=user is not None and not teaches,
+        read_answers=teaches,
+    )
 
 
 def exploration_access(request, exploration: Exploration) -> Access:

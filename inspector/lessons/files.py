@@ -15,8 +15,9 @@ from inspector.lessons.input import (
     clean_notes,
     clean_prompts,
 )
+from inspector.lessons.question_input import MAX_QUESTIONS, QUESTION_FIELDS, clean_question
 from inspector.lessons.services import items_of, require_instructor
-from inspector.models import Lesson, LessonItem
+from inspector.models import Lesson, LessonItem, LessonQuestion
 from inspector.transfer import file_format as transfer_validation
 from inspector.transfer import services as transfer
 
@@ -31,6 +32,11 @@ def export_lesson(lesson: Lesson) -> dict:
             "note": item.note,
             "suggested_prompts": item.suggested_prompts,
             "exploration": transfer.export_exploration(item.exploration),
+            "questions": [
+                {"position": question.position}
+                | {name: getattr(question, name) for name in QUESTION_FIELDS}
+                for question in item.questions.order_by("position", "pk")
+            ],
         }
         for item in items_of(lesson)
     ]
@@ -54,13 +60,14 @@ def import_lesson(request, data) -> Lesson:
         lesson = Lesson.objects.create(owner=request.user, **fields)
         for position, item in enumerate(items):
             exploration = transfer.import_exploration(item["exploration"], request)
-            LessonItem.objects.create(
+            created = LessonItem.objects.create(
                 lesson=lesson,
                 exploration=exploration,
                 position=position,
                 note=item["note"],
                 suggested_prompts=item["suggested_prompts"],
             )
+            _import_questions(created, position, item["questions"])
     audit.record(request, "lesson.import", lesson, f"imported “{lesson}” ({len(items)} items)")
     return lesson
 
@@ -104,9 +111,39 @@ def _validated_item(index: int, item) -> dict:
             "note": clean_notes(item.get("note") or "", field="note"),
             "suggested_prompts": clean_prompts(item.get("suggested_prompts") or []),
             "exploration": item["exploration"],
+            "questions": _question_list(item.get("questions")),
         }
     except ServiceError as error:
-        inner = "" if error.field in ("note", "suggested_prompts") else "exploration"
+        inner = "" if error.field in ("note", "suggested_prompts", "questions") else "exploration"
         field = "" if error.field == "non_field_errors" else error.field
         error.field = ".".join(part for part in (where, inner, field) if part)
         raise
+
+
+def _question_list(questions) -> list:
+    """An item's questions as the file has them (a file from before questions has none)."""
+    if questions is None:
+        return []
+    if not isinstance(questions, list) or len(questions) > MAX_QUESTIONS:
+        raise ServiceError(
+            f"`questions` is a list of at most {MAX_QUESTIONS} questions", field="questions"
+        )
+    return questions
+
+
+def _import_questions(item: LessonItem, index: int, questions: list) -> None:
+    """Each question checked against the item's newly imported exploration, as one asked on
+    the page is (a next-token question's recorded answer is read from its steps again)."""
+    for number, question in enumerate(questions):
+        where = f"items[{index}].questions[{number}]"
+        if not isinstance(question, dict):
+            raise ServiceError("Each question is a JSON object", field=where)
+        if question.get("kind") != LessonQuestion.Kind.MULTIPLE_CHOICE:
+            # A next-token question's candidates are read from the steps again.
+            question = {k: v for k, v in question.items() if k not in ("choices", "correct")}
+        try:
+            fields = clean_question(item, question)
+        except ServiceError as error:
+            error.field = f"{where}.{error.field}"
+            raise
+        LessonQuestion.objects.create(item=item, position=number, **fields)
