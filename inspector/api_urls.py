@@ -6,7 +6,6 @@ from rest_framework.routers import SimpleRouter
 from inspector.analysis import api as analysis_api
 from inspector.analysis import job_api
 from inspector.api.errors import not_found
-from inspector.catalog import api as catalog_api
 from inspector.explorations import api as exploration_api
 from inspector.lessons import api as lesson_api
 from inspector.lessons import question_api
@@ -20,8 +19,7 @@ router.register("branches", exploration_api.BranchViewSet, basename="branch")
 router.register("lessons", lesson_api.LessonViewSet, basename="lesson")
 
 urlpatterns = [
-    path("models/", catalog_api.models, name="api-models"),
-    path("models/<str:key>/", catalog_api.model_detail, name="api-model"),
+    path("models/", analysis_api.models_list, name="api-models"),
     path("tokenize/", analysis_api.tokenize, name="api-tokenize"),
     path("distribution/", analysis_api.distribution, name="api-distribution"),
     path("sampling/", analysis_api.sampling, name="api-sampling"),
@@ -72,8 +70,12 @@ urlpatterns = [
     ),
     path("questions/<int:question_id>/", question_api.question_detail, name="api-question"),
     path("questions/<int:question_id>/answer/", question_api.answer, name="api-question-answer"),
-    path("questions/<int:question_id>/answers/", question_api.answers, name="api-question-answers"),
-    path("questions/<int:question_id>/results/", question_api.results, name="api-question-results"),
+    path(
+        "questions/<int:question_id>/answers/", question_api.answers, name="api-question-answers"
+    ),
+    path(
+        "questions/<int:question_id>/results/", question_api.results, name="api-question-results"
+    ),
     *router.urls,
     # Last: anything else under /api/v1/ answers the API's JSON 404.
     re_path(r"^(?P<path>[\s\S]*)$", not_found, name="api-not-found"),
