@@ -170,8 +170,12 @@ class ModelRegistry:
         cache_root: Path,
         device_preference: str = "auto",
         on_loaded: Callable[[LoadedModel], None] | None = None,
+        lookup: Callable[[str], ModelSpec | None] | None = None,
     ):
+        """lookup: where a key missing from `catalog` is looked for (models added at run
+        time, read from the database by the worker)."""
         self.catalog = catalog
+        self._lookup = lookup or (lambda _key: None)
         self.cache_root = Path(cache_root)
         self.device_preference = device_preference
         self._on_loaded = on_loaded or (lambda _loaded: None)
@@ -180,16 +184,16 @@ class ModelRegistry:
         self._loading: ModelSpec | None = None
 
     def spec(self, key: str) -> ModelSpec:
-        try:
-            return self.catalog[key]
-        except KeyError:
+        spec = self.catalog.get(key) or self._lookup(key)
+        if spec is None:
             known = ", ".join(self.catalog)
-            raise UnknownModelError(f"Unknown model {key!r}; choose one of: {known}") from None
+            raise UnknownModelError(f"Unknown model {key!r}; choose one of: {known}")
+        return spec
 
     def get(self, key: str, progress: Progress | None = None) -> LoadedModel:
-        spec = self.spec(key)
         if key in self._loaded:
             return self._loaded[key]
+        spec = self.spec(key)
         loading = self._loading  # another thread's load under way (the worker's warm-up, say)
         if progress is not None and loading is not None:
             progress(f"Waiting for the worker to finish loading {loading.label}")
@@ -203,6 +207,12 @@ class ModelRegistry:
                     self._loading = None
                 self._on_loaded(self._loaded[key])
         return self._loaded[key]
+
+    def adopt(self, loaded: LoadedModel) -> None:
+        """Keep a model loaded elsewhere (adding it to the catalog loads it once already)."""
+        with self._lock:
+            self._loaded[loaded.spec.key] = loaded
+        self._on_loaded(loaded)
 
     def loaded_keys(self) -> list[str]:
         return list(self._loaded)

@@ -6,6 +6,7 @@ from rest_framework.routers import SimpleRouter
 from inspector.analysis import api as analysis_api
 from inspector.analysis import job_api
 from inspector.api.errors import not_found
+from inspector.catalog import api as catalog_api
 from inspector.explorations import api as exploration_api
 from inspector.lessons import api as lesson_api
 from inspector.lessons import question_api
@@ -19,7 +20,8 @@ router.register("branches", exploration_api.BranchViewSet, basename="branch")
 router.register("lessons", lesson_api.LessonViewSet, basename="lesson")
 
 urlpatterns = [
-    path("models/", analysis_api.models_list, name="api-models"),
+    path("models/", catalog_api.models, name="api-models"),
+    path("models/<str:key>/", catalog_api.model_detail, name="api-model"),
     path("tokenize/", analysis_api.tokenize, name="api-tokenize"),
     path("distribution/", analysis_api.distribution, name="api-distribution"),
     path("sampling/", analysis_api.sampling, name="api-sampling"),

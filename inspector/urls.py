@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("", include("inspector.analysis.urls")),
     path("", include("inspector.accounts.urls")),
+    path("", include("inspector.catalog.urls")),
     path("", include("inspector.lessons.urls")),
     path("", include("inspector.live.urls")),
     path("", include("inspector.sharing.urls")),

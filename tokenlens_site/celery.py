@@ -29,12 +29,19 @@ def _consume_model_queues(sender, instance, **_):
 
 
 @worker_ready.connect
-def _start_heartbeat(**_):
-    """Tell the web processes this worker is alive and what it serves."""
+def _start_heartbeat(sender=None, **_):
+    """Tell the web processes this worker is alive and what it serves; a model added to the
+    catalog meanwhile (inspector.catalog) is served from the next heartbeat on: the worker
+    asks its own consumer, through Celery's remote control, to take that model's queue too."""
     from inspector.compute import heartbeat as worker_heartbeat
     from inspector.compute import routing
 
-    worker_heartbeat.start_beating(routing.served_models())
+    def consume(models: list[str]) -> None:
+        for model in models:
+            queue = routing.MODEL_QUEUE.format(model=model)
+            app.control.add_consumer(queue, destination=[sender.hostname], reply=False)
+
+    worker_heartbeat.start_beating(routing.served_models, on_new=consume)
 
 
 @worker_shutdown.connect

@@ -73,6 +73,15 @@ def _publish_loaded(loaded: LoadedModel) -> None:
         )
 
 
+def _added_spec(key: str):
+    """A model added from the Models page (inspector.catalog), once it is ready: what a worker
+    started before it was added learns of it by."""
+    from inspector.models import CatalogModel
+
+    entry = CatalogModel.objects.ready().filter(key=key).first()
+    return entry.spec if entry is not None else None
+
+
 def registry() -> ModelRegistry:
     """This process's models, created on first use from the Django settings."""
     global _registry
@@ -88,6 +97,7 @@ def registry() -> ModelRegistry:
                 settings.TOKENLENS_MODEL_CACHE,
                 settings.TOKENLENS_DEVICE,
                 on_loaded=_publish_loaded,
+                lookup=_added_spec,
             )
         _registry.catalog = catalog  # models added to the catalog since start-up
     return _registry

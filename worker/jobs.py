@@ -10,6 +10,7 @@ from django.utils import timezone
 from inspector import broadcast
 from inspector.compute import budget
 from inspector.models import Job
+from worker.catalog import add_model
 from worker.computations import compute
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ def run_job(job_id: str) -> None:
         broadcast.job_updated(job.page_id, job.pk)
 
     try:
-        outcome = compute(job.kind, job.params, progress)
+        if job.kind == Job.Kind.ADD_MODEL:
+            outcome = add_model(job.params, progress)
+        else:
+            outcome = compute(job.kind, job.params, progress)
     except JobCancelled:
         logger.info("Job %s cancelled at: %s", job_id, job.stage)
         broadcast.job_updated(job.page_id, job.pk)

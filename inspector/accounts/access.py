@@ -95,6 +95,12 @@ def is_instructor(user) -> bool:
     return bool(user) and (user.is_staff or user.groups.filter(name=INSTRUCTORS).exists())
 
 
+def may_manage_models(user) -> bool:
+    """Adding a model to the catalog (and removing one added so): admins only. Every worker
+    loads it into memory and everyone is offered it; a folder path reads the worker's disk."""
+    return user is not None and user.is_authenticated and user.is_staff
+
+
 def may_present(user, lesson: Lesson) -> bool:
     """The lesson's instructor and its co-instructors present it live."""
     if user is None or not user.is_authenticated:

@@ -1,4 +1,4 @@
-"""REST API v1 for the analyses: the model catalog, tokenization, the next-token distribution
+"""REST API v1 for the analyses: tokenization, the next-token distribution
 and its sampling taken apart, attention (maps, and its strongest links as a graph), head
 clusters, attribution, embeddings, the vocabulary and the logit lens. Each waits for a
 worker's result (inspector.compute.services.compute_now)."""
@@ -24,12 +24,6 @@ from inspector.analysis.serializers import (
 )
 from inspector.api.schema import documented
 from inspector.compute import services
-
-
-@documented()
-@api_view(["GET"])
-def models_list(request):
-    return Response({"models": services.catalog_entries()})
 
 
 def _compute(request, serializer_class, kind: str) -> Response:

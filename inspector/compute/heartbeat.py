@@ -13,8 +13,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
+from django.db import connection
 
 from inspector.compute import redis_pool
 
@@ -87,15 +89,36 @@ def workers_serving(model: str) -> list[str]:
     return [name for name, models in live_workers().items() if model in models]
 
 
-def start_beating(models: list[str]) -> threading.Thread:
+def _read_served(models: Callable[[], list[str]], previous: list[str] | None) -> list[str]:
+    """What the worker serves now (the catalog read again: models added from the page join);
+    the previous answer while the database cannot be read."""
+    try:
+        return models()
+    except Exception:
+        logger.warning("Could not read the models this worker serves", exc_info=True)
+        return previous or []
+    finally:
+        connection.close()  # this thread must not hold a database connection between beats
+
+
+def start_beating(
+    models: Callable[[], list[str]], on_new: Callable[[list[str]], None] | None = None
+) -> threading.Thread:
     """Beat from a daemon thread for as long as this worker process lives (it keeps beating
-    while its threads are busy with long computations)."""
+    while its threads are busy with long computations). `models` is asked at every beat;
+    on_new(keys) hears of the models it names that it did not name at the previous beat."""
     name = worker_name()
 
     def run():
+        served: list[str] | None = None
         while True:
+            now = _read_served(models, served)
+            new = [key for key in now if served is not None and key not in served]
+            if new and on_new is not None:
+                on_new(new)
+            served = now
             try:
-                beat(name, models)
+                beat(name, served)
             except Exception:  # Redis away for a moment: try again at the next beat
                 logger.warning("Worker heartbeat failed", exc_info=True)
             time.sleep(HEARTBEAT_TTL_SECONDS / 3)

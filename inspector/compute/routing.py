@@ -23,6 +23,7 @@ from django.conf import settings
 
 from engine.catalog import build_catalog
 from inspector.compute import heartbeat
+from inspector.models import CatalogModel
 
 MODEL_QUEUE = "tokenlens.model.{model}"
 WORKER_QUEUE = "tokenlens.worker.{worker}"
@@ -67,19 +68,37 @@ def queue_for(model: str, affinity: str | None) -> str:
     return MODEL_QUEUE.format(model=model)
 
 
+def any_worker_route(affinity: str) -> dict:
+    """The route of work that any live worker can do, whatever models it serves: adding a
+    model to the catalog (no worker serves it yet)."""
+    return {"model": "", "affinity": affinity, "any_worker": True}
+
+
+def _any_worker_queue(affinity: str) -> str | None:
+    live = list(heartbeat.live_workers())
+    return WORKER_QUEUE.format(worker=choose_worker(live, affinity)) if live else None
+
+
 def route_task(name, args, kwargs, options, task=None, **_):
     """Celery's router (CELERY_TASK_ROUTES): a task's queue from the route it carries."""
     carried = (kwargs or {}).get("route")
+    if carried and carried.get("any_worker"):
+        queue = _any_worker_queue(carried.get("affinity") or name)
+        return {"queue": queue} if queue else None
     if not carried or not carried.get("model"):
         return None
     return {"queue": queue_for(carried["model"], carried.get("affinity"))}
 
 
 def served_models() -> list[str]:
-    """The models this worker serves: TOKENLENS_WORKER_MODELS, or every catalog model."""
-    return list(settings.TOKENLENS_WORKER_MODELS) or list(
-        build_catalog(settings.TOKENLENS_EXTRA_MODELS)
-    )
+    """The models this worker serves: TOKENLENS_WORKER_MODELS, or every catalog model, those
+    added from the Models page included (read again at each heartbeat, so a worker serves a
+    model added after it started without a restart)."""
+    if settings.TOKENLENS_WORKER_MODELS:
+        return list(settings.TOKENLENS_WORKER_MODELS)
+    served = list(build_catalog(settings.TOKENLENS_EXTRA_MODELS))
+    added = CatalogModel.objects.ready().values_list("key", flat=True)
+    return served + [key for key in added if key not in served]
 
 
 def queues_of_this_worker() -> list[str]:

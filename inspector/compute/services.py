@@ -8,9 +8,10 @@ import logging
 import time
 from functools import lru_cache
 
+from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from engine.catalog import build_catalog, inspect_prepared, is_prepared
 from engine.types import ModelSpec
@@ -20,14 +21,32 @@ from inspector.compute import expiry as job_expiry
 from inspector.compute import heartbeat as worker_heartbeat
 from inspector.errors import REDIS_DOWN as QUEUE_DOWN
 from inspector.errors import ServiceError
-from inspector.models import Job
+from inspector.models import CatalogModel, Job
+from inspector.models.catalog import ADDED_HERE
 from inspector.protocol import LOADED_KEY, TASK_COMPUTE, TASK_RUN_JOB
 
 logger = logging.getLogger(__name__)
 
 
 def catalog() -> dict[str, ModelSpec]:
-    return build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+    """The models everyone may choose: the packaged ones, TOKENLENS_EXTRA_MODELS, then those
+    added from the Models page once ready (inspector.catalog)."""
+    models = build_catalog(settings.TOKENLENS_EXTRA_MODELS)
+    for entry in added_models():
+        models.setdefault(entry.key, entry.spec)
+    return models
+
+
+def added_models() -> list[CatalogModel]:
+    """The ready models added from the Models page. None while the app is starting or before
+    its tables exist (`migrate` on a new database): serializers built at import time ask."""
+    if not apps.ready:
+        return []
+    try:
+        return list(CatalogModel.objects.ready().select_related("added_by"))
+    except DatabaseError:
+        logger.warning("The models added to the catalog cannot be read", exc_info=True)
+        return []
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -64,12 +83,15 @@ def catalog_entries() -> list[dict]:
     Celery workers) which live workers serve it."""
     entries = []
     live = _live_workers()
+    added = {entry.key: entry for entry in added_models()}
     for key, spec in catalog().items():
         loaded = _loaded_state(key)
         prepared = is_prepared(spec, settings.TOKENLENS_MODEL_CACHE)
         info = (loaded or {}).get("info") or (
             _prepared_info(spec, str(settings.TOKENLENS_MODEL_CACHE)) if prepared else None
         )
+        entry = added.get(key) if spec.description.endswith(ADDED_HERE) else None
+        info = info or (entry.card() if entry else None)
         entries.append(
             {
                 "key": key,
@@ -83,9 +105,16 @@ def catalog_entries() -> list[dict]:
                 if live is None
                 else sorted(name for name, models in live.items() if key in models),
                 **{name: value for name, value in (info or {}).items() if name not in ("key",)},
+                **_added_facts(entry),
             }
         )
     return entries
+
+
+def _added_facts(entry: CatalogModel | None) -> dict:
+    """Who added a model from the Models page, and when (None for the others)."""
+    by = entry.added_by.get_username() if entry and entry.added_by else None
+    return {"added_by": by, "added_at": entry.ready_at if entry else None}
 
 
 def _dispatch_job(job: Job) -> None:

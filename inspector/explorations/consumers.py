@@ -58,8 +58,12 @@ class GroupConsumer(AsyncWebsocketConsumer):
         )
 
 
+# How a page shows a job of each kind (the Tokens page's, unless named here).
+JOB_TEMPLATES = {Job.Kind.ADD_MODEL: "inspector/models.html#add-status"}
+
+
 class PageConsumer(GroupConsumer):
-    """One per open Tokens page: its jobs' progress."""
+    """One per open Tokens or Models page: its jobs' progress."""
 
     notice = "This connection only delivers updates; use the form to ask for work."
 
@@ -80,7 +84,8 @@ class PageConsumer(GroupConsumer):
         job = Job.objects.filter(pk=job_id).first()
         if job is None:
             return ""
-        return render_to_string("inspector/home.html#job-status", {"job": job})
+        template = JOB_TEMPLATES.get(job.kind, "inspector/home.html#job-status")
+        return render_to_string(template, {"job": job})
 
 
 class ExplorationConsumer(GroupConsumer):

@@ -2,6 +2,7 @@
 (and the migrations name inspector.models.new_link_token)."""
 
 from inspector.models.audit import AuditEvent
+from inspector.models.catalog import CatalogModel
 from inspector.models.explorations import Branch, BranchQuerySet, Exploration, Step
 from inspector.models.jobs import Job
 from inspector.models.lessons import Lesson, LessonItem
@@ -18,6 +19,7 @@ from inspector.models.sharing import ShareLink, new_link_token
 __all__ = [
     "AuditEvent",
     "Branch",
+    "CatalogModel",
     "BranchQuerySet",
     "Exploration",
     "Job",

@@ -20,6 +20,7 @@ class Job(models.Model):
         TOKENIZE = "tokenize", "Tokenize"
         HEADS = "heads", "Head clusters"
         ATTRIBUTION = "attribution", "Attribution"
+        ADD_MODEL = "add_model", "Adding a model"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting for a worker"

@@ -1,0 +1,1 @@
+"""Models added to the catalog from the Models page and the API (admins)."""
