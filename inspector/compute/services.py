@@ -44,8 +44,8 @@ def added_models() -> list[CatalogModel]:
         return []
     try:
         return list(CatalogModel.objects.ready().select_related("added_by"))
-    except DatabaseError:
-        logger.warning("The models added to the catalog cannot be read", exc_info=True)
+    except DatabaseError as exc:
+        logger.info("The models added to the catalog cannot be read: %s", exc)
         return []
 
 
