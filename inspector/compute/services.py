@@ -38,13 +38,14 @@ def catalog() -> dict[str, ModelSpec]:
 
 
 def added_models() -> list[CatalogModel]:
-    """The ready models added from the Models page. None while the app is starting or before
-    its tables exist (`migrate` on a new database): serializers built at import time ask."""
+    """The ready models added from the Models page. None while the app is starting, before
+    its tables exist (`migrate` on a new database) or where no database may be used (code that
+    builds serializers at import time, under a test runner that blocks the database)."""
     if not apps.ready:
         return []
     try:
         return list(CatalogModel.objects.ready().select_related("added_by"))
-    except DatabaseError as exc:
+    except (DatabaseError, RuntimeError) as exc:
         logger.info("The models added to the catalog cannot be read: %s", exc)
         return []
 
