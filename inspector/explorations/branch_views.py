@@ -23,7 +23,7 @@ from inspector.explorations.pages import (
     usable_branch,
     viewer_of,
 )
-from inspector.explorations.serializers import StepRequestSerializer
+from inspector.explorations.serializers import StepRequestSerializer, TurnRequestSerializer
 from inspector.models import Branch
 
 ASKED_HEADER = "TokenLens-Step"  # a pushed step's id (static/tokenlens/app.js)
@@ -32,22 +32,35 @@ ASKED_HEADER = "TokenLens-Step"  # a pushed step's id (static/tokenlens/app.js)
 @require_POST
 def branch_step(request: HttpRequest, branch_id) -> HttpResponse:
     """One step (sample, greedy or force), the form checked by the API's serializer."""
-    branch = usable_branch(request, branch_id)
+    return _step_from_form(request, usable_branch(request, branch_id), StepRequestSerializer)
 
+
+@require_POST
+def branch_turn(request: HttpRequest, branch_id) -> HttpResponse:
+    """A user's turn of a conversation (conversation.py), checked like the API's."""
+    return _step_from_form(request, usable_branch(request, branch_id), TurnRequestSerializer)
+
+
+def _step_from_form(request: HttpRequest, branch: Branch, serializer_class) -> HttpResponse:
+    """Validate the form, then step: pushed (the page's websocket hears the outcome, nothing
+    waits here) when the page has a socket, else waited for."""
     reply_to = request.POST.get("reply_to", "")
     pushed = bool(request.htmx) and broadcast.is_reply_channel(reply_to)
     asked = ""
 
     def step():
         nonlocal asked
-        serializer = StepRequestSerializer(data=request.POST)
+        serializer = serializer_class(data=request.POST)
         if not serializer.is_valid():
             raise ServiceError(*reversed(first_error(serializer.errors)))
         limits.check_generation_rate(request)
         data = serializer.validated_data
-        mode, token_id, text = data["mode"], data.get("token_id"), data.get("text") or None
-        if pushed:  # the page's websocket hears the outcome: nothing waits here
+        mode = data.get("mode", "turn")
+        token_id, text = data.get("token_id"), data.get("text") or None
+        if pushed:
             asked = explorations.push_step(branch, mode, token_id, text, reply_to)
+        elif mode == "turn":
+            explorations.add_turn(branch, text)
         else:
             explorations.step(branch, mode, token_id, text)
 

@@ -151,6 +151,8 @@ class ExplorationConsumer(GroupConsumer):
         )
         if not steps:
             return ""
+        if any(step.mode == Step.Mode.TURN for step in steps):  # a new message: redraw them
+            return self._render_now(branch_id, "tokens")
         context = {
             "branch": branch,
             "steps": steps,
@@ -178,6 +180,9 @@ class ExplorationConsumer(GroupConsumer):
 
     @database_sync_to_async
     def _render(self, branch_id: str, partial: str, **extra) -> str:
+        return self._render_now(branch_id, partial, **extra)
+
+    def _render_now(self, branch_id: str, partial: str, **extra) -> str:
         from inspector.explorations.pages import PAGE, branch_context
         from inspector.models import Branch
 

@@ -120,3 +120,29 @@ def check_fork_outside_turn(branch: Branch, at_index: int) -> None:
             "chose. To change the turn, undo it and write another",
             field="at_index",
         )
+
+
+@dataclass(frozen=True)
+class Message:
+    """A turn as the exploration page draws it: its steps (the reply's tokens, or what the
+    model read of a user's turn) and where the "Inside the model" panels read up to for it."""
+
+    role: str
+    text: str
+    steps: tuple[Step, ...]
+    read_up_to: int | None  # the last completion index read (-1: the prompt alone)
+
+
+def messages_of(exploration: Exploration, steps: list[Step]) -> list[Message]:
+    """The page's messages of a chat exploration's branch ([] without the chat template)."""
+    by_index = {step.index: step for step in steps}
+    messages = []
+    for turn in turns_of(exploration, steps):
+        own = ()
+        if turn.first_index is not None:
+            own = tuple(by_index[index] for index in range(turn.first_index, turn.last_index + 1))
+        read_up_to = turn.last_index if turn.first_index is not None else None
+        if turn.role == "user" and turn.first_index is None:
+            read_up_to = -1
+        messages.append(Message(turn.role, turn.text, own, read_up_to))
+    return messages

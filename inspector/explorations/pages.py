@@ -17,6 +17,7 @@ from inspector.compute import services
 from inspector.errors import ServiceError, page_refusal
 from inspector.explorations import charts
 from inspector.explorations import services as explorations
+from inspector.explorations.conversation import REPLY_ENDINGS, messages_of
 from inspector.explorations.forms import SLIDERS
 from inspector.models import Branch
 
@@ -59,6 +60,8 @@ def branch_context(branch: Branch, viewer: access.Access, **extra) -> dict:
     steps = branch.sequence(with_candidates=False)
     return {
         "access": viewer,
+        "conversation": messages_of(branch.exploration, steps),
+        "reply_ended": branch.finish_reason in REPLY_ENDINGS,
         "exploration": branch.exploration,
         "branch": branch,
         "steps": steps,

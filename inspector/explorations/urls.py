@@ -25,6 +25,7 @@ urlpatterns = [
     path("explore/<uuid:exploration_id>/compare/", explore.branch_compare, name="branch-compare"),
     path("explore/<uuid:exploration_id>/prompt/", explore.prompt_tokens, name="prompt-tokens"),
     path("branches/<uuid:branch_id>/step/", branch.branch_step, name="branch-step"),
+    path("branches/<uuid:branch_id>/turn/", branch.branch_turn, name="branch-turn"),
     path("branches/<uuid:branch_id>/undo/", branch.branch_undo, name="branch-undo"),
     path("branches/<uuid:branch_id>/generate/", branch.branch_generate, name="branch-generate"),
     path("branches/<uuid:branch_id>/stop/", branch.branch_stop, name="branch-stop"),

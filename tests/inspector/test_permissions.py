@@ -16,9 +16,9 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"
 ROLES = ["owner", "other_student", "instructor", "admin", "visitor", "share_holder"]
-ACTIONS = ["view", "step", "branch", "edit", "delete", "share", "fork", "review"]
+ACTIONS = ["view", "step", "turn", "branch", "edit", "delete", "share", "fork", "review"]
 ALLOWED = {
-    "owner": {"view", "step", "branch", "edit", "delete", "share", "fork"},
+    "owner": {"view", "step", "turn", "branch", "edit", "delete", "share", "fork"},
     "other_student": set(),
     "instructor": {"view"},  # the lesson's instructor reads a student's fork, read-only
     "admin": {"view", "fork", "review"},
@@ -38,11 +38,13 @@ class World:
 
 @pytest.fixture
 def world(instructor, student, other_student, admin_user) -> World:
-    """A student's exploration forked from an instructor's lesson, one step taken, shared by
-    link (pending review), and a client per role."""
+    """A student's chat exploration forked from an instructor's lesson, one step taken, shared
+    by link (pending review), and a client per role."""
     owner = client_for(student)
     created = owner.post(
-        "/api/v1/explorations/", {"model": SMOL, "prompt": "The capital of France is"}, "json"
+        "/api/v1/explorations/",
+        {"model": SMOL, "prompt": "The capital of France is", "use_chat_template": True},
+        "json",
     ).json()
     exploration = Exploration.objects.get(pk=created["id"])
     root = exploration.root
@@ -72,6 +74,7 @@ def _revoke_links(world):
 API = {
     "view": lambda c, w: c.get(f"/api/v1/explorations/{w.exploration.pk}/"),
     "step": lambda c, w: c.post(f"/api/v1/branches/{w.root.pk}/steps/", {"mode": "greedy"}),
+    "turn": lambda c, w: c.post(f"/api/v1/branches/{w.root.pk}/turns/", {"text": "Why?"}),
     "branch": lambda c, w: c.post(
         f"/api/v1/branches/{w.root.pk}/fork/", {"at_index": 0, "token_id": 1000}
     ),
@@ -86,6 +89,7 @@ API = {
 PAGES = {
     "view": lambda c, w: c.get(f"/explore/{w.exploration.pk}/"),
     "step": lambda c, w: c.post(f"/branches/{w.root.pk}/step/", {"mode": "greedy"}),
+    "turn": lambda c, w: c.post(f"/branches/{w.root.pk}/turn/", {"text": "Why?"}),
     "branch": lambda c, w: c.post(
         f"/branches/{w.root.pk}/fork/", {"at_index": 0, "token_id": 1000}
     ),
@@ -103,6 +107,9 @@ def _state(world) -> dict:
         "exists": exploration is not None,
         "title": exploration.title if exploration else None,
         "steps": Step.objects.filter(branch__exploration=world.exploration.pk).count(),
+        "turns": Step.objects.filter(
+            branch__exploration=world.exploration.pk, turn__isnull=False
+        ).count(),
         "branches": Branch.objects.filter(exploration=world.exploration.pk).count(),
         "active_links": ShareLink.objects.filter(
             exploration=world.exploration.pk, revoked_at__isnull=True
@@ -118,6 +125,7 @@ def _took_effect(action: str, before: dict, after: dict) -> bool:
     return {
         "view": True,
         "step": after["steps"] > before["steps"],
+        "turn": after["turns"] > before["turns"],
         "branch": after["branches"] > before["branches"],
         "edit": after["title"] == "Mine",
         "delete": not after["exists"],
@@ -132,6 +140,9 @@ def _prepare(world, role: str, action: str) -> None:
     for anyone else the link stays, since revoking it would take away the holder's access."""
     if action == "share" and role == "owner":
         _revoke_links(world)
+    if action == "turn":  # the reply has ended (its one token was all it could write)
+        Exploration.objects.filter(pk=world.exploration.pk).update(max_new_tokens=1)
+        Branch.objects.filter(pk=world.root.pk).update(finish_reason="max_tokens")
 
 
 CELLS = [(role, action) for role in ROLES for action in ACTIONS]

@@ -1,7 +1,7 @@
 // The REST API as the panels call it: JSON posts with the CSRF token, and the sequence every
 // analysis is about (the prompt followed by the current branch's tokens).
 
-import { context } from "./context.js";
+import { context, root } from "./context.js";
 
 export function csrfToken() {
   const headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}");
@@ -33,9 +33,22 @@ export async function post(path, body) {
   return data;
 }
 
+// The model's layer and head counts: from the page, else from the catalog.
+export async function modelFacts() {
+  if (context.facts.n_layers) return context.facts;
+  const catalog = await fetch("/api/v1/models/", { credentials: "same-origin" }).then(function (r) { return r.json(); });
+  const entry = catalog.models.find(function (model) { return model.key === context.model; }) || {};
+  context.facts = { n_layers: entry.n_layers || 1, n_heads: entry.n_heads, n_kv_heads: entry.n_kv_heads };
+  return context.facts;
+}
+
+// The branch's tokens the panels read: all of them, or up to the end of the conversation's
+// message chosen with "Look inside" (turns.js keeps that index on the panels' container).
 export function completionIds() {
-  return Array.from(document.querySelectorAll("#branch-view .generated [data-token-id]"))
+  const ids = Array.from(document.querySelectorAll("#branch-view .generated [data-token-id]"))
     .map(function (node) { return parseInt(node.dataset.tokenId, 10); });
+  const upTo = root ? root.dataset.readUpTo : undefined;
+  return upTo === undefined ? ids : ids.slice(0, parseInt(upTo, 10) + 1);
 }
 
 export function sequence() {
