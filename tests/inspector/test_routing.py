@@ -70,7 +70,7 @@ def test_no_live_worker_of_the_model_is_a_503_that_says_how_to_start_one(setting
     dispatch.require_worker("gemma-3-270m")  # served: no error
 
 
-def test_a_worker_consumes_its_models_queues_and_its_own(settings):
+def test_a_worker_consumes_its_models_queues_and_its_own(settings, db):  # added models: db
     settings.TOKENLENS_WORKER_MODELS = ["gemma-3-270m"]
     own = routing.WORKER_QUEUE.format(worker=worker_heartbeat.worker_name())
     assert routing.queues_of_this_worker() == ["tokenlens.model.gemma-3-270m", own]
