@@ -27,7 +27,12 @@ from inspector.accounts.access import exploration_principal
 from inspector.compute import leases
 from inspector.compute.services import release_connection
 from inspector.errors import ServiceError
-from inspector.explorations.conversation import check_turn_allowed, reply_start, turns_of
+from inspector.explorations.conversation import (
+    check_turn_allowed,
+    ended_message,
+    reply_start,
+    turns_of,
+)
 from inspector.models import Branch, Step
 from inspector.protocol import COST_KEY, GENERATING_KEY, OUTCOME_KEY, STOP_KEY
 from worker.scheduler import Generation, seconds_until
@@ -203,11 +208,7 @@ def _open_branch(branch_id: str) -> Branch:
     """The branch, if it has not ended."""
     branch = _branch(branch_id)
     if branch.finish_reason:
-        raise InputError(
-            f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); "
-            "undo its last token or branch off an earlier one to go on",
-            field="branch",
-        )
+        raise InputError(ended_message(branch), field="branch")
     return branch
 
 

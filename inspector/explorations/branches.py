@@ -19,6 +19,7 @@ from inspector.errors import REDIS_DOWN, ServiceError
 from inspector.explorations.conversation import (
     check_fork_outside_turn,
     check_turn_allowed,
+    ended_message,
     reply_start,
 )
 from inspector.explorations.serializers import MAX_FORCED_CHARS
@@ -242,11 +243,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
     The lease is taken here for as long as the queued message may wait; a worker that gets
     the message later than that finds the lease gone and does nothing."""
     if branch.finish_reason:
-        raise ServiceError(
-            f"This branch has ended ({branch.finish_reason.replace('_', ' ')}); undo or branch "
-            "off to go on",
-            field="branch",
-        )
+        raise ServiceError(ended_message(branch), field="branch")
     limits.check_room_for_tokens(branch.length)
     try:
         delay = int(delay_ms or 0)

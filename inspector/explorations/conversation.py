@@ -81,6 +81,19 @@ def reply_start(steps: list[Step]) -> int:
     return 0
 
 
+def ended_message(branch: Branch) -> str:
+    """What to tell someone who steps or generates on a branch that has ended."""
+    how = branch.finish_reason.replace("_", " ")
+    if branch.exploration.use_chat_template and branch.finish_reason in REPLY_ENDINGS:
+        return (
+            f"The model's reply has ended ({how}); add your turn to go on, or undo its last "
+            "token or branch off an earlier one"
+        )
+    return (
+        f"This branch has ended ({how}); undo its last token or branch off an earlier one to go on"
+    )
+
+
 def check_turn_allowed(branch: Branch) -> None:
     """A 400 saying why, unless the branch's last reply has ended and the chat goes on."""
     exploration = branch.exploration

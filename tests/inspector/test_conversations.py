@@ -229,3 +229,16 @@ def test_a_file_with_a_bad_turn_is_refused(api, valid_file, turn, fragment):
     response = api.post("/api/v1/explorations/import/", bad, "json")
     assert response.status_code == 400
     assert fragment in response.json()["error"]["message"]
+
+
+def test_stepping_an_ended_reply_says_a_turn_goes_on(api, ended):
+    refused = api.post(f"/api/v1/branches/{ended}/steps/", {"mode": "greedy"}, "json")
+    assert refused.status_code == 400
+    assert "add your turn to go on" in refused.json()["error"]["message"]
+
+
+def test_a_turn_token_offers_no_branch_on_the_page(api, ended):
+    steps = _turn(api, ended, "Why?").json()["steps"]
+    page = api.get(f"/branches/{ended}/steps/{steps[1]['index']}/", HTTP_HX_REQUEST="true")
+    html = page.content.decode()
+    assert 'data-testid="turn-token"' in html and 'data-action="fork"' not in html
