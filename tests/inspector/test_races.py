@@ -140,3 +140,26 @@ def test_a_generation_cannot_start_during_a_step(api, slow_steps):
     assert step.status_code == 201, step.content
     assert generate.status_code == 409, generate.content
     assert _indices(branch_id) == [0, 1]
+
+
+def test_two_turns_at_once_save_one_and_a_racing_undo_waits(api, slow_steps):
+    created = api.post(
+        "/api/v1/explorations/",
+        {"model": SMOL, "prompt": "Hi", "use_chat_template": True, "max_new_tokens": 2},
+        "json",
+    )
+    branch_id = created.json()["branches"][0]["id"]
+    url = f"/api/v1/branches/{branch_id}/"
+    for _ in range(2):
+        assert api.post(url + "steps/", {"mode": "greedy"}, "json").status_code == 201
+    other_tab = _second_tab(api)
+    answers = _in_threads(
+        lambda: api.post(url + "turns/", {"text": "Tell me more"}, "json"),
+        lambda: other_tab.post(url + "turns/", {"text": "Something else"}, "json"),
+        lambda: other_tab.post(url + "undo/", {}, "json"),
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409]
+    branch = api.get(url).json()
+    assert [turn["role"] for turn in branch["turns"]] == ["user", "assistant", "user"]
+    assert branch["turns"][2]["text"] == "Tell me more"
+    assert _indices(branch_id) == list(range(branch["length"]))
