@@ -83,6 +83,7 @@ def answers_by_question(user, questions) -> dict[int, QuestionAnswer]:
     if user is None:
         return {}
     found = QuestionAnswer.objects.filter(student=user, question__in=list(questions))
+    found = found.select_related("question")
     return {answer.question_id: answer for answer in found}
 
 

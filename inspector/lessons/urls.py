@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from inspector.lessons import views
+from inspector.lessons import question_views, views
 
 urlpatterns = [
     path("lessons/", views.lesson_list, name="lessons"),
@@ -44,5 +44,30 @@ urlpatterns = [
         "lessons/<uuid:lesson_id>/items/<int:item_id>/try/<int:index>/",
         views.item_try,
         name="lesson-item-try",
+    ),
+    path(
+        "lessons/<uuid:lesson_id>/items/<int:item_id>/questions/",
+        question_views.question_add,
+        name="lesson-question-add",
+    ),
+    path(
+        "lessons/<uuid:lesson_id>/questions/<int:question_id>/",
+        question_views.question_update,
+        name="lesson-question-update",
+    ),
+    path(
+        "lessons/<uuid:lesson_id>/questions/<int:question_id>/delete/",
+        question_views.question_delete,
+        name="lesson-question-delete",
+    ),
+    path(
+        "lessons/<uuid:lesson_id>/questions/<int:question_id>/answer/",
+        question_views.question_answer,
+        name="lesson-question-answer",
+    ),
+    path(
+        "lessons/<uuid:lesson_id>/answers/",
+        question_views.lesson_answers,
+        name="lesson-answers",
     ),
 ]

@@ -18,6 +18,7 @@ from inspector.accounts import access
 from inspector.errors import ServiceError, page_refusal
 from inspector.lessons import files as lesson_files
 from inspector.lessons import services as lessons
+from inspector.lessons.question_reading import annotate_items, question_forms
 from inspector.models import Lesson, LessonItem
 from inspector.transfer.views import ImportForm
 
@@ -185,14 +186,21 @@ def lesson_import(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def lesson_page(request: HttpRequest, lesson_id) -> HttpResponse:
-    lesson = _lesson(request, lesson_id)
+    return render(request, PAGE, page_context(request, _lesson(request, lesson_id)))
+
+
+def page_context(request: HttpRequest, lesson: Lesson) -> dict:
+    """The lesson page's context: each item with its text as far as this reader may see it
+    and its questions (inspector.lessons.question_reading)."""
     granted = access.lesson_access(request, lesson)
-    context = {"lesson": lesson, "items": lessons.items_with_text(lesson), "access": granted}
+    items = lessons.items_with_text(lesson)
+    context = {"lesson": lesson, "items": items, "access": granted}
+    context["rights"] = annotate_items(request, lesson, items)
     context["own_forks"] = lessons.own_forks_of(request, lesson)[:50]
     if granted.change and lesson.visibility == Lesson.Visibility.LINK:
         link = reverse("lesson-link", args=[lesson.link_token])
         context["share_url"] = request.build_absolute_uri(link)
-    return render(request, PAGE, context)
+    return context
 
 
 @require_GET
@@ -235,11 +243,16 @@ def lesson_forks(request: HttpRequest) -> HttpResponse:
 # --- editing ----------------------------------------------------------------------------------
 
 
-def _edit_context(request, lesson, *, lesson_form=None, add_form=None, item_forms=None) -> dict:
+def edit_context(
+    request, lesson, *, lesson_form=None, add_form=None, item_forms=None, question_form=None
+) -> dict:
+    """The edit page's context; a form given (refused) shows in place of its fresh one."""
     item_forms = item_forms or {}
     items = [
         (item, item_forms.get(item.pk) or ItemForm.of(item)) for item in lessons.items_of(lesson)
     ]
+    for item, _ in items:
+        item.asking = question_forms(item, question_form)
     return {
         "lesson": lesson,
         "lesson_form": lesson_form or LessonForm.of(lesson),
@@ -254,7 +267,7 @@ def _edit_context(request, lesson, *, lesson_form=None, add_form=None, item_form
 def lesson_edit(request: HttpRequest, lesson_id) -> HttpResponse:
     lesson = _lesson(request, lesson_id, need="change")
     if request.method == "GET":
-        return render(request, EDIT, _edit_context(request, lesson))
+        return render(request, EDIT, edit_context(request, lesson))
     form = LessonForm(request.POST)
     _, refused = _apply(form, lambda data: lessons.update_lesson(request, lesson, data))
     if refused is None and not request.htmx:
@@ -266,7 +279,7 @@ def lesson_edit(request: HttpRequest, lesson_id) -> HttpResponse:
         context = {"lesson": lesson, "lesson_form": form}
         return render(request, f"{EDIT}#lesson-form", context, status=422)
     lesson.refresh_from_db()
-    return render(request, EDIT, _edit_context(request, lesson, lesson_form=form), status=refused)
+    return render(request, EDIT, edit_context(request, lesson, lesson_form=form), status=refused)
 
 
 @require_POST
@@ -285,7 +298,7 @@ def lesson_co_instructors(request: HttpRequest, lesson_id) -> HttpResponse:
     if request.htmx:
         return render(request, f"{EDIT}#co-instructors", context, status=status)
     if status != 200:
-        return render(request, EDIT, {**_edit_context(request, lesson), **context}, status=status)
+        return render(request, EDIT, {**edit_context(request, lesson), **context}, status=status)
     return redirect("lesson-edit", lesson.pk)
 
 
@@ -307,7 +320,7 @@ def _items(request, lesson, refused: int | None = None, **forms) -> HttpResponse
     shows the form again with its message."""
     if refused is None and not request.htmx:
         return redirect(reverse("lesson-edit", args=[lesson.pk]) + "#items")
-    context = _edit_context(request, lesson, **forms)
+    context = edit_context(request, lesson, **forms)
     if refused is None:
         return render(request, f"{EDIT}#items", context)
     template = f"{EDIT}#items" if request.htmx else EDIT

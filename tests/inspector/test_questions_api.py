@@ -14,6 +14,12 @@ pytestmark = pytest.mark.django_db
 STAGES = ["repetition penalty", "temperature", "top-k", "top-p"]
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit(settings):
+    """Each test records its explorations step by step, as the same user id: many a minute."""
+    settings.TOKENLENS_GENERATION_RATE = "100000/m"
+
+
 @pytest.fixture
 def lesson(instructor, two_explorations):
     return make_lesson(instructor, Lesson.Visibility.PUBLISHED, two_explorations)
@@ -38,9 +44,7 @@ def _next_token(api, item, index=1):
     return _ask(api, item, kind="next_token", text="Which token comes next?", step_index=index)
 
 
-def test_a_next_token_question_keeps_the_recorded_token_and_offers_candidates(
-    instructor, item
-):
+def test_a_next_token_question_keeps_the_recorded_token_and_offers_candidates(instructor, item):
     body = _next_token(client_for(instructor), item)
     step = item.exploration.root.sequence()[1]
     assert body["expected"] == {"text": step.text, "token_id": step.token_id, "p_base": step.p_base}
