@@ -357,6 +357,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Fields of one name with different choices get names of their own (not hashed ones).
+    "ENUM_NAME_OVERRIDES": {
+        "StepModeEnum": "inspector.models.explorations.Step.Mode",
+        "StepRequestModeEnum": ["sample", "greedy", "force"],
+    },
 }
 
 LOGIN_URL = "login"
