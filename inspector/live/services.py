@@ -21,7 +21,16 @@ from inspector.lessons import services as lessons
 from inspector.live import reading, relay
 from inspector.models import Branch, Exploration, LiveEvent, LiveParticipant, LiveSession
 
-PANELS = ("tokens", "embeddings", "sampling", "attention", "heads", "layers", "attribution")
+PANELS = (
+    "tokens",
+    "embeddings",
+    "sampling",
+    "attention",
+    "graph",
+    "heads",
+    "layers",
+    "attribution",
+)
 MAX_CHOICES = 20
 MAX_SELECTION = 50
 

@@ -1,10 +1,11 @@
 // The Attention panel: one layer's heads as a heatmap, small multiples, or the mean and max.
 
-import { context, timings } from "./context.js";
-import { post, sequence } from "./api.js";
+import { timings } from "./context.js";
+import { modelFacts, post, sequence } from "./api.js";
 import { label, make, onTokenPick, visibleText } from "./dom.js";
 import { guarded } from "./status.js";
 import { chart } from "./chart.js";
+import { open } from "./tabs.js";
 import { SCALE, axisLabels, matrix, matrixRows, readLayer } from "./attention-data.js";
 
 export function createAttentionPanel() {
@@ -16,14 +17,6 @@ export function createAttentionPanel() {
   const cache = new Map();
   let layer = null;
   let selected = [];
-
-  async function facts() {
-    if (context.facts.n_layers) return context.facts;
-    const catalog = await fetch("/api/v1/models/", { credentials: "same-origin" }).then(function (r) { return r.json(); });
-    const entry = catalog.models.find(function (model) { return model.key === context.model; }) || {};
-    context.facts = { n_layers: entry.n_layers || 1, n_heads: entry.n_heads, n_kv_heads: entry.n_kv_heads };
-    return context.facts;
-  }
 
   async function fetchLayer(index) {
     const body = Object.assign(sequence(), { layers: [index], encoding: "uint8" });
@@ -205,17 +198,35 @@ export function createAttentionPanel() {
     });
   }
 
-  async function load() {
-    const known = await facts();
+  async function fillLayers() {
+    const known = await modelFacts();
     if (!layerSelect.options.length) {
       for (let index = 0; index < known.n_layers; index++) layerSelect.appendChild(make("option", { value: index }, String(index)));
     }
+  }
+
+  // wanted: {head, query} to show once the layer is read (the attention graph's click).
+  async function load(wanted) {
+    await fillLayers();
     await guarded(panel, "Reading the attention of layer " + layerSelect.value + "…", async function () {
       layer = await fetchLayer(Number(layerSelect.value));
-      selected = selected.filter(function (index) { return index < layer.n; });
+      selected = wanted ? [wanted.query] : selected.filter(function (index) { return index < layer.n; });
       fillHeads();
+      if (wanted) {
+        viewSelect.value = "head";
+        headSelect.value = String(Math.max(0, layer.heads.indexOf(wanted.head)));
+      }
       await draw();
     });
+  }
+
+  // This panel opened on one layer and head's heatmap with `query` selected.
+  async function show(layerIndex, head, query) {
+    api.loadedFor = JSON.stringify(sequence()); // the load below is the one for this text
+    open("attention");
+    await fillLayers();
+    layerSelect.value = String(layerIndex);
+    await load({ head: head, query: query });
   }
 
   controls.addEventListener("change", function (event) {
@@ -223,5 +234,6 @@ export function createAttentionPanel() {
     else if (layer) guarded(panel, "Drawing…", draw);
   });
 
-  return { load: load, layerFor: fetchLayer };
+  const api = { load: function () { return load(); }, layerFor: fetchLayer, show: show };
+  return api;
 }

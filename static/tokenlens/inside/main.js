@@ -7,6 +7,7 @@ import { open, panels, wireTabs } from "./tabs.js";
 import { createTokensPanel } from "./tokens.js";
 import { createEmbeddingsPanel } from "./embeddings.js";
 import { createAttentionPanel } from "./attention.js";
+import { createGraphPanel } from "./attention-graph.js";
 import { createLensPanel } from "./lens.js";
 import { createAttributionPanel } from "./attribution.js";
 import { createHeadsPanel } from "./heads.js";
@@ -17,6 +18,7 @@ if (root) {
   panels.tokens = createTokensPanel();
   panels.embeddings = createEmbeddingsPanel();
   panels.attention = createAttentionPanel();
+  panels.graph = createGraphPanel();
   panels.layers = createLensPanel();
   panels.attribution = createAttributionPanel();
   panels.heads = createHeadsPanel();
