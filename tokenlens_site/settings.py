@@ -361,6 +361,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StepModeEnum": "inspector.models.explorations.Step.Mode",
         "StepRequestModeEnum": ["sample", "greedy", "force"],
+        "QuestionKindEnum": "inspector.models.questions.LessonQuestion.Kind",
     },
 }
 
