@@ -72,12 +72,8 @@ urlpatterns = [
     ),
     path("questions/<int:question_id>/", question_api.question_detail, name="api-question"),
     path("questions/<int:question_id>/answer/", question_api.answer, name="api-question-answer"),
-    path(
-        "questions/<int:question_id>/answers/", question_api.answers, name="api-question-answers"
-    ),
-    path(
-        "questions/<int:question_id>/results/", question_api.results, name="api-question-results"
-    ),
+    path("questions/<int:question_id>/answers/", question_api.answers, name="api-question-answers"),
+    path("questions/<int:question_id>/results/", question_api.results, name="api-question-results"),
     *router.urls,
     # Last: anything else under /api/v1/ answers the API's JSON 404.
     re_path(r"^(?P<path>[\s\S]*)$", not_found, name="api-not-found"),
