@@ -54,9 +54,7 @@ class QuestionAnswer(models.Model):
     student = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="question_answers"
     )
-    fork = models.ForeignKey(
-        Exploration, on_delete=models.CASCADE, related_name="question_answers"
-    )
+    fork = models.ForeignKey(Exploration, on_delete=models.CASCADE, related_name="question_answers")
     text = models.TextField(help_text="What they answered (multiple choice: the picked texts)")
     picked = models.JSONField(default=list, blank=True, help_text="Multiple choice: indexes")
     correct = models.BooleanField(null=True)
@@ -65,9 +63,7 @@ class QuestionAnswer(models.Model):
     class Meta:
         ordering = ["question", "answered_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["question", "student"], name="one_answer_per_student"
-            )
+            models.UniqueConstraint(fields=["question", "student"], name="one_answer_per_student")
         ]
 
     def __str__(self) -> str:
