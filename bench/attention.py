@@ -9,6 +9,11 @@ after the layer asked for, so the last layer costs a whole pass). Payload = the 
 for one layer with all its heads. Targets at 512 tokens on CPU: ≤ 1.5 s request to drawn
 heatmap, ≤ 1.5 MB per layer.
 
+The 3-D attention graph at 256 tokens (`--graph`-free: it always runs): for each setting of
+the Attention graph tab, the links sent, the response's bytes, the request (model + transfer)
+and tab pressed → drawn in Chromium. Target: every layer and head at top-1 (69,120 links for
+SmolLM2) drawn in ≤ 5 s, ≤ 2.5 MB.
+
 Then, in this process, the model's side of a layer switch: the first request for a text (the
 whole pass, keeping each layer's inputs), a switch to the last layer on the same text (that
 layer alone on its kept inputs), what the switch cost before (a pass up to the last layer),
@@ -34,6 +39,14 @@ from bench.streaming import Client, start_server  # noqa: E402
 
 RUNS = pick(3, 1)
 LENGTHS = pick((128, 512, 1024), (32,))
+GRAPH_LENGTH = pick(256, 32)
+# The graph tab's settings timed: (what, the form's fields changed from its defaults).
+GRAPH_CASES = (
+    ("every layer and head, top-1", {}),
+    ("every layer, K/V group 0, top-3", {"heads": "kv0", "k": "3"}),
+    ("layers 20–29, every head, top-2", {"first_layer": "20", "k": "2"}),
+    ("every layer and head, weight ≥ 0.3", {"rule": "threshold"}),
+)
 SENTENCE = (
     "The keeper climbed the stairs at dusk, lit the great lamp, and wrote the state of the "
     "sea in his book before the ships came round the point. "
@@ -77,6 +90,54 @@ def time_panel(page, base: str, exploration_id: str) -> dict:
         "last_layer": last_layer,
         **timings,
     }
+
+
+def time_graph(page, base: str, exploration_id: str, fields: dict) -> dict:
+    """The Attention graph tab with `fields` chosen: tab pressed (or the last field changed)
+    → drawn, and the request alone, as the page measured it."""
+    page.goto(f"{base}/explore/{exploration_id}/")
+    panel = "#panel-graph"
+    started = time.perf_counter()
+    page.click("#tab-graph")
+    page.wait_for_selector(f"{panel} .chart[data-rendered]")
+    for name, value in fields.items():
+        page.evaluate(
+            "document.querySelector('#panel-graph .chart').removeAttribute('data-rendered')"
+        )
+        started = time.perf_counter()
+        page.select_option(f"{panel} select[name={name}]", value)
+        page.wait_for_selector(f"{panel} .chart[data-rendered]")
+    drawn = time.perf_counter() - started
+    return {"drawn": drawn, **page.evaluate("window.tokenlensTimings")}
+
+
+def graph_bytes(client: Client, model: str, prompt: str, request: dict) -> int:
+    body = {"model": model, "text": prompt, "last_layer": None, **request}
+    return len(json.dumps(client.post_json("/api/v1/attention/graph/", body)))
+
+
+def graph_table(page, client: Client, base: str, model: str, make_exploration) -> list[str]:
+    """The graph table's lines, one per GRAPH_CASES setting."""
+    prompt = prompt_of(client, model, GRAPH_LENGTH)
+    exploration_id = make_exploration(prompt)
+    lines = [
+        f"\n### attention graph, {model}: {GRAPH_LENGTH} tokens (Chromium headless)\n",
+        "| links drawn | links sent | bytes | request (model + transfer) | tab → drawn |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for what, fields in GRAPH_CASES:
+        time_graph(page, base, exploration_id, fields)  # warm: layer inputs kept
+        measured = time_graph(page, base, exploration_id, fields)
+        request = {"rule": fields.get("rule", "top_k"), "k": int(fields.get("k", 1))}
+        request["first_layer"] = int(fields.get("first_layer", 0))
+        if fields.get("heads") == "kv0":
+            request["heads"] = [0, 1, 2]
+        size = graph_bytes(client, model, prompt, request)
+        lines.append(
+            f"| {what} | {measured['graphEdges']:,} | {size / 1e6:.2f} MB "
+            f"| {measured['graphFetchMs'] / 1000:.2f} s | {measured['drawn']:.2f} s |"
+        )
+    return lines
 
 
 def _median_seconds(call) -> float:
@@ -170,9 +231,9 @@ def main(model: str) -> None:
             page = context.new_page()
             page.goto(base + "/explore/")
             cookies = {c["name"]: c["value"] for c in context.cookies()}
-            for length in LENGTHS:
-                prompt = prompt_of(client, model, length)
-                exploration = json.loads(
+
+            def make_exploration(prompt: str) -> str:
+                return json.loads(
                     page.evaluate(
                         """async ([model, prompt, token]) => {
                             const r = await fetch('/api/v1/explorations/', {method: 'POST',
@@ -181,11 +242,16 @@ def main(model: str) -> None:
                             return await r.text(); }""",
                         [model, prompt, cookies.get("csrftoken", "")],
                     )
-                )
+                )["id"]
+
+            for length in LENGTHS:
+                prompt = prompt_of(client, model, length)
+                exploration_id = make_exploration(prompt)
                 payload = payload_bytes(client, model, prompt)
-                time_panel(page, base, exploration["id"])  # warm: model loaded, JIT settled
-                measured = time_panel(page, base, exploration["id"])
+                time_panel(page, base, exploration_id)  # warm: model loaded, JIT settled
+                measured = time_panel(page, base, exploration_id)
                 rows.append((length, payload, measured))
+            graph_lines = graph_table(page, client, base, model, make_exploration)
             browser.close()
     finally:
         if server:
@@ -203,6 +269,7 @@ def main(model: str) -> None:
             f"| {measured['last_layer']:.2f} s |"
         )
     print("\nTargets at 512 tokens: ≤ 1.5 s to a drawn heatmap, ≤ 1.5 MB per layer.")
+    print("\n".join(graph_lines))
     layer_switch_table(model)
 
 
