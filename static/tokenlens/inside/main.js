@@ -12,6 +12,7 @@ import { createLensPanel } from "./lens.js";
 import { createAttributionPanel } from "./attribution.js";
 import { createHeadsPanel } from "./heads.js";
 import { createSamplingPanel } from "./sampling.js";
+import { wireTurns } from "./turns.js";
 
 if (root) {
   wireTabs();
@@ -23,5 +24,6 @@ if (root) {
   panels.attribution = createAttributionPanel();
   panels.heads = createHeadsPanel();
   panels.sampling = createSamplingPanel();
+  wireTurns();
   window.tokenlensInside = { open: open, panels: panels };
 }
