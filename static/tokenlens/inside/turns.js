@@ -51,7 +51,22 @@ function readWhole() {
   openPanel();
 }
 
+// A step's "Layer by layer" or "Which input tokens drove it" for a token after the message
+// being read: the panels read the whole conversation again first (capture phase, so before
+// the panels' own handlers count positions).
+function stepAfterReadingPoint(event) {
+  const button = event.target.closest && event.target.closest("[data-lens-step], [data-attribution-step]");
+  if (!button || root.dataset.readUpTo === undefined) return;
+  const index = Number(button.dataset.lensStep || button.dataset.attributionStep);
+  if (index > Number(root.dataset.readUpTo)) {
+    delete root.dataset.readUpTo;
+    if (note()) note().remove();
+    markMessage();
+  }
+}
+
 export function wireTurns() {
+  document.addEventListener("click", stepAfterReadingPoint, true);
   document.addEventListener("click", function (event) {
     const look = event.target.closest("[data-action=inside-turn]");
     if (look) readUpTo(look);
