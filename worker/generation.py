@@ -79,12 +79,12 @@ def build_request(branch: Branch, stepper, mode: str, token_id=None, text=None) 
     """The engine request for the next step of a branch, from what the database holds."""
     exploration = branch.exploration
     loaded = stepper.loaded
-    steps = branch.sequence(with_candidates=False)
+    steps = branch.sequence(only=("index", "token_id", "mode"))
     forced = ()
     if mode == "force":
         forced = _force_ids(loaded.tokenizer, token_id, text)
-    elif mode == "turn":
-        forced = _turn_ids(branch, loaded, steps, text)
+    elif mode == "turn":  # the whole conversation, read through the chat template
+        forced = _turn_ids(branch, loaded, branch.sequence(with_candidates=False), text)
     return StepRequest(
         branch=str(branch.pk),
         parent=str(branch.parent_id) if branch.parent_id else None,

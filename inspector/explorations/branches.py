@@ -212,7 +212,7 @@ def _undo(branch: Branch) -> Step:
             )
         first, ended = last, ""
         if last.mode == Step.Mode.TURN:
-            first = branch.steps.filter(turn__isnull=False).order_by("-index").first() or last
+            first = _turn_opening(branch)
             ended = (first.turn or {}).get("reply_ended", "")
         if branch.children.filter(fork_index__gt=first.index).exists():
             raise ServiceError(
@@ -224,6 +224,19 @@ def _undo(branch: Branch) -> Step:
     branch.finish_reason = ended
     broadcast.branch_changed(branch.exploration_id, branch.pk)
     return last
+
+
+def _turn_opening(branch: Branch) -> Step:
+    """The first step of the user's turn the branch's own steps end with (walking back over
+    its consecutive turn steps)."""
+    opening = None
+    for step in branch.steps.only("index", "mode", "turn").order_by("-index").iterator():
+        if step.mode != Step.Mode.TURN:
+            break
+        opening = step
+        if step.turn is not None:
+            break
+    return opening
 
 
 def is_generating(branch: Branch) -> bool:
@@ -253,7 +266,7 @@ def start_generation(branch: Branch, delay_ms=0) -> None:
         raise ServiceError("This branch is already generating", field="branch")
     if leases.store().holder(OPERATION_KEY.format(branch=branch.pk)) is not None:
         raise ServiceError(BRANCH_BUSY, field="branch", status=409)
-    reply_length = branch.length - reply_start(branch.sequence(with_candidates=False))
+    reply_length = branch.length - reply_start(branch.sequence(only=("index", "mode")))
     left = branch.exploration.max_new_tokens - reply_length
     budget.charge("generate", {}, budget.generation_price(left))
     key, token = GENERATING_KEY.format(branch=branch.pk), leases.new_token()

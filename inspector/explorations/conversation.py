@@ -126,7 +126,7 @@ def check_turn_allowed(branch: Branch) -> None:
 def check_fork_outside_turn(branch: Branch, at_index: int) -> None:
     """A branch starts at a token the model chose, never inside a user's turn (a turn is
     what the person typed, through the template: edit it by undoing it and adding another)."""
-    steps = branch.sequence(with_candidates=False)
+    steps = branch.sequence(only=("index", "mode"))
     if at_index < len(steps) and steps[at_index].mode == Step.Mode.TURN:
         raise ServiceError(
             "This token belongs to a user's turn; a branch can start at a token the model "

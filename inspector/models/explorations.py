@@ -115,19 +115,22 @@ class Branch(models.Model):
     def finish_label(self) -> str:
         return self.FINISH_LABELS.get(self.finish_reason, self.finish_reason.replace("_", " "))
 
-    def sequence(self, *, with_candidates: bool = True) -> list[Step]:
+    def sequence(self, *, with_candidates: bool = True, only: tuple[str, ...] = ()) -> list[Step]:
         """Every step of this branch in order: inherited ones first, then its own.
 
         with_candidates=False leaves out the recorded top-N and parameters (the bulk of a
         row), for drawing the tokens; each step then carries its recorded entropies (bits,
-        as text from the JSON) as entropy_bits and entropy_base_bits."""
+        as text from the JSON) as entropy_bits and entropy_base_bits. `only`: just these
+        fields (e.g. ("index", "token_id", "mode") for stepping)."""
         inherited = (
-            self.parent.sequence(with_candidates=with_candidates)[: self.fork_index]
+            self.parent.sequence(with_candidates=with_candidates, only=only)[: self.fork_index]
             if self.parent
             else []
         )
         own = self.steps.order_by("index")
-        if not with_candidates:  # the two entropies only, for the entropy line
+        if only:
+            own = own.only(*only)
+        elif not with_candidates:  # the two entropies only, for the entropy line
             own = own.defer("distribution", "params").annotate(
                 entropy_bits=KT("distribution__entropy"),
                 entropy_base_bits=KT("distribution__entropy_base"),

@@ -15,7 +15,12 @@ from inspector.api.fields import (
 )
 from inspector.compute import services
 from inspector.errors import ServiceError
-from inspector.explorations.serializers import STEP_FIELDS, ExplorationSerializer
+from inspector.explorations.conversation import REPLY_ENDINGS
+from inspector.explorations.serializers import (
+    MAX_FORCED_CHARS,
+    STEP_FIELDS,
+    ExplorationSerializer,
+)
 from inspector.models import Step
 
 FORMAT = "tokenlens.exploration"
@@ -118,8 +123,17 @@ class StepFileSerializer(StrictModelSerializer):
         return distribution
 
     def validate_turn(self, turn: dict | None) -> dict | None:
-        if turn is not None and not isinstance(turn.get("text"), str):
-            raise serializers.ValidationError("A turn holds the text the person typed")
+        if turn is None:
+            return None
+        if not isinstance(turn.get("text"), str) or len(turn["text"]) > MAX_FORCED_CHARS:
+            raise serializers.ValidationError(
+                f"A turn holds the text the person typed (at most {MAX_FORCED_CHARS:,} characters)"
+            )
+        if turn.get("reply_ended") not in REPLY_ENDINGS:
+            raise serializers.ValidationError(
+                f"A turn's reply_ended is how the reply before it ended: one of "
+                f"{', '.join(REPLY_ENDINGS)}"
+            )
         return turn
 
     def validate(self, data: dict) -> dict:
@@ -157,6 +171,7 @@ def validate_file(data) -> dict:
         raise ServiceError(message, field)
     validated = serializer.validated_data
     _check_tree(validated["branches"])
+    _check_turns(validated["branches"])
     _check_vocabulary(validated)
     return validated
 
@@ -244,6 +259,37 @@ def _check_tree(branches: list[dict]) -> None:
                 f"{where}.steps",
             )
         lengths[branch["id"]] = length
+
+
+def _check_turns(branches: list[dict]) -> None:
+    """A user's turn is a run of steps of mode turn whose first step, and only that one, keeps
+    the turn (text, reply_ended); no branch starts inside a turn (as on this server)."""
+    modes: dict[str, list[str]] = {}
+    for position, branch in enumerate(branches):
+        where = f"branches[{position}]"
+        inherited = modes[branch["parent"]][: branch["fork_index"]] if branch["parent"] else []
+        parent_modes = modes[branch["parent"]] if branch["parent"] else []
+        at = branch["fork_index"]
+        if at < len(parent_modes) and parent_modes[at] == Step.Mode.TURN:
+            raise ServiceError(
+                "This branch starts inside a user's turn of its parent; a branch starts at a "
+                "token the model chose",
+                f"{where}.fork_index",
+            )
+        sequence = list(inherited)
+        for number, step in enumerate(branch["steps"]):
+            opens = step["mode"] == Step.Mode.TURN and (
+                not sequence or sequence[-1] != Step.Mode.TURN
+            )
+            if opens != (step.get("turn") is not None):
+                raise ServiceError(
+                    "A user's turn keeps its text on its first token, and only there"
+                    if step["mode"] == Step.Mode.TURN
+                    else "Only a step of mode turn opens a turn",
+                    f"{where}.steps[{number}].turn",
+                )
+            sequence.append(step["mode"])
+        modes[branch["id"]] = sequence
 
 
 def vocabulary_size(model_key: str) -> int | None:

@@ -221,7 +221,11 @@ def test_a_version_1_file_cannot_hold_turns(api, valid_file):
 
 @pytest.mark.parametrize(
     "turn, fragment",
-    [({"reply_ended": "eos"}, "holds the text"), ({"text": "Hi"}, "Only a step of mode turn")],
+    [
+        ({"reply_ended": "eos"}, "holds the text"),
+        ({"text": "Hi", "reply_ended": "eos"}, "Only a step of mode turn"),
+        ({"text": "Hi", "reply_ended": "x" * 40}, "how the reply before it ended"),
+    ],
 )
 def test_a_file_with_a_bad_turn_is_refused(api, valid_file, turn, fragment):
     bad = json.loads(json.dumps(valid_file))
@@ -242,3 +246,34 @@ def test_a_turn_token_offers_no_branch_on_the_page(api, ended):
     page = api.get(f"/branches/{ended}/steps/{steps[1]['index']}/", HTTP_HX_REQUEST="true")
     html = page.content.decode()
     assert 'data-testid="turn-token"' in html and 'data-action="fork"' not in html
+
+
+def test_a_file_whose_turn_has_no_opening_is_refused(api, valid_file):
+    bad = json.loads(json.dumps(valid_file))
+    bad["branches"][0]["steps"][0]["mode"] = "turn"
+    response = api.post("/api/v1/explorations/import/", bad, "json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["field"] == "branches[0].steps[0].turn"
+    assert "first token, and only there" in error["message"]
+
+
+def test_a_file_with_a_branch_inside_a_turn_is_refused(api, ended):
+    assert _turn(api, ended, "Go on").status_code == 201
+    _step_to_end(api, ended)
+    exploration_id = Branch.objects.get(pk=ended).exploration_id
+    exported = api.get(f"/api/v1/explorations/{exploration_id}/export/").json()
+    steps = exported["branches"][0]["steps"]
+    inside = next(step["index"] for step in steps if step["mode"] == "turn") + 1
+    child = {
+        "id": "inside",
+        "parent": exported["branches"][0]["id"],
+        "fork_index": inside,
+        "label": "inside",
+        "finish_reason": "",
+        "steps": [{**steps[inside], "mode": "forced", "turn": None}],
+    }
+    exported["branches"].append(child)
+    response = api.post("/api/v1/explorations/import/", exported, "json")
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "branches[1].fork_index"
