@@ -45,5 +45,8 @@ MAX_GRAPH_K = 8  # strongest links per query row (and head) in the attention gra
 DEFAULT_GRAPH_K = 3
 MIN_GRAPH_THRESHOLD = 0.01  # a row sums to 1: at most 100 links per row and head
 DEFAULT_GRAPH_THRESHOLD = 0.3
-# Edges one attention graph may hold: 256 tokens × 30 layers × 9 heads at top-1 fit (69,120)
+# Edges one attention graph sends: the strongest max_edges of those its rule lets through.
+# The default is what the page draws (bench/attention.py: headless Chromium with software
+# WebGL draws ~4,000 arcs a second, plus the scene); the bound is for the API's downloads.
+DEFAULT_GRAPH_MAX_EDGES = 4_000
 MAX_GRAPH_EDGES = 100_000

@@ -28,7 +28,7 @@ from engine.distribution import next_token_inputs, next_token_logits, prompt_ids
 from engine.embeddings import embeddings_overview
 from engine.heads import cluster_heads, head_features, prepare_head_maps
 from engine.lens import logit_lens
-from engine.limits import DEFAULT_GRAPH_K, DEFAULT_GRAPH_THRESHOLD
+from engine.limits import DEFAULT_GRAPH_K, DEFAULT_GRAPH_MAX_EDGES, DEFAULT_GRAPH_THRESHOLD
 from engine.loading import LoadedModel, ModelRegistry, Progress, build_catalog
 from engine.params import SamplingParams
 from engine.stepping import Stepper, StepRequest
@@ -139,7 +139,7 @@ def stepper(key: str, progress: Progress | None = None) -> Stepper:
 
     loaded = loaded_model(key, progress)
     with _registry_lock:
-        if key not in _steppers:
+        if key not in _steppers or _steppers[key].loaded is not loaded:  # new, or reloaded
             _steppers[key] = Stepper(loaded, settings.TOKENLENS_KV_CACHE_MB * 2**20)
         return _steppers[key]
 
@@ -148,9 +148,30 @@ def scheduler(key: str, progress: Progress | None = None) -> ModelScheduler:
     """This process's scheduler for a model: the one thread that runs its forward passes."""
     model_stepper = stepper(key, progress)
     with _registry_lock:
-        if key not in _schedulers:
+        previous = _schedulers.get(key)
+        if previous is None or previous.stepper is not model_stepper:
+            if previous is not None:
+                previous.close()  # its model was loaded again from elsewhere
             _schedulers[key] = ModelScheduler(model_stepper)
         return _schedulers[key]
+
+
+def drop_stale_models() -> list[str]:
+    """Free the models this process holds that the catalog no longer names as they were
+    loaded (removed from the Models page, or added again from another folder): their
+    weights, key/value caches and scheduler thread. Asked at every heartbeat."""
+    if _registry is None:
+        return []
+    stale = registry().stale_keys()
+    for key in stale:
+        registry().drop(key)
+        with _registry_lock:
+            _steppers.pop(key, None)
+            previous = _schedulers.pop(key, None)
+        if previous is not None:
+            previous.close()
+        logger.info("Dropped %s: it left the catalog or moved", key)
+    return stale
 
 
 def on_the_model(key: str, run, progress: Progress | None = None):
@@ -256,6 +277,7 @@ def compute_attention_graph(params: dict, progress: Progress | None = None) -> d
             last_layer=params.get("last_layer"),
             heads=params.get("heads") or None,
             links=links,
+            max_edges=params.get("max_edges") or DEFAULT_GRAPH_MAX_EDGES,
             max_cells=settings.TOKENLENS_MAX_ATTENTION_CELLS,
             reuse=(_layer_inputs, params.get("cache_scope") or ""),
             **sequence_options(params),

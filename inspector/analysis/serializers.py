@@ -7,6 +7,7 @@ from rest_framework import serializers
 from engine.limits import ATTRIBUTION_METHODS as METHODS
 from engine.limits import (
     DEFAULT_GRAPH_K,
+    DEFAULT_GRAPH_MAX_EDGES,
     DEFAULT_GRAPH_THRESHOLD,
     DEFAULT_STEPS,
     ENCODINGS,
@@ -14,6 +15,7 @@ from engine.limits import (
     MAX_CHOSEN,
     MAX_CLUSTERS,
     MAX_DRAWS,
+    MAX_GRAPH_EDGES,
     MAX_GRAPH_K,
     MAX_POSITIONS,
     MAX_SEED,
@@ -99,8 +101,8 @@ class AttentionRequestSerializer(SequenceRequestSerializer):
 class AttentionGraphRequestSerializer(SequenceRequestSerializer):
     """The strongest attention links of layers first_layer..last_layer (default: every
     layer) and heads (default: all), as edges: the k strongest keys of every query row
-    (rule top_k) or every weight at or above threshold (rule threshold). The engine checks
-    the layers and heads against the model, and the number of edges against its limit."""
+    (rule top_k) or every weight at or above threshold (rule threshold), of which the
+    strongest max_edges are sent. The engine checks the layers and heads against the model."""
 
     first_layer = serializers.IntegerField(required=False, default=0, min_value=0)
     last_layer = serializers.IntegerField(
@@ -121,6 +123,13 @@ class AttentionGraphRequestSerializer(SequenceRequestSerializer):
     )
     skip_first = serializers.BooleanField(
         required=False, default=False, help_text="leave out links to the first token (a sink)"
+    )
+    max_edges = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_GRAPH_MAX_EDGES,
+        min_value=1,
+        max_value=MAX_GRAPH_EDGES,
+        help_text="send the strongest this many of the links the rule lets through",
     )
 
     def validate(self, attrs):

@@ -1,7 +1,8 @@
-"""The Attention graph tab in Chromium: the strongest links of every layer drawn in 3-D (one
-plane per layer, arcs coloured by head), a narrower layer range redrawn with only its links,
-a click on a node opening that layer and head's heatmap in the Attention tab, and the
-downloads of the links shown."""
+"""The Attention graph tab in Chromium: the first view (layers 0–3, the strongest link of
+every token in every head) drawn in 3-D (one plane per layer, arcs coloured by head), every
+layer at top-8 cut to the strongest links the page draws (and saying so), a narrower layer
+range redrawn with only its links, a click on a node opening that layer and head's heatmap in
+the Attention tab, and the downloads of the links shown."""
 
 from __future__ import annotations
 
@@ -58,10 +59,13 @@ def test_the_graph_draws_links_filters_layers_and_opens_a_heatmap(app_server, pa
     chart = panel.locator("[data-role=graph-box] .chart[data-rendered]")
     expect(chart).to_have_count(1)
     facts = panel.locator("[data-testid=graph-facts]")
-    expect(facts).to_contain_text("layers 0–29, all 9 heads")
+    expect(facts).to_contain_text("layers 0–3, all 9 heads")
+    expect(panel.locator(".chart[data-drawn]")).to_have_count(1)
     edges = int(chart.get_attribute("data-edges"))
-    n_tokens = int(facts.inner_text().split(", ")[-1].split(" ")[0])
-    assert edges == 30 * 9 * n_tokens  # the strongest link of every token in every head
+    n_tokens = int(re.search(r"(\d+) tokens", facts.inner_text()).group(1))
+    assert edges == 4 * 9 * n_tokens  # the strongest link of every token in every head
+    assert chart.get_attribute("data-matching") == str(edges)
+    assert "strongest" not in facts.inner_text().split(":")[0]  # nothing left out
     traces = page.evaluate(
         "Array.from(document.querySelector('#panel-graph .chart').data, (t) => "
         "({ name: t.name, type: t.type, mode: t.mode, points: t.x.length, legend: t.showlegend }))"
@@ -70,8 +74,21 @@ def test_the_graph_draws_links_filters_layers_and_opens_a_heatmap(app_server, pa
     legend = [trace["name"] for trace in traces if trace["legend"] and trace["mode"] == "lines"]
     assert legend[0] == "head 0 · K/V 0" and len(legend) == 9  # one legend entry per head
     nodes = traces[-1]
-    assert nodes["name"] == "tokens" and nodes["points"] == 30 * n_tokens
-    page.screenshot(path=str(ARTIFACTS / "attention-graph-all-layers.png"), full_page=False)
+    assert nodes["name"] == "tokens" and nodes["points"] == 4 * n_tokens
+    arcs = [trace for trace in traces if trace["mode"] == "lines"]
+    assert all(trace["points"] % 4 == 0 for trace in arcs)  # 3 points and a gap per arc
+    assert sum(trace["points"] for trace in arcs) // 4 <= edges
+    page.screenshot(path=str(ARTIFACTS / "attention-graph-first-view.png"), full_page=False)
+
+    panel.locator("select[name=last_layer]").select_option("29")
+    expect(facts).to_contain_text("layers 0–29")
+    panel.locator("select[name=k]").select_option("8")
+    top_8 = 30 * 9 * sum(min(8, query + 1) for query in range(n_tokens))
+    expect(facts).to_contain_text(f"Showing the strongest 4,000 of {top_8:,} links")
+    expect(facts).to_contain_text("Narrow the layers or heads")
+    expect(chart).to_have_attribute("data-edges", "4000")
+    expect(chart).to_have_attribute("data-matching", str(top_8))
+    page.screenshot(path=str(ARTIFACTS / "attention-graph-all-layers-top-8.png"), full_page=False)
 
     panel.locator("select[name=first_layer]").select_option("20")
     panel.locator("select[name=last_layer]").select_option("22")

@@ -1,5 +1,6 @@
 """The attention graph's edges: exactly the strongest links of the model's own attention maps
-(top-k per query row, or every weight above a threshold), and refusals that name the field."""
+(top-k per query row, or every weight above a threshold), of which the strongest max_edges
+are kept and all are counted, and refusals that name the field."""
 
 import re
 
@@ -7,8 +8,9 @@ import pytest
 import torch
 
 from engine.attention import LayerInputCache
-from engine.attention_graph import LinkRule, attention_graph, layer_edges
+from engine.attention_graph import LinkRule, attention_graph, layer_edges, strongest
 from engine.distribution import prompt_ids
+from engine.limits import DEFAULT_GRAPH_MAX_EDGES, MAX_GRAPH_EDGES
 from engine.types import InputError
 
 TEXT = "The quick brown fox jumps over the lazy dog because it was late for dinner."
@@ -61,8 +63,14 @@ def test_top_k_edges_are_the_top_k_of_the_real_maps(any_packaged_model, k):
 def test_threshold_edges_are_every_weight_above_it(smollm2):
     reference = reference_maps(smollm2)
     graph = attention_graph(
-        smollm2, TEXT, first_layer=0, last_layer=29, links=LinkRule("threshold", threshold=0.2)
+        smollm2,
+        TEXT,
+        first_layer=0,
+        last_layer=29,
+        links=LinkRule("threshold", threshold=0.2),
+        max_edges=MAX_GRAPH_EDGES,
     )
+    assert graph.n_matching == len(graph.edges) > DEFAULT_GRAPH_MAX_EDGES
     found = {tuple(edge) for edge in graph.edges.tolist()}
     for layer, maps in enumerate(reference):
         strong = torch.nonzero(maps.tril() >= 0.2 + 1e-4).tolist()
@@ -98,6 +106,7 @@ def test_the_default_is_every_layer_top_3_and_to_dict_sends_columns(smollm2):
     sent = graph.to_dict()
     assert sent["layers"] == list(range(30)) and sent["rule"] == "top_k" and sent["k"] == 3
     assert sent["n_edges"] == len(sent["edges"]["weight"]) == len(graph.edges)
+    assert sent["n_matching"] == sent["n_edges"] and sent["max_edges"] == DEFAULT_GRAPH_MAX_EDGES
     assert set(sent["edges"]["head"]) == {4} and set(sent["edges"]["layer"]) == set(range(30))
     assert sent["kv_head_of"] == [1]
 
@@ -112,6 +121,32 @@ def test_layer_edges_orders_each_row_strongest_first():
 
 
 @pytest.mark.parametrize(
+    "links", [LinkRule("top_k", k=2), LinkRule("threshold", threshold=0.05, skip_first=True)]
+)
+def test_max_edges_keeps_the_strongest_links_in_order_and_counts_them_all(smollm2, links):
+    every = attention_graph(smollm2, TEXT, first_layer=3, last_layer=8, links=links)
+    kept = attention_graph(smollm2, TEXT, first_layer=3, last_layer=8, links=links, max_edges=250)
+    assert every.n_matching == len(every.edges) > 250
+    assert kept.n_matching == every.n_matching and len(kept.edges) == 250
+    assert kept.to_dict()["n_matching"] == every.n_matching
+    assert kept.to_dict()["n_edges"] == 250 and kept.to_dict()["max_edges"] == 250
+    rows = [tuple(edge) for edge in every.edges.tolist()]
+    positions = [rows.index(tuple(edge)) for edge in kept.edges.tolist()]
+    assert positions == sorted(positions)  # still by layer, head, query, strongest first
+    assert torch.equal(kept.weights, every.weights[positions])
+    dropped = torch.ones(len(rows), dtype=torch.bool)
+    dropped[positions] = False
+    assert kept.weights.min() >= every.weights[dropped].max()  # the strongest 250
+
+
+def test_strongest_keeps_the_largest_in_their_order_and_the_earlier_of_a_tie():
+    weights = torch.tensor([0.1, 0.5, 0.3, 0.5, 0.9, 0.3])
+    assert strongest(weights, 3).tolist() == [1, 3, 4]
+    assert strongest(weights, 4).tolist() == [1, 2, 3, 4]
+    assert strongest(weights, 10).tolist() == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
     ("kwargs", "field", "fragment"),
     [
         ({"first_layer": 30}, "first_layer", "this model has 30 layers (0–29)"),
@@ -119,16 +154,9 @@ def test_layer_edges_orders_each_row_strongest_first():
         ({"first_layer": 5, "last_layer": 2}, "last_layer", "may not come after the last"),
         ({"heads": [9]}, "heads", "9 heads (0–8)"),
         ({"heads": []}, "heads", "at least one"),
-        (
-            {"first_layer": 0, "links": LinkRule(k=8), "max_edges": 1000},
-            "k",
-            "at most 1,000 are drawn at once",
-        ),
-        (
-            {"first_layer": 0, "links": LinkRule("threshold", threshold=0.01), "max_edges": 50},
-            "threshold",
-            "at most 50 are drawn at once",
-        ),
+        ({"max_edges": 0}, "max_edges", "max_edges is 1–100,000 links, not 0"),
+        ({"max_edges": MAX_GRAPH_EDGES + 1}, "max_edges", "not 100001"),
+        ({"max_edges": True}, "max_edges", "not True"),
     ],
 )
 def test_bad_requests_name_the_field(smollm2, kwargs, field, fragment):

@@ -1,5 +1,6 @@
-"""POST /api/v1/attention/graph/: the strongest attention links of a layer range, as edges;
-every bad input a 400 naming its field; the same people, budget and cache scopes as
+"""POST /api/v1/attention/graph/: the strongest attention links of a layer range, as edges
+(the strongest max_edges of those the rule lets through, with their count); every bad input a
+400 naming its field; the same people, budget and cache scopes as
 /api/v1/attention/ (it takes a text, not a branch: what anyone may analyse)."""
 
 import pytest
@@ -8,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.attention import unpack
-from engine.limits import MAX_GRAPH_EDGES
+from engine.limits import DEFAULT_GRAPH_MAX_EDGES, MAX_GRAPH_EDGES
 from inspector.compute import budget, routing
 from tests.conftest import client_for
 
@@ -64,6 +65,9 @@ def test_a_threshold_sends_only_the_links_above_it_and_can_skip_the_first_token(
         ({"threshold": 1.5}, "threshold", "less than or equal to 1"),
         ({"threshold": True}, "threshold", "valid number"),
         ({"rule": "strongest"}, "rule", "not a valid choice"),
+        ({"max_edges": 0}, "max_edges", "greater than or equal to 1"),
+        ({"max_edges": MAX_GRAPH_EDGES + 1}, "max_edges", "less than or equal to 100000"),
+        ({"max_edges": "many"}, "max_edges", "valid integer"),
         ({"heads": [-1]}, "heads[0]", "greater than or equal to 0"),
         ({"text": "   "}, "text", "only whitespace"),
         ({"model": "gpt-9"}, "model", "Unknown model"),
@@ -91,16 +95,30 @@ def test_layers_and_heads_the_model_lacks_are_refused_naming_the_field(fields, f
 
 
 @pytest.mark.model
-def test_more_edges_than_the_limit_is_a_400_naming_the_limit(settings):
+def test_only_the_strongest_max_edges_are_sent_and_the_answer_says_how_many_met_the_rule(
+    settings,
+):
     settings.TOKENLENS_VISITOR_BUDGET = 10**9
-    long_text = "The keeper climbed the stairs and wrote the weather. " * 6
-    response = graph(APIClient(), text=long_text, k=8)
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["field"] == "k" and f"at most {MAX_GRAPH_EDGES:,} are drawn" in error["message"]
-    assert "30 layers × 9 heads" in error["message"] and "a smaller k" in error["message"]
-    fewer = graph(APIClient(), text=long_text, k=8, heads=[1], first_layer=20)
-    assert fewer.status_code == 200 and fewer.json()["n_edges"] <= MAX_GRAPH_EDGES
+    long_text = "The keeper climbed the stairs and wrote the weather. " * 3
+    api = APIClient()
+    every = graph(api, text=long_text, k=8, max_edges=MAX_GRAPH_EDGES).json()
+    assert every["n_matching"] == every["n_edges"] > DEFAULT_GRAPH_MAX_EDGES
+    default = graph(api, text=long_text, k=8).json()
+    assert default["max_edges"] == DEFAULT_GRAPH_MAX_EDGES
+    assert default["n_matching"] == every["n_matching"]
+    assert default["n_edges"] == len(default["edges"]["weight"]) == DEFAULT_GRAPH_MAX_EDGES
+    few = graph(api, text=long_text, k=8, max_edges=500).json()
+    assert few["n_matching"] == every["n_matching"] and few["n_edges"] == 500
+    weakest_kept = min(few["edges"]["weight"])
+    assert sorted(every["edges"]["weight"], reverse=True)[499] == weakest_kept
+    kept = set(
+        zip(*(few["edges"][name] for name in ("layer", "head", "query", "key")), strict=True)
+    )
+    assert kept <= set(
+        zip(*(every["edges"][name] for name in ("layer", "head", "query", "key")), strict=True)
+    )
+    layers = few["edges"]["layer"]
+    assert layers == sorted(layers)  # still ordered by layer, head, query
 
 
 def test_it_is_priced_like_the_attention_maps_of_its_layers():

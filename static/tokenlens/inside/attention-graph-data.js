@@ -9,13 +9,15 @@ export const HEAD_COLOURS = ["#3451d1", "#d1495b", "#edae49", "#00798c", "#66a18
 // Strong links are drawn thick and solid, weak ones thin and faint (Plotly sets a line's
 // width and opacity per trace, so each head has one trace per band).
 const BANDS = [
-  { min: 0.5, width: 6, opacity: 0.95, name: "≥ 0.5" },
-  { min: 0.2, width: 3.5, opacity: 0.7, name: "0.2–0.5" },
-  { min: 0, width: 1.5, opacity: 0.4, name: "< 0.2" },
+  { min: 0.5, width: 4, opacity: 0.95, name: "≥ 0.5" },
+  { min: 0.2, width: 2.5, opacity: 0.7, name: "0.2–0.5" },
+  { min: 0, width: 1, opacity: 0.4, name: "< 0.2" },
 ];
-const ARC_POINTS = 7; // points along each arc (then a gap before the next arc)
+// Each arc is drawn as 3 points (its two tokens and its apex above the middle), then a gap
+// before the next arc: in software WebGL the time to draw grows with the points, and arcs of
+// more points look no different at a few thousand links.
+const ARC_POINTS = 3;
 const HOVER_LINKS = 4; // links listed in a node's hover text
-const EDGE_HOVER_MAX = 6000; // above this many arcs, arcs answer clicks but show no label
 
 export function edgeList(result) {
   const columns = result.edges;
@@ -30,11 +32,11 @@ function tokenText(tokens, position) {
 }
 
 // One arc trace per head and band; `edgesOf[trace]` lists the edges it draws, in order, so a
-// click on its point p is edge edgesOf[trace][Math.floor(p / (ARC_POINTS + 1))].
+// click on its point p is edge edgesOf[trace][Math.floor(p / (ARC_POINTS + 1))]. Arcs carry
+// no hover text (a node's hover lists its links): thousands of labels cost more than the arcs.
 export function arcTraces(result, edges) {
   const traces = [];
   const edgesOf = [];
-  const labelled = edges.length <= EDGE_HOVER_MAX;
   result.heads.forEach(function (head, headIndex) {
     const colour = HEAD_COLOURS[headIndex % HEAD_COLOURS.length];
     let shownInLegend = false;
@@ -44,27 +46,19 @@ export function arcTraces(result, edges) {
         return edge.head === head && edge.query !== edge.key && edge.weight >= band.min && edge.weight < upper;
       });
       if (!drawn.length) return;
-      const x = [], y = [], z = [], text = [];
+      const x = [], y = [], z = [];
       drawn.forEach(function (edge) {
         const span = edge.query - edge.key;
-        const words = labelled ? "layer " + edge.layer + ", head " + edge.head + ": " + tokenText(result.tokens, edge.query) +
-          " → " + tokenText(result.tokens, edge.key) + " " + edge.weight.toFixed(3) : "";
-        for (let point = 0; point < ARC_POINTS; point++) {
-          const t = point / (ARC_POINTS - 1);
-          x.push(edge.key + span * t);
-          y.push((span / 2) * Math.sin(Math.PI * t)); // a half circle over the link's span
-          z.push(edge.layer);
-          text.push(words);
-        }
-        x.push(null); y.push(null); z.push(null); text.push("");
+        // key, apex (as high as half the span, like a half circle's top), query; then a gap
+        x.push(edge.key, edge.key + span / 2, edge.query, null);
+        y.push(0, span / 2, 0, null);
+        z.push(edge.layer, edge.layer, edge.layer, null);
       });
       traces.push({
         type: "scatter3d", mode: "lines", x: x, y: y, z: z, name: "head " + head + " · K/V " + result.kv_head_of[headIndex],
         legendgroup: "head-" + head, showlegend: !shownInLegend, opacity: band.opacity,
         line: { color: colour, width: band.width },
-        text: labelled ? text : undefined,
-        hovertemplate: labelled ? "%{text}<extra></extra>" : undefined,
-        hoverinfo: labelled ? undefined : "none",
+        hoverinfo: "none", // still clickable ("skip" would not be)
       });
       edgesOf.push(drawn);
       shownInLegend = true;
@@ -73,17 +67,22 @@ export function arcTraces(result, edges) {
   return { traces: traces, edgesOf: edgesOf, pointsPerArc: ARC_POINTS + 1 };
 }
 
-// Every token of every layer plane as a node, hovering with its strongest links there.
+// Every token of a layer plane at either end of a link shown there as a node, hovering with
+// its strongest links there (the others would only say "none": 30 planes × 256 tokens of dots
+// cost as much to draw as 2,000 arcs).
 export function nodeTrace(result, edges) {
   const linksOf = new Map();
+  const ends = new Set();
   edges.forEach(function (edge) {
     const key = edge.layer + ":" + edge.query;
     if (!linksOf.has(key)) linksOf.set(key, []);
     linksOf.get(key).push(edge);
+    ends.add(key).add(edge.layer + ":" + edge.key);
   });
   const x = [], y = [], z = [], text = [], nodes = [];
   result.layers.forEach(function (layer) {
     result.tokens.forEach(function (_token, position) {
+      if (!ends.has(layer + ":" + position)) return;
       const links = (linksOf.get(layer + ":" + position) || []).slice()
         .sort(function (a, b) { return b.weight - a.weight; });
       const listed = links.slice(0, HOVER_LINKS).map(function (edge) {
@@ -98,7 +97,8 @@ export function nodeTrace(result, edges) {
   return {
     trace: {
       type: "scatter3d", mode: "markers", x: x, y: y, z: z, text: text, name: "tokens", showlegend: false,
-      marker: { size: result.tokens.length > 64 ? 2 : 3.5, color: "#555" },
+      // squares: software WebGL draws thousands of them in half the time of round dots
+      marker: { size: result.tokens.length > 64 ? 2 : 3.5, color: "#555", symbol: "square" },
       hovertemplate: "%{text}<extra></extra>",
     },
     nodes: nodes,

@@ -1,6 +1,7 @@
 // The Attention graph panel: the strongest attention links of a range of layers in 3-D, one
-// plane per layer. Only the links drawn are sent (POST /api/v1/attention/graph/); clicking a
-// node or a link opens that layer and head's heatmap in the Attention panel.
+// plane per layer. Only the links drawn are sent (POST /api/v1/attention/graph/): at most
+// MAX_DRAWN, the strongest of those the rule lets through; clicking a node or a link opens that
+// layer and head's heatmap in the Attention panel.
 
 import { timings } from "./context.js";
 import { modelFacts, post, sequence } from "./api.js";
@@ -9,6 +10,18 @@ import { guarded } from "./status.js";
 import { chart } from "./chart.js";
 import { panels } from "./tabs.js";
 import { arcTraces, edgeList, edgeRows, nodeTrace, sceneLayout } from "./attention-graph-data.js";
+
+// The most links asked for and drawn at once. Headless Chromium with software WebGL draws
+// about 4,000 arcs a second (bench/attention.py), so this keeps a redraw to a few seconds
+// there; a browser with a GPU draws them at once.
+const MAX_DRAWN = 4000;
+const FIRST_LAYERS = 4; // the first view: layers 0–3 (at k = 1), quick to read and to draw
+
+function frames(count) {
+  return new Promise(function (resolve) {
+    (function next(left) { if (!left) resolve(); else requestAnimationFrame(function () { next(left - 1); }); })(count);
+  });
+}
 
 export function createGraphPanel() {
   const panel = document.getElementById("panel-graph");
@@ -24,7 +37,7 @@ export function createGraphPanel() {
     ["first_layer", "last_layer"].forEach(function (name) {
       for (let index = 0; index < known.n_layers; index++) field(name).appendChild(make("option", { value: index }, String(index)));
     });
-    field("last_layer").value = String(known.n_layers - 1);
+    field("last_layer").value = String(Math.min(known.n_layers, FIRST_LAYERS) - 1);
     const heads = field("heads");
     const group = Math.max(1, known.n_heads / (known.n_kv_heads || known.n_heads));
     for (let head = 0; head < known.n_heads; head++) heads.appendChild(make("option", { value: "h" + head }, "head " + head));
@@ -58,6 +71,7 @@ export function createGraphPanel() {
       first_layer: Number(field("first_layer").value), last_layer: Number(field("last_layer").value),
       heads: chosenHeads(), rule: field("rule").value, k: Number(field("k").value),
       threshold: Number(field("threshold").value), skip_first: field("skip_first").checked,
+      max_edges: MAX_DRAWN,
     });
   }
 
@@ -65,10 +79,15 @@ export function createGraphPanel() {
     const rule = result.rule === "top_k" ? "the " + (result.k === 1 ? "strongest link" : result.k + " strongest links") + " of each token"
       : "every link of weight " + result.threshold + " or more";
     const facts = panel.querySelector("[data-role=graph-facts]");
-    facts.textContent = result.n_edges.toLocaleString() + " links: " + rule + " in each head" +
+    const shown = result.n_edges < result.n_matching
+      ? "Showing the strongest " + result.n_edges.toLocaleString() + " of " + result.n_matching.toLocaleString() + " links"
+      : result.n_edges.toLocaleString() + " links";
+    facts.textContent = shown + ": " + rule + " in each head" +
       (result.skip_first ? ", leaving out the first token" : "") + ", layers " + result.layers[0] + "–" +
       result.layers[result.layers.length - 1] + ", " + (result.heads.length === known.n_heads ? "all " : "") +
-      result.heads.length + " head" + (result.heads.length > 1 ? "s" : "") + ", " + result.n_tokens + " tokens.";
+      result.heads.length + " head" + (result.heads.length > 1 ? "s" : "") + ", " + result.n_tokens + " tokens." +
+      (result.n_edges < result.n_matching ? " Narrow the layers or heads (or choose " +
+        (result.rule === "top_k" ? "a smaller k" : "a higher threshold") + ") to see them all." : "");
   }
 
   async function draw(result) {
@@ -92,9 +111,13 @@ export function createGraphPanel() {
         if (picked) panels.attention.show(picked.layer, picked.head, picked.query);
       });
     });
-    box.querySelector(".chart").dataset.edges = String(result.n_edges);
-    timings.graphRenderMs = performance.now() - started;
+    const figure = box.querySelector(".chart");
+    figure.dataset.edges = String(result.n_edges);
+    figure.dataset.matching = String(result.n_matching);
     describe(result);
+    await frames(2); // the scene is drawn in the frame after newPlot: count it in
+    timings.graphRenderMs = performance.now() - started;
+    figure.dataset.drawn = "1";
   }
 
   async function load() {
@@ -107,6 +130,7 @@ export function createGraphPanel() {
       if (mine !== asked) return;
       timings.graphFetchMs = performance.now() - started;
       timings.graphEdges = result.n_edges;
+      timings.graphMatching = result.n_matching;
       await draw(result);
     });
   }
