@@ -15,7 +15,9 @@ of the Attention graph tab, the links that met its rule and those sent (the page
 strongest 4,000 at most), the response's bytes, the request (model + transfer) and the time
 from the tab pressed (the first view) or the setting chosen (a redraw) to the scene drawn (the
 frame after Plotly's newPlot). Target, in this headless Chromium whose WebGL runs in software
-(about 4,000 arcs a second): every setting, the widest included, drawn in ≤ 3 s and ≤ 200 kB.
+(about 2,000-4,000 arcs a second on 2 shared cores): the first view (layers 0–3) drawn in
+≤ 3 s, every setting, the widest included, in ≤ 4 s (a third of it the model running 30
+layers), ≤ 150 kB. Measured: 2.7 s first view, 3.6–3.8 s every layer, 93–96 kB.
 
 Then, in this process, the model's side of a layer switch: the first request for a text (the
 whole pass, keeping each layer's inputs), a switch to the last layer on the same text (that
