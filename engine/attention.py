@@ -80,6 +80,25 @@ def _check_indices(values, count: int, field: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+def read_attended(loaded: LoadedModel, text: str, system_prompt, use_chat_template, completion_ids):
+    """The text (and any generated tokens) as the model reads it, refused past MAX_TOKENS:
+    eager attention forms (heads, n, n) per layer."""
+    tokenization = read_model_sequence(
+        loaded,
+        text,
+        system_prompt=system_prompt,
+        use_chat_template=use_chat_template,
+        completion_ids=completion_ids,
+    )
+    if tokenization.count > MAX_TOKENS:
+        raise InputError(
+            f"The text is {tokenization.count:,} tokens long; attention is drawn for at most "
+            f"{MAX_TOKENS:,} tokens",
+            field="text",
+        )
+    return tokenization
+
+
 def check_cells(n_layers: int, n_heads: int, n_tokens: int, max_cells: int) -> None:
     """InputError naming `layers` when the maps would hold more than max_cells values."""
     cells = n_layers * n_heads * n_tokens * n_tokens
@@ -325,20 +344,8 @@ def attention_for(
         raise InputError(f"encoding must be one of {', '.join(ENCODINGS)}", field="encoding")
     layers = _check_indices(layers, info.n_layers, "layers")
     heads = _check_indices(range(info.n_heads) if heads is None else heads, info.n_heads, "heads")
-    tokenization = read_model_sequence(
-        loaded,
-        text,
-        system_prompt=system_prompt,
-        use_chat_template=use_chat_template,
-        completion_ids=completion_ids,
-    )
+    tokenization = read_attended(loaded, text, system_prompt, use_chat_template, completion_ids)
     ids = [token.id for token in tokenization.tokens]
-    if len(ids) > MAX_TOKENS:
-        raise InputError(
-            f"The text is {len(ids):,} tokens long; attention maps are drawn for at most "
-            f"{MAX_TOKENS:,} tokens",
-            field="text",
-        )
     check_cells(len(layers), info.n_heads, len(ids), max_cells)
     captured = capture_attention(loaded, ids, layers, reuse=reuse)
     maps = torch.stack([captured[layer][list(heads)] for layer in layers])  # (L, H, n, n)

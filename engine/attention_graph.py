@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import torch
 
 from engine.attention import (
-    MAX_TOKENS,
     LayerInputCache,
     _check_indices,
     capture_attention,
     check_cells,
     kv_heads,
+    read_attended,
 )
 from engine.limits import (
     DEFAULT_GRAPH_K,
@@ -33,7 +33,6 @@ from engine.limits import (
     MIN_GRAPH_THRESHOLD,
 )
 from engine.loading import LoadedModel
-from engine.tokenization import read_model_sequence
 from engine.types import InputError, TokenPiece
 
 WEIGHT_DECIMALS = 4  # as sent: enough to rank links, a third of float32's digits
@@ -214,20 +213,8 @@ def attention_graph(
         )
     layers = _check_range(first_layer, last_layer, info.n_layers)
     heads = _check_indices(range(info.n_heads) if heads is None else heads, info.n_heads, "heads")
-    tokenization = read_model_sequence(
-        loaded,
-        text,
-        system_prompt=system_prompt,
-        use_chat_template=use_chat_template,
-        completion_ids=completion_ids,
-    )
+    tokenization = read_attended(loaded, text, system_prompt, use_chat_template, completion_ids)
     ids = [token.id for token in tokenization.tokens]
-    if len(ids) > MAX_TOKENS:
-        raise InputError(
-            f"The text is {len(ids):,} tokens long; attention is drawn for at most "
-            f"{MAX_TOKENS:,} tokens",
-            field="text",
-        )
     check_cells(1, info.n_heads, len(ids), max_cells)  # one layer's maps at a time
     reducer = _StrongestEdges(heads, links, max_edges)
     captured = capture_attention(loaded, ids, layers, reduce=reducer, reuse=reuse)
