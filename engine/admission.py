@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 import torch
 
 from engine.architecture import check_supported, is_causal_architecture
-from engine.catalog import info_from_config
 from engine.distribution import next_token_logits
-from engine.loading import LoadedModel, Progress
+from engine.loading import LoadedModel, Progress, load_from
 from engine.types import EngineError, ModelLoadError, ModelSpec
 
 HUB_PROBE_SECONDS = 3
@@ -96,26 +95,6 @@ def _first_sentence(exc: Exception) -> str:
     return line.split(". ")[0].rstrip(".") + "."
 
 
-def _load_parts(source: str, local_only: bool, spec: ModelSpec, progress: Progress):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    progress(f"Loading the tokenizer of {spec.label}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelLoadError(f"Could not load the tokenizer of {spec.label}: {exc}") from exc
-    progress(f"Loading the weights of {spec.label}")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch.float32, local_files_only=local_only
-        )
-    except ValueError as exc:  # transformers has no causal LM class for this config
-        raise ModelLoadError(f"{spec.label} is not a causal language model: {exc}") from exc
-    except (OSError, KeyError, RuntimeError) as exc:
-        raise ModelLoadError(f"Could not load the weights of {spec.label}: {exc}") from exc
-    return tokenizer, model
-
-
 def admit(spec: ModelSpec, device: torch.device, progress: Progress | None = None) -> LoadedModel:
     """Load a hub id or a local folder (spec.source "hub" or "local") onto `device` and check
     that TokenLens can read it: ModelLoadError naming the cause otherwise."""
@@ -124,18 +103,9 @@ def admit(spec: ModelSpec, device: torch.device, progress: Progress | None = Non
     source, local_only = _local_source(spec) if spec.source == "local" else _hub_source(spec)
     progress(f"Reading the configuration of {spec.label}")
     _read_config(source, local_only, spec)
-    tokenizer, model = _load_parts(source, local_only, spec, progress)
-    model.to(device).eval()
+    loaded = load_from(spec, source, device, progress, local_files_only=local_only)
     progress(f"Checking that every analysis can read {spec.label}")
-    check_supported(model)
-    info = info_from_config(
-        spec,
-        model.config,
-        n_params=sum(parameter.numel() for parameter in model.parameters()),
-        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
-        device=str(device),
-    )
-    loaded = LoadedModel(spec, model, tokenizer, device, info)
+    check_supported(loaded.model)
     _check_one_pass(loaded)
     return loaded
 

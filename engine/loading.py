@@ -140,16 +140,36 @@ def load(
     spec: ModelSpec, cache_root: Path, device: torch.device, progress: Progress | None = None
 ) -> LoadedModel:
     """Load `spec` onto `device` (preparing the cached copy first if it is a packaged model)."""
+    progress = progress or (lambda _stage: None)
+    return load_from(spec, prepare(spec, cache_root, progress), device, progress)
+
+
+def load_from(
+    spec: ModelSpec,
+    source: Path | str,
+    device: torch.device,
+    progress: Progress,
+    local_files_only: bool = False,
+) -> LoadedModel:
+    """Load the tokenizer, then the weights, of `spec` from a folder or hub id (only this
+    machine's Hugging Face cache with local_files_only), each stage reported, each failure a
+    ModelLoadError naming what could not be read."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    progress = progress or (lambda _stage: None)
-    source = prepare(spec, cache_root, progress)
-    progress(f"Loading {spec.label} weights")
+    progress(f"Loading the tokenizer of {spec.label}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"Could not load {spec.label} from {source}: {exc}") from exc
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"Could not load the tokenizer of {spec.label}: {exc}") from exc
+    progress(f"Loading the weights of {spec.label}")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, local_files_only=local_files_only
+        )
+    except ValueError as exc:  # transformers has no causal LM class for this config
+        raise ModelLoadError(f"{spec.label} is not a causal language model: {exc}") from exc
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(f"Could not load the weights of {spec.label}: {exc}") from exc
     model.to(device).eval()
     info = info_from_config(
         spec,
@@ -186,19 +206,25 @@ class ModelRegistry:
     def spec(self, key: str) -> ModelSpec:
         spec = self.catalog.get(key) or self._lookup(key)
         if spec is None:
+            self.drop(key)  # removed from the catalog: its weights go too
             known = ", ".join(self.catalog)
             raise UnknownModelError(f"Unknown model {key!r}; choose one of: {known}")
         return spec
 
     def get(self, key: str, progress: Progress | None = None) -> LoadedModel:
-        if key in self._loaded:
-            return self._loaded[key]
+        """The model `key` names now, loaded once; a key whose catalog entry moved (removed,
+        then added again from another folder or id) is loaded again from where it is now."""
         spec = self.spec(key)
+        loaded = self._loaded.get(key)
+        if loaded is not None and _same_source(loaded.spec, spec):
+            return loaded
         loading = self._loading  # another thread's load under way (the worker's warm-up, say)
         if progress is not None and loading is not None:
             progress(f"Waiting for the worker to finish loading {loading.label}")
         with self._lock:
-            if key not in self._loaded:
+            loaded = self._loaded.get(key)
+            if loaded is None or not _same_source(loaded.spec, spec):
+                self._loaded.pop(key, None)
                 device = pick_device(self.device_preference)
                 self._loading = spec
                 try:
@@ -206,7 +232,22 @@ class ModelRegistry:
                 finally:
                     self._loading = None
                 self._on_loaded(self._loaded[key])
-        return self._loaded[key]
+            return self._loaded[key]
+
+    def stale_keys(self) -> list[str]:
+        """The loaded models whose key no longer names them: removed from the catalog, or
+        added again from somewhere else (their weights are of no use any more)."""
+        stale = []
+        for key, loaded in list(self._loaded.items()):
+            spec = self.catalog.get(key) or self._lookup(key)
+            if spec is None or not _same_source(loaded.spec, spec):
+                stale.append(key)
+        return stale
+
+    def drop(self, key: str) -> None:
+        """Forget a loaded model (its memory is freed once nothing else holds it)."""
+        with self._lock:
+            self._loaded.pop(key, None)
 
     def adopt(self, loaded: LoadedModel) -> None:
         """Keep a model loaded elsewhere (adding it to the catalog loads it once already)."""
@@ -216,3 +257,7 @@ class ModelRegistry:
 
     def loaded_keys(self) -> list[str]:
         return list(self._loaded)
+
+
+def _same_source(loaded: ModelSpec, now: ModelSpec) -> bool:
+    return (loaded.source, loaded.location) == (now.source, now.location)

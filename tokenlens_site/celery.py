@@ -32,7 +32,8 @@ def _consume_model_queues(sender, instance, **_):
 def _start_heartbeat(sender=None, **_):
     """Tell the web processes this worker is alive and what it serves; a model added to the
     catalog meanwhile (inspector.catalog) is served from the next heartbeat on: the worker
-    asks its own consumer, through Celery's remote control, to take that model's queue too."""
+    asks its own consumer, through Celery's remote control, to take that model's queue too
+    (a failure there is tried again at the next beat)."""
     from inspector.compute import heartbeat as worker_heartbeat
     from inspector.compute import routing
 

@@ -1,7 +1,7 @@
 """Adding a model to the catalog, in the worker that took the job: admit it (engine.admission:
 found, read, checked, loaded, each stage on the page), fill in its card and mark it ready, or
-delete the entry so that nothing half-added stays. The loaded model is kept: the first
-request for it on this worker does not load it again."""
+delete the entry so that nothing half-added stays. The loaded model is kept where this worker
+will serve it (the first request for it here does not load it again), freed otherwise."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.conf import settings
 from engine.admission import admit
 from engine.loading import Progress, pick_device
 from engine.types import EngineError, ModelLoadError
+from inspector.compute import routing
 from inspector.models import CatalogModel
 from worker.computations import registry
 
@@ -35,6 +36,7 @@ def add_model(params: dict, progress: Progress) -> dict:
             raise
         logger.info("Could not add %s: %s", entry.reference, exc.message)
         return {"error": {**exc.to_dict(), "field": "reference"}}
-    registry().adopt(loaded)
+    if entry.key in routing.served_models():  # a worker pinned to other models never uses it
+        registry().adopt(loaded)
     entry.refresh_from_db()
     return {"result": {"key": entry.key, "card": entry.card()}}

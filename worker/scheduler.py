@@ -66,6 +66,12 @@ class TooBusy(EngineError):
         return {**super().to_dict(), "status": self.status}
 
 
+MODEL_LEFT = (
+    "The model left this worker while the request waited (removed from the catalog or loaded "
+    "again from elsewhere); nothing was changed. Try again"
+)
+
+
 @dataclass
 class _PendingStep:
     request: StepRequest
@@ -129,6 +135,7 @@ class ModelScheduler:
         self._analyses: deque[_Analysis] = deque()
         self._generations: list[Generation] = []
         self._changed = threading.Condition()
+        self._closed = False
         self._loop_thread = threading.Thread(
             target=self._loop, daemon=True, name=f"scheduler {stepper.loaded.spec.key}"
         )
@@ -141,6 +148,9 @@ class ModelScheduler:
         before its pass, or whose expires_at passed while it waited, is never computed."""
         pending = _PendingStep(request, Future(), expires_at)
         with self._changed:
+            if self._closed:
+                pending.future.set_exception(TooBusy(MODEL_LEFT))
+                return pending.future
             self._stepped_at[request.cache_key] = pending.queued_at
             self._steps.append(pending)
             self._changed.notify()
@@ -169,6 +179,8 @@ class ModelScheduler:
         if generation.request.max_new_tokens is None:
             raise InputError("Generating to the end needs max_new_tokens", "max_new_tokens")
         with self._changed:
+            if self._closed:
+                raise TooBusy(MODEL_LEFT)
             self._generations.append(generation)
             self._changed.notify()
         try:
@@ -201,36 +213,48 @@ class ModelScheduler:
         Calling yield_point() inside it lets one pass of waiting steps run (between chunks)."""
         item = _Analysis(run, Future())
         with self._changed:
+            if self._closed:
+                item.future.set_exception(TooBusy(MODEL_LEFT))
+                return item.future
             self._analyses.append(item)
             self._changed.notify()
         return item.future
 
+    def close(self) -> None:
+        """End the model's thread once the work handed in so far is done (the model left
+        this worker: removed from the catalog, or loaded again from elsewhere)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+
     # -- the loop -------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            self._wait_for_work()
+        while self._wait_for_work():
             try:
                 self._one_pass()
                 self._one_analysis()
             except Exception:  # never let the model's thread die; callers got their error
                 logger.exception("Scheduler pass failed")
 
-    def _wait_for_work(self) -> None:
+    def _wait_for_work(self) -> bool:
+        """True when there is work for a pass; False once closed with nothing left to do."""
         with self._changed:
             while True:
                 now = time.monotonic()
                 if self._analyses:
-                    return
+                    return True
                 if self._steps:
                     gather = self._gather_seconds(now)
                     if gather <= 0:
-                        return
+                        return True
                     self._changed.wait(gather)
                     continue
+                if self._closed and not self._generations:
+                    return False
                 waiting = [g.not_before for g in self._generations if not g.busy]
                 if any(when <= now for when in waiting):
-                    return
+                    return True
                 self._changed.wait(min(waiting) - now if waiting else None)
 
     def _gather_seconds(self, now: float) -> float:

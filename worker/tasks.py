@@ -17,7 +17,7 @@ from inspector.protocol import (
     TASK_STEP_AND_REPLY,
     TASK_WARM_UP,
 )
-from worker.computations import compute, scheduler, warm_up
+from worker.computations import compute, drop_stale_models, scheduler, warm_up
 from worker.generation import generate_branch
 from worker.jobs import run_job
 from worker.replies import step_and_reply
@@ -65,3 +65,12 @@ def _start_warming_up(**_):
         first = settings.TOKENLENS_DEFAULT_MODEL
         models = [first if first in served else served[0]]
         threading.Thread(target=warm_up, args=(models,), name="warm-up", daemon=True).start()
+
+
+@worker_ready.connect
+def _free_models_that_left(**_):
+    """At every heartbeat a Celery worker frees the models removed from the catalog, or added
+    again from elsewhere, that it holds (their weights, caches and scheduler thread)."""
+    from inspector.compute import heartbeat
+
+    heartbeat.at_every_beat(drop_stale_models)

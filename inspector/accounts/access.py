@@ -101,6 +101,11 @@ def may_manage_models(user) -> bool:
     return user is not None and user.is_authenticated and user.is_staff
 
 
+def may_see_who_added_models(user) -> bool:
+    """Which admin added a model from the Models page (a username): admins only."""
+    return may_manage_models(user)
+
+
 def may_present(user, lesson: Lesson) -> bool:
     """The lesson's instructor and its co-instructors present it live."""
     if user is None or not user.is_authenticated:

@@ -16,7 +16,6 @@ from inspector.catalog.serializers import (
     AddModelSerializer,
     CatalogSerializer,
 )
-from inspector.compute import services as compute
 
 
 @extend_schema(
@@ -24,7 +23,8 @@ from inspector.compute import services as compute
     request=None,
     responses={200: CatalogSerializer, **ERRORS},
     description="The catalog: packaged models, TOKENLENS_EXTRA_MODELS, then models added "
-    "here once ready, each with what is known of it without loading it.",
+    "here once ready, each with what is known of it without loading it (who added a model: "
+    "for admins only, null for everyone else).",
 )
 @extend_schema(
     methods=["POST"],
@@ -38,7 +38,7 @@ from inspector.compute import services as compute
 @api_view(["GET", "POST"])
 def models(request):
     if request.method == "GET":
-        return Response({"models": compute.catalog_entries()})
+        return Response({"models": catalog.catalog_entries(request)})
     catalog.require_admin(request)
     serializer = AddModelSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)

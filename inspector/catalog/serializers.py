@@ -60,7 +60,9 @@ class CatalogEntrySerializer(serializers.Serializer):
     prepared = serializers.BooleanField()
     loaded = serializers.BooleanField()
     workers = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    added_by = serializers.CharField(allow_null=True, help_text="Who added it from this page")
+    added_by = serializers.CharField(
+        allow_null=True, help_text="Who added it from this page (shown to admins only)"
+    )
     added_at = serializers.DateTimeField(allow_null=True)
     architecture = serializers.CharField(required=False)
     n_layers = serializers.IntegerField(required=False)

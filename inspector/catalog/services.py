@@ -30,6 +30,12 @@ ADMINS_ONLY = "Only admins add models to the catalog or remove them"
 REFERENCE_MAX = 500
 # A Hugging Face id: "name" or "owner/name", letters, digits, "-", "_", "." (no "--", no "..").
 HUB_ID = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+NO_WORKER_FOR_ADDED = (
+    "Every running worker serves only the models its MODELS= names (TOKENLENS_WORKER_MODELS), "
+    "so none would serve {key} once added. Start a worker that serves every catalog model "
+    "(`make worker`, without MODELS=) or one with `make worker MODELS={key}`, then add it "
+    "again; nothing was added."
+)
 NOT_A_REFERENCE = (
     "Give a Hugging Face id (such as HuggingFaceTB/SmolLM2-360M) or the absolute path of a "
     "folder on the worker's machine (such as /srv/models/my-model)"
@@ -52,10 +58,23 @@ def parse_reference(text: str) -> ModelSpec:
         folder = Path(reference).expanduser()
         if not folder.is_absolute() or "\0" in reference:
             raise ServiceError(NOT_A_REFERENCE, field="reference")
-        return spec_for(str(folder))
+        return _fits(spec_for(str(folder)))
     if reference.startswith(".") or not HUB_ID.match(reference):
         raise ServiceError(NOT_A_REFERENCE, field="reference")
-    return spec_for(reference)
+    return _fits(spec_for(reference))
+
+
+def _fits(spec: ModelSpec) -> ModelSpec:
+    """The key and the label (a folder's name may be 255 characters long) fit their columns."""
+    for name, value in (("key", spec.key), ("label", spec.label)):
+        longest = CatalogModel._meta.get_field(name).max_length
+        if len(value) > longest:
+            raise ServiceError(
+                f"The name {spec.label[:40]}… is too long: a catalog {name} is at most "
+                f"{longest} characters ({len(value)} here). Rename the folder, then add it",
+                field="reference",
+            )
+    return spec
 
 
 def _refuse_taken(spec: ModelSpec) -> None:
@@ -90,7 +109,7 @@ def add(request, reference: str, page_id=None) -> CatalogModel:
     require_admin(request)
     spec = parse_reference(reference)
     _refuse_taken(spec)
-    dispatch.require_worker()
+    _require_worker_for(spec)
     try:
         with transaction.atomic():
             entry = CatalogModel.objects.create(
@@ -118,8 +137,23 @@ def add(request, reference: str, page_id=None) -> CatalogModel:
     return entry
 
 
+def _require_worker_for(spec: ModelSpec) -> None:
+    """503 with nothing saved when no live worker would serve the model once added (every one
+    pinned to other models by TOKENLENS_WORKER_MODELS): refused at once, rather than added to
+    a catalog where nothing could compute with it."""
+    dispatch.require_worker()
+    if dispatch.runs_here():
+        return
+    try:
+        serving = routing.workers_for_adding(spec.key)
+    except Exception as exc:
+        raise ServiceError(REDIS_DOWN, status=503) from exc
+    if not serving:
+        raise ServiceError(NO_WORKER_FOR_ADDED.format(key=spec.key), "reference", 503)
+
+
 def _dispatch(job: Job) -> None:
-    route = routing.any_worker_route(job.params["reference"])
+    route = routing.any_worker_route(job.params["reference"], adds=job.model_key)
     try:
         dispatch.send(TASK_RUN_JOB, [str(job.pk)], route=route)
     except Exception as exc:  # the queue is down: say so, keep nothing half-added
@@ -147,19 +181,38 @@ def get_added(request, key: str) -> CatalogModel:
 
 def remove(request, entry: CatalogModel) -> None:
     """Take an added model out of the catalog; refused (409) while it is being added or while
-    explorations use it (they would no longer step or open their analyses)."""
-    if entry.status == CatalogModel.Status.ADDING:
-        raise ServiceError(f"{entry.label} is still being added; wait for it", "model", 409)
-    using = Exploration.objects.filter(model_key=entry.key).count()
-    if using:
-        raise ServiceError(
-            f"{using} exploration{'s' if using != 1 else ''} use{'s' if using == 1 else ''} "
-            f"{entry.label}; they would no longer step, so it stays until they are deleted",
-            field="model",
-            status=409,
-        )
-    audit.record(request, "model.remove", entry, f"Removed {entry.reference}", key=entry.key)
-    entry.delete()
+    explorations use it (they would no longer step or open their analyses).
+
+    The entry is locked and marked "removing" before the explorations are counted, and
+    compute.hold_in_catalog locks it where an exploration is saved: an exploration saved at the same
+    moment is either counted here or refused there, never left on a removed model. Workers
+    free the model at their next heartbeat (worker.computations.drop_stale_models)."""
+    with transaction.atomic():
+        locked = CatalogModel.objects.select_for_update().filter(pk=entry.pk).first()
+        if locked is None:
+            raise ServiceError(f"{entry.label} was removed already", "model", 404)
+        if locked.status == CatalogModel.Status.ADDING:
+            raise ServiceError(f"{entry.label} is still being added; wait for it", "model", 409)
+        CatalogModel.objects.filter(pk=entry.pk).update(status=CatalogModel.Status.REMOVING)
+        using = Exploration.objects.filter(model_key=entry.key).count()
+        if using:  # the transaction rolls back: it stays ready
+            raise ServiceError(
+                f"{using} exploration{'s' if using != 1 else ''} "
+                f"use{'s' if using == 1 else ''} {entry.label}; they would no longer step, so "
+                "it stays until they are deleted",
+                field="model",
+                status=409,
+            )
+        audit.record(request, "model.remove", entry, f"Removed {entry.reference}", key=entry.key)
+        locked.delete()
+
+
+def catalog_entries(request) -> list[dict]:
+    """The catalog as `request`'s user may read it: who added a model only for admins."""
+    entries = compute.catalog_entries()
+    if access.may_see_who_added_models(access.user_of(request)):
+        return entries
+    return [{**entry, "added_by": None} for entry in entries]
 
 
 def adding(request) -> list[CatalogModel]:

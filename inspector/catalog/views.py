@@ -12,7 +12,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inspector.accounts import access
 from inspector.catalog import services as catalog
-from inspector.compute import services as compute
 from inspector.errors import ServiceError, page_refusal
 from inspector.models import Job
 
@@ -21,7 +20,7 @@ MODELS = "inspector/models.html"
 
 def _page(request: HttpRequest, status: int = 200, **context) -> HttpResponse:
     context = {
-        "models": compute.catalog_entries(),
+        "models": catalog.catalog_entries(request),
         "adding": catalog.adding(request),
         "may_manage": access.may_manage_models(access.user_of(request)),
         "page_id": access.new_page_id(request),

@@ -68,22 +68,32 @@ def queue_for(model: str, affinity: str | None) -> str:
     return MODEL_QUEUE.format(model=model)
 
 
-def any_worker_route(affinity: str) -> dict:
-    """The route of work that any live worker can do, whatever models it serves: adding a
-    model to the catalog (no worker serves it yet)."""
-    return {"model": "", "affinity": affinity, "any_worker": True}
+def any_worker_route(affinity: str, adds: str = "") -> dict:
+    """The route of work that a live worker can do whatever models it serves now: adding the
+    model `adds` to the catalog (no worker serves it yet). It goes to a worker that will serve
+    it once added (workers_for_adding), so that the worker keeps the model it loaded."""
+    return {"model": "", "affinity": affinity, "any_worker": True, "adds": adds}
 
 
-def _any_worker_queue(affinity: str) -> str | None:
-    live = list(heartbeat.live_workers())
-    return WORKER_QUEUE.format(worker=choose_worker(live, affinity)) if live else None
+def workers_for_adding(model: str) -> list[str]:
+    """The live workers that will serve `model` once it is added: those serving every catalog
+    model, and those whose TOKENLENS_WORKER_MODELS names it (redis.RedisError if Redis is
+    down)."""
+    live = heartbeat.live_workers()
+    serving_all = set(heartbeat.open_workers())
+    return sorted(name for name, models in live.items() if name in serving_all or model in models)
+
+
+def _any_worker_queue(affinity: str, adds: str) -> str | None:
+    workers = workers_for_adding(adds) or list(heartbeat.live_workers())
+    return WORKER_QUEUE.format(worker=choose_worker(workers, affinity)) if workers else None
 
 
 def route_task(name, args, kwargs, options, task=None, **_):
     """Celery's router (CELERY_TASK_ROUTES): a task's queue from the route it carries."""
     carried = (kwargs or {}).get("route")
     if carried and carried.get("any_worker"):
-        queue = _any_worker_queue(carried.get("affinity") or name)
+        queue = _any_worker_queue(carried.get("affinity") or name, carried.get("adds") or "")
         return {"queue": queue} if queue else None
     if not carried or not carried.get("model"):
         return None

@@ -50,6 +50,24 @@ def added_models() -> list[CatalogModel]:
         return []
 
 
+REMOVED_MEANWHILE = (
+    "{key} was removed from the catalog meanwhile; choose another model (nothing was saved)"
+)
+
+
+def hold_in_catalog(model_key: str) -> None:
+    """Inside the transaction that saves an exploration on `model_key`: a model added from
+    the page is locked until it commits (inspector.catalog's remove waits for it, then counts
+    it), and one removed meanwhile is refused (400; the transaction rolls back)."""
+    if model_key in build_catalog(settings.TOKENLENS_EXTRA_MODELS):
+        return  # packaged or from the settings: never removed at run time
+    held = CatalogModel.objects.select_for_update().filter(
+        key=model_key, status=CatalogModel.Status.READY
+    )
+    if held.first() is None:
+        raise ServiceError(REMOVED_MEANWHILE.format(key=model_key), field="model_key")
+
+
 def model_choices() -> list[tuple[str, str]]:
     return [(key, spec.label) for key, spec in catalog().items()]
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from inspector.accounts import access, audit
-from inspector.compute.services import compute_now
+from inspector.compute.services import compute_now, hold_in_catalog
 from inspector.errors import ServiceError
 from inspector.explorations.branches import (  # noqa: F401  (the use-cases' one front door)
     BRANCH_BUSY,
@@ -86,7 +86,8 @@ def get_branch(request, branch_id, need: str = "change") -> Branch:
 
 def create_exploration(request, data: dict) -> Exploration:
     """Check the prompt with the model's tokenizer (empty, too long, no chat template), then
-    save the exploration with its root branch."""
+    save the exploration with its root branch (refused if its model, one added from the
+    Models page, was removed meanwhile: compute.services.hold_in_catalog)."""
     try:
         compute_now(
             "tokenize",
@@ -107,6 +108,7 @@ def create_exploration(request, data: dict) -> Exploration:
             owner=owner, session_key="" if owner else access.visitor_key(request), **data
         )
         Branch.objects.create(exploration=exploration, label="main")
+        hold_in_catalog(exploration.model_key)
     return exploration
 
 

@@ -50,7 +50,11 @@ class Migration(migrations.Migration):
                 (
                     "status",
                     models.CharField(
-                        choices=[("adding", "Being added"), ("ready", "Ready")],
+                        choices=[
+                            ("adding", "Being added"),
+                            ("ready", "Ready"),
+                            ("removing", "Being removed"),
+                        ],
                         default="adding",
                         max_length=8,
                     ),

@@ -62,6 +62,7 @@ class CatalogModel(models.Model):
     class Status(models.TextChoices):
         ADDING = "adding", "Being added"
         READY = "ready", "Ready"
+        REMOVING = "removing", "Being removed"  # only inside the transaction that removes it
 
     key = models.CharField(max_length=200, unique=True)
     reference = models.CharField(max_length=500, unique=True, help_text="Hub id or folder")

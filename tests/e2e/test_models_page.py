@@ -55,5 +55,9 @@ def test_an_admin_adds_a_folder_and_a_student_explores_with_it(
         student.wait_for_load_state()
         student.click("[data-action=greedy]")
         expect(_tokens(student)).to_have_count(1)
+        student.goto(app_server.url + "/models/")  # which admin added it: for admins only
+        student_row = student.locator(f"table.catalog tr[data-key={key}]")
+        expect(student_row).to_contain_text("added from this page")
+        expect(student_row).not_to_contain_text("added by")
     finally:
         student.context.close()

@@ -88,14 +88,19 @@ def test_the_matrix(role, action, ready_entry, tiny_gpt2_dir, django_capture_on_
     changes = action.endswith(("add", "remove")) and role == "admin"
     assert (_state() != before) == changes
     if action == "api-list":
-        keys = [entry["key"] for entry in client.get("/api/v1/models/").json()["models"]]
-        assert "local-ready-one" in keys  # everyone's catalog has a ready added model
+        models = {entry["key"]: entry for entry in client.get("/api/v1/models/").json()["models"]}
+        assert "local-ready-one" in models  # everyone's catalog has a ready added model
+        added_by = models["local-ready-one"]["added_by"]
+        assert added_by == ("root" if role == "admin" else None)
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_only_admins_see_the_add_form_and_remove_buttons(role, ready_entry):
     html = browser(_person(role)).get("/models/").content.decode()
-    assert "ready-one" in html and "added by root" in html
+    assert "ready-one" in html
+    # Which admin added it (a username) is for admins; the others read where it came from.
+    assert ("added by root" in html) == (role == "admin")
+    assert ("added from this page" in html) == (role != "admin")
     assert ('data-action="add-model"' in html) == (role == "admin")
     assert ('data-action="remove-model"' in html) == (role == "admin")
 

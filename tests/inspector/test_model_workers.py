@@ -40,7 +40,7 @@ def test_the_heartbeat_names_new_models_once_and_keeps_beating_without_the_datab
             raise answer
         return answer
 
-    monkeypatch.setattr(heartbeat, "beat", lambda name, served: beats.append(list(served)))
+    monkeypatch.setattr(heartbeat, "beat", lambda name, served, **_: beats.append(list(served)))
 
     def sleep(_seconds):
         if len(beats) == 4:
@@ -52,6 +52,55 @@ def test_the_heartbeat_names_new_models_once_and_keeps_beating_without_the_datab
         heartbeat.start_beating(models, on_new=new.append)
     assert beats == [["a"], ["a", "b"], ["a", "b"], ["a", "b", "c"]]
     assert new == [["b"], ["c"]]  # the first beat's models are consumed from the start
+
+
+def test_a_queue_not_taken_is_left_out_of_the_beat_and_taken_at_the_next(monkeypatch):
+    answers = iter([["a"], ["a", "b"], ["a", "b"], ["a", "b"]])
+    beats, taken, tries = [], [], []
+
+    def consume(keys):  # Redis away for a moment at the first try
+        tries.append(list(keys))
+        if len(tries) == 1:
+            raise ConnectionError("Redis away")
+        taken.append(list(keys))
+
+    monkeypatch.setattr(heartbeat, "beat", lambda name, served, **_: beats.append(list(served)))
+
+    def sleep(_seconds):
+        if len(beats) == 4:
+            raise _Stop
+
+    monkeypatch.setattr(heartbeat.time, "sleep", sleep)
+    monkeypatch.setattr(heartbeat.threading, "Thread", _Inline)
+    monkeypatch.setattr(heartbeat, "_every_beat", [])
+    with pytest.raises(_Stop):
+        heartbeat.start_beating(lambda: next(answers), on_new=consume)
+    # The thread beat on; "b" was not said to be served until its queue was taken.
+    assert beats == [["a"], ["a"], ["a", "b"], ["a", "b"]]
+    assert tries == [["b"], ["b"]] and taken == [["b"]]
+
+
+def test_a_failing_hook_does_not_stop_the_beats(monkeypatch):
+    beats, hooked = [], []
+
+    def hook():
+        hooked.append(1)
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(heartbeat, "beat", lambda name, served, **_: beats.append(list(served)))
+    monkeypatch.setattr(heartbeat, "_every_beat", [])
+    heartbeat.at_every_beat(hook)
+    heartbeat.at_every_beat(hook)  # once only
+
+    def sleep(_seconds):
+        if len(beats) == 2:
+            raise _Stop
+
+    monkeypatch.setattr(heartbeat.time, "sleep", sleep)
+    monkeypatch.setattr(heartbeat.threading, "Thread", _Inline)
+    with pytest.raises(_Stop):
+        heartbeat.start_beating(lambda: ["a"])
+    assert beats == [["a"], ["a"]] and hooked == [1, 1]
 
 
 class _Stop(Exception):
@@ -68,12 +117,72 @@ class _Inline:
         self.target()
 
 
-def test_the_add_job_goes_to_a_live_worker_whatever_it_serves(monkeypatch):
-    monkeypatch.setattr(heartbeat, "live_workers", lambda: {"w:1": ["gemma-3-270m"]})
-    route = routing.any_worker_route("/srv/tiny")
-    assert routing.route_task("t", [], {"route": route}, {}) == {"queue": "tokenlens.worker.w:1"}
+def test_the_add_job_goes_to_a_worker_that_will_serve_the_model(monkeypatch):
+    live = {"pinned:1": ["gemma-3-270m"], "open:2": ["gemma-3-270m", "smollm2-135m-instruct"]}
+    monkeypatch.setattr(heartbeat, "live_workers", lambda: live)
+    monkeypatch.setattr(heartbeat, "open_workers", lambda: ["open:2"])
+    for index in range(20):  # whatever the reference, never the pinned worker
+        route = routing.any_worker_route(f"/srv/tiny-{index}", adds=f"local-tiny-{index}")
+        assert routing.route_task("t", [], {"route": route}, {}) == {
+            "queue": "tokenlens.worker.open:2"
+        }
+    # A pinned worker whose MODELS= names the model is one that will serve it.
+    live["named:3"] = ["local-tiny"]
+    assert routing.workers_for_adding("local-tiny") == ["named:3", "open:2"]
+    monkeypatch.setattr(heartbeat, "open_workers", list)
+    assert routing.workers_for_adding("local-other") == []
+    route = routing.any_worker_route("/srv/other", adds="local-other")
+    assert routing.route_task("t", [], {"route": route}, {})["queue"].startswith(
+        "tokenlens.worker."
+    )
     monkeypatch.setattr(heartbeat, "live_workers", dict)
     assert routing.route_task("t", [], {"route": route}, {}) is None
+
+
+def test_adding_is_refused_at_once_when_every_worker_is_pinned_to_other_models(
+    admin_user, settings, monkeypatch, tiny_gpt2_dir
+):
+    from tests.conftest import client_for
+
+    settings.TOKENLENS_TASKS_IN_PROCESS = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(heartbeat, "live_workers", lambda: {"w:1": ["gemma-3-270m"]})
+    monkeypatch.setattr(heartbeat, "open_workers", list)
+    refused = client_for(admin_user).post(
+        "/api/v1/models/", {"reference": str(tiny_gpt2_dir)}, "json"
+    )
+    assert refused.status_code == 503, refused.content
+    message = refused.json()["error"]["message"]
+    assert "none would serve local-tiny-gpt2" in message
+    assert "make worker MODELS=local-tiny-gpt2" in message
+    assert not CatalogModel.objects.exists() and not Job.objects.exists()
+
+
+def test_a_worker_pinned_to_other_models_does_not_keep_the_model_it_added(
+    settings, monkeypatch, tiny_gpt2_dir
+):
+    from engine.catalog import spec_for
+    from engine.loading import ModelRegistry
+    from worker import catalog as adding
+    from worker import computations
+
+    fresh = ModelRegistry({}, settings.TOKENLENS_MODEL_CACHE, "cpu", lookup=lambda _key: None)
+    monkeypatch.setattr(computations, "_registry", fresh)
+    spec = spec_for(str(tiny_gpt2_dir))
+    entry = CatalogModel.objects.create(
+        key=spec.key, reference=spec.location, label=spec.label, source="local"
+    )
+    settings.TOKENLENS_WORKER_MODELS = ["gemma-3-270m"]
+    outcome = adding.add_model({"entry": entry.pk}, lambda _stage: None)
+    assert outcome["result"]["key"] == spec.key  # added for the workers that serve it
+    assert fresh.loaded_keys() == []  # but not kept where it is never used
+    CatalogModel.objects.all().delete()
+    settings.TOKENLENS_WORKER_MODELS = []
+    entry = CatalogModel.objects.create(
+        key=spec.key, reference=spec.location, label=spec.label, source="local"
+    )
+    adding.add_model({"entry": entry.pk}, lambda _stage: None)
+    assert fresh.loaded_keys() == [spec.key]
 
 
 def test_the_page_adds_a_folder_and_shows_its_card(

@@ -47,7 +47,10 @@ def test_an_added_folder_becomes_ready_with_its_card_for_everyone(
 
     reader = client_for(student)
     card = next(m for m in reader.get("/api/v1/models/").json()["models"] if m["key"] == KEY)
-    assert card["source"] == "local" and card["added_by"] == "ada"
+    assert card["source"] == "local" and card["added_at"] is not None
+    assert card["added_by"] is None  # which admin added it: for admins only
+    mine = next(m for m in admin_api.get("/api/v1/models/").json()["models"] if m["key"] == KEY)
+    assert mine["added_by"] == "ada"
     assert (card["n_layers"], card["n_heads"], card["n_kv_heads"]) == (2, 2, 2)
     assert (card["hidden_size"], card["context_length"]) == (32, 64)
     assert card["has_chat_template"] is False and card["n_params"] > 0
@@ -115,6 +118,39 @@ def test_a_malformed_reference_is_a_400_and_saves_nothing(admin_api, reference, 
     assert response.json()["error"]["field"] == "reference"
     assert fragment in response.json()["error"]["message"]
     assert not CatalogModel.objects.exists() and not Job.objects.exists()
+
+
+def test_a_folder_name_too_long_for_a_catalog_key_is_a_400(admin_api):
+    response = admin_api.post("/api/v1/models/", {"reference": "/srv/" + "m" * 250}, "json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["field"] == "reference"
+    assert "too long: a catalog key is at most 200 characters (256 here)" in error["message"]
+    assert not CatalogModel.objects.exists() and not Job.objects.exists()
+
+
+def _ready_entry(key="local-raced") -> CatalogModel:
+    return CatalogModel.objects.create(
+        key=key, reference=f"/srv/{key}", label=key, source="local", status="ready"
+    )
+
+
+def test_an_exploration_on_a_model_removed_meanwhile_is_refused(admin_api, student, monkeypatch):
+    from inspector.explorations import services
+
+    entry = _ready_entry()
+
+    def tokenize_while_an_admin_removes_it(kind, params, *args, **kwargs):
+        assert admin_api.delete(f"/api/v1/models/{entry.key}/").status_code == 204
+        return {}
+
+    monkeypatch.setattr(services, "compute_now", tokenize_while_an_admin_removes_it)
+    refused = client_for(student).post(
+        "/api/v1/explorations/", {"model": entry.key, "prompt": "Hi"}, "json"
+    )
+    assert refused.status_code == 400, refused.content
+    assert "was removed from the catalog meanwhile" in refused.json()["error"]["message"]
+    assert not Exploration.objects.exists() and not CatalogModel.objects.exists()
 
 
 def test_a_model_already_in_the_catalog_is_a_409(
@@ -192,3 +228,56 @@ def test_two_admins_adding_one_folder_at_once_make_one_entry(tiny_gpt2_dir, monk
     refused = next(answer for answer in answers if answer.status_code == 409)
     assert "being added already" in refused.json()["error"]["message"]
     assert CatalogModel.objects.count() == 1 and Job.objects.count() == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_removal_racing_new_explorations_never_leaves_one_on_a_removed_model(monkeypatch):
+    assert require_env("TOKENLENS_DATABASE_URL").startswith("postgres"), "races need PostgreSQL"
+    import random
+    import time
+
+    from inspector.explorations import services
+
+    def tokenize(*_args, **_kwargs):  # the race is in the saving; tokenizing takes a moment
+        time.sleep(random.uniform(0, 0.02))
+        return {}
+
+    monkeypatch.setattr(services, "compute_now", tokenize)
+    admin = client_for(make_person("ada", staff=True))
+    students = [client_for(make_person(f"student{index}")) for index in range(3)]
+    for round_ in range(8):
+        entry = _ready_entry(f"local-raced-{round_}")
+        creating = [
+            ("create", api.post, "/api/v1/explorations/", {"model": entry.key, "prompt": "Hi"})
+            for api in students
+        ]
+        answers = _at_once([*creating, ("remove", admin.delete, f"/api/v1/models/{entry.key}/")])
+        saved = Exploration.objects.filter(model_key=entry.key).count()
+        removed = not CatalogModel.objects.filter(pk=entry.pk).exists()
+        assert answers["remove"] == ([204] if removed else [409]), answers
+        assert not (removed and saved), answers  # never an exploration on a removed model
+        assert saved == answers["create"].count(201), answers
+        assert set(answers["create"]) <= {201, 400}, answers
+
+
+def _at_once(calls) -> dict[str, list[int]]:
+    """Run (kind, method, url[, body]) calls from as many threads at once: each kind's status
+    codes."""
+    barrier = threading.Barrier(len(calls))
+    answers: dict[str, list[int]] = {}
+
+    def run(kind, method, *args):
+        barrier.wait()
+        try:
+            status = method(*args, **({"format": "json"} if len(args) > 1 else {})).status_code
+            answers.setdefault(kind, []).append(status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

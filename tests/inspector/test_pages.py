@@ -161,7 +161,7 @@ def test_model_loading_progress_reaches_the_page(
     key = f"local-{tiny_model_dir.name.lower().replace('_', '-')}"
     with django_capture_on_commit_callbacks(execute=True):
         browser.post("/tokenize/", _form(model=key), **HTMX)
-    assert ("running", f"Loading {tiny_model_dir.name} weights") in seen
+    assert ("running", f"Loading the weights of {tiny_model_dir.name}") in seen
     assert seen[-1] == ("done", "")
 
 
