@@ -117,7 +117,10 @@ class LessonUploadSerializer(serializers.Serializer):
         status=201,
     ),
     fork=documented(ForkSerializer, ForkResultSerializer, status=201),
-    export=documented(description="The lesson with each exploration's full export"),
+    export=documented(
+        description="The lesson with each exploration's full export; each item's questions "
+        "(with their right answers) for the lesson's instructors only"
+    ),
 )
 class LessonViewSet(viewsets.ViewSet):
     """Lessons you may open: published ones, yours, link-only ones whose link you opened."""
@@ -222,5 +225,8 @@ class LessonViewSet(viewsets.ViewSet):
 
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        """The lesson as JSON, each item with its exploration's whole export."""
-        return Response(lesson_files.export_lesson(lessons.get_lesson(request, pk)))
+        """The lesson as JSON, each item with its exploration's whole export and, for the
+        lesson's instructors (owner and co-instructors), its questions with their answers."""
+        lesson = lessons.get_lesson(request, pk)
+        teaches = access.question_rights(request, lesson).read_answers
+        return Response(lesson_files.export_lesson(lesson, with_questions=teaches))

@@ -24,22 +24,26 @@ from inspector.transfer import services as transfer
 EXPORT_FORMAT = "tokenlens-lesson"
 
 
-def export_lesson(lesson: Lesson) -> dict:
-    """The lesson as JSON-safe data: its fields, then each item with its exploration's export."""
-    items = [
-        {
+def export_lesson(lesson: Lesson, *, with_questions: bool = False) -> dict:
+    """The lesson as JSON-safe data: its fields, then each item with its exploration's export
+    and, `with_questions` (the lesson's instructors only: a question carries its right
+    answer), its questions; a reader's export has no `questions`, as a file from before
+    questions."""
+    items = []
+    for item in items_of(lesson):
+        exported = {
             "position": item.position,
             "note": item.note,
             "suggested_prompts": item.suggested_prompts,
             "exploration": transfer.export_exploration(item.exploration),
-            "questions": [
+        }
+        if with_questions:
+            exported["questions"] = [
                 {"position": question.position}
                 | {name: getattr(question, name) for name in QUESTION_FIELDS}
                 for question in item.questions.order_by("position", "pk")
-            ],
-        }
-        for item in items_of(lesson)
-    ]
+            ]
+        items.append(exported)
     fields = {name: getattr(lesson, name) for name in LESSON_FIELDS}
     return {
         "format": EXPORT_FORMAT,
