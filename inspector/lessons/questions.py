@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -143,39 +144,66 @@ def update_question(request, question: LessonQuestion, data: dict) -> LessonQues
 
 
 def delete_question(request, question: LessonQuestion) -> None:
-    """Delete the question and its answers (the students' forks stay)."""
-    answered = question.answers.count()
-    audit.record(
-        request,
-        "question.delete",
-        question,
-        f"deleted question {question.text!r} ({answered} answers)"[:300],
-        answers=answered,
-    )
-    question.delete()
+    """Delete the question and its answers (the students' forks stay). It takes the lock an
+    answer takes to mark itself, so an answer racing it is either deleted with it or told the
+    question is gone."""
+    with transaction.atomic():
+        try:
+            locked = LessonQuestion.objects.select_for_update().get(pk=question.pk)
+        except LessonQuestion.DoesNotExist:
+            raise _gone() from None
+        answered = locked.answers.count()
+        audit.record(
+            request,
+            "question.delete",
+            locked,
+            f"deleted question {locked.text!r} ({answered} answers)"[:300],
+            answers=answered,
+        )
+        locked.delete()
 
 
 # --- answering --------------------------------------------------------------------------------
 
 
 def answer(request, question: LessonQuestion, data: dict) -> QuestionAnswer:
-    """The student's one answer, marked right or wrong, kept with their fork of the item."""
-    given = clean_answer(question, data)
+    """The student's one answer, marked right or wrong, kept with their fork of the item.
+
+    Locks: the student's own row (one student's racing answers find one fork and one answer;
+    other students answer meanwhile), then, after forking, the question itself, read again
+    and marked against as it is now: a change or a delete of the question waits for the
+    answer or comes first (then the answer is marked against the change, or told the
+    question is gone). The one_answer_per_student constraint backs the one answer."""
+    clean_answer(question, data)  # a bad answer is refused before anything is copied
     user = access.user_of(request)
     item = question.item
     with transaction.atomic():
-        # One answer of the item at a time: racing answers find one fork and one answer.
-        LessonItem.objects.select_for_update().get(pk=item.pk)
+        # FOR NO KEY UPDATE: it waits for the student's other answer, not for rows of theirs
+        # being written meanwhile (those take a key-share lock on the user).
+        get_user_model().objects.select_for_update(no_key=True).get(pk=user.pk)
         if QuestionAnswer.objects.filter(question=question, student=user).exists():
             raise _answered_already()
         fork = own_fork(request, item) or lessons.fork_item(request, item.lesson, item)
         try:
+            current = LessonQuestion.objects.select_for_update().get(pk=question.pk)
+        except LessonQuestion.DoesNotExist:
+            raise _gone() from None
+        given = clean_answer(current, data)
+        try:
             with transaction.atomic():
                 return QuestionAnswer.objects.create(
-                    question=question, student=user, fork=fork, **given
+                    question=current, student=user, fork=fork, **given
                 )
         except IntegrityError:
             raise _answered_already() from None
+
+
+def _gone() -> ServiceError:
+    return ServiceError(
+        "This question was deleted by the lesson's instructor: nothing was saved",
+        field="question",
+        status=404,
+    )
 
 
 def _answered_already() -> ServiceError:

@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ("picked", models.JSONField(blank=True, default=list, help_text="Multiple choice: indexes")),
                 ("correct", models.BooleanField(null=True)),
                 ("answered_at", models.DateTimeField(auto_now_add=True)),
-                ("fork", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="question_answers", to="inspector.exploration")),
+                ("fork", models.ForeignKey(blank=True, help_text="Their fork of the item; deleting it keeps the answer (one answer each)", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="question_answers", to="inspector.exploration")),
                 ("question", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="answers", to="inspector.lessonquestion")),
                 ("student", models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="question_answers", to=settings.AUTH_USER_MODEL)),
             ],
