@@ -38,6 +38,15 @@ class QuestionWriteSerializer(serializers.Serializer):
     correct = serializers.ListField(
         child=serializers.IntegerField(), required=False, help_text="Indexes of right choices"
     )
+    token = StrictCharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        trim_whitespace=False,
+        max_length=100,
+        help_text="multiple_choice with the sampling stages as choices: a recorded candidate "
+        "of step_index; the right choice is the stage that removed it (or kept it)",
+    )
 
 
 class AnswerWriteSerializer(serializers.Serializer):
@@ -53,7 +62,9 @@ class AnswerWriteSerializer(serializers.Serializer):
 
 class AnswerSerializer(serializers.ModelSerializer):
     student = serializers.CharField(source="student.get_username", read_only=True)
-    fork = serializers.UUIDField(source="fork_id", read_only=True)
+    fork = serializers.UUIDField(
+        source="fork_id", read_only=True, allow_null=True, help_text="Null once deleted"
+    )
     expected = serializers.SerializerMethodField(help_text="The right answer, now revealed")
 
     class Meta:
@@ -76,7 +87,7 @@ class QuestionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LessonQuestion
-        fields = ["id", "item", "position", "kind", "text", "step_index", "choices"]
+        fields = ["id", "item", "position", "kind", "text", "step_index", "choices", "token"]
         fields += ["expected", "your_answer"]
         read_only_fields = fields
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from inspector.errors import ServiceError
-from inspector.lessons.input import storable_text
+from inspector.lessons.input import clean_lines, storable_text
 from inspector.models import LessonItem, LessonQuestion
 
 Kind = LessonQuestion.Kind
@@ -17,18 +17,20 @@ MAX_CHOICE_CHARS = 200
 MAX_TOKEN_ANSWER = 100
 MAX_FREE_ANSWER = 2000
 OFFERED_CANDIDATES = 6  # recorded top candidates a next-token question offers to pick from
-# "Which stage removes ' the'?": the sampling pipeline's stages, in order (engine.sampling).
-SAMPLING_STAGES = (
-    "repetition penalty",
-    "presence/frequency penalties",
-    "constraint",
-    "temperature",
-    "top-k",
-    "top-p",
-    "min-p",
-    "none: it is kept",
-)
-QUESTION_FIELDS = ("kind", "text", "step_index", "choices", "correct")
+# "Which stage removes ' the'?": the sampling pipeline's stages, in order, by the name a step's
+# recorded candidate gives in `removed_by` (engine.sampling.STAGES; None: the token was kept).
+STAGE_CHOICES = {
+    "repetition_penalty": "repetition penalty",
+    "presence_frequency": "presence/frequency penalties",
+    "constraint": "constraint",
+    "temperature": "temperature",
+    "top_k": "top-k",
+    "top_p": "top-p",
+    "min_p": "min-p",
+    None: "none: it is kept",
+}
+SAMPLING_STAGES = tuple(STAGE_CHOICES.values())
+QUESTION_FIELDS = ("kind", "text", "step_index", "choices", "correct", "token")
 # What decides whether an answer is right: these cannot change once someone has answered.
 ANSWER_FIELDS = ("kind", "step_index", "choices", "correct")
 
@@ -43,13 +45,18 @@ def clean_question(item: LessonItem, data: dict, current: LessonQuestion | None 
         raise ServiceError(f"A question's kind is one of {', '.join(Kind.values)}", "kind")
     if kind != Kind.MULTIPLE_CHOICE and (data.get("choices") or data.get("correct")):
         raise ServiceError("Only multiple-choice questions take choices", field="choices")
+    if kind != Kind.MULTIPLE_CHOICE and data.get("token"):
+        raise ServiceError("Only multiple-choice questions name a token", field="token")
     cleaned = {"kind": kind, "text": _clean_text(fields.get("text"))}
     cleaned["step_index"] = _clean_step_index(item, fields.get("step_index"), kind)
     if kind == Kind.MULTIPLE_CHOICE:
         cleaned["choices"] = _clean_choices(fields.get("choices"))
-        cleaned["correct"] = _clean_correct(fields.get("correct"), cleaned["choices"])
-        cleaned["recorded"] = None
-        return cleaned
+        if not fields.get("token"):
+            cleaned["correct"] = _clean_correct(fields.get("correct"), cleaned["choices"])
+            return {**cleaned, "recorded": None}
+        # With a token the recording says which stage is right; a right choice marked by
+        # hand must agree (PATCH without `correct` re-reads it, since choices may have moved).
+        return {**cleaned, **_stage_answer(item, cleaned, fields["token"], data.get("correct"))}
     if kind == Kind.FREE_TEXT:
         return {**cleaned, "choices": [], "correct": [], "recorded": None}
     same_step = current and current.kind == kind and current.step_index == cleaned["step_index"]
@@ -129,19 +136,69 @@ def _offered(recorded: dict, seed: int) -> list[str]:
 def _clean_choices(choices) -> list[str]:
     if not isinstance(choices, list | tuple) or not all(isinstance(c, str) for c in choices):
         raise ServiceError("Choices are a list of texts", field="choices")
-    kept = [storable_text(choice.strip(), "choices") for choice in choices if choice.strip()]
-    if not MIN_CHOICES <= len(kept) <= MAX_CHOICES:
+    kept = clean_lines(
+        choices, field="choices", what="choices", most=MAX_CHOICES, longest=MAX_CHOICE_CHARS
+    )
+    if len(kept) < MIN_CHOICES:
         raise ServiceError(
             f"Give {MIN_CHOICES} to {MAX_CHOICES} choices ({len(kept)} given)", field="choices"
         )
     if len(set(kept)) != len(kept):
         raise ServiceError("Each choice is different from the others", field="choices")
-    for number, choice in enumerate(kept, start=1):
-        if len(choice) > MAX_CHOICE_CHARS:
-            raise ServiceError(
-                f"Choice {number} is too long: at most {MAX_CHOICE_CHARS} characters", "choices"
-            )
     return kept
+
+
+def _stage_answer(item: LessonItem, cleaned: dict, token, marked) -> dict:
+    """ "Which stage removes this token?" answered from the recording: the right choice is the
+    stage the step's recorded candidate `token` says removed it ("none: it is kept" if kept).
+    A right choice marked by hand that disagrees is refused, saying what was recorded."""
+    index = cleaned["step_index"]
+    if index is None:
+        raise ServiceError(
+            "A question about a token names its step: the token is one of that step's "
+            "recorded candidates",
+            field="step_index",
+        )
+    candidate = _candidate(main_steps(item)[index], token, index)
+    if "removed_by" not in candidate:
+        raise ServiceError(
+            f"Step #{index}'s recording does not say which stage removed its candidates",
+            field="token",
+        )
+    stage = STAGE_CHOICES.get(candidate.get("removed_by"), str(candidate.get("removed_by")))
+    said = f"At step #{index} the recording says {candidate['text']!r} was " + (
+        "kept" if candidate.get("removed_by") is None else f"removed by {stage}"
+    )
+    if stage not in cleaned["choices"]:
+        raise ServiceError(f"{said}: add the choice “{stage}”", field="choices")
+    right = [cleaned["choices"].index(stage)]
+    if marked and _clean_correct(marked, cleaned["choices"]) != right:
+        raise ServiceError(f"{said}: mark “{stage}” (or mark none)", field="correct")
+    recorded = {
+        "index": index,
+        "token": candidate["text"],
+        "token_id": candidate.get("id"),
+        "removed_by": candidate.get("removed_by"),
+    }
+    return {"correct": right, "recorded": recorded}
+
+
+def _candidate(step, token, index: int) -> dict:
+    """The step's recorded candidate whose text is `token` (exactly, else apart from
+    surrounding spaces when only one candidate reads so)."""
+    if not isinstance(token, str):
+        raise ServiceError("A token is a text", field="token")
+    tokens = [t for t in (step.distribution or {}).get("tokens") or [] if isinstance(t, dict)]
+    exact = [t for t in tokens if t.get("text") == token]
+    loose = [t for t in tokens if token_key(t.get("text", "")) == token_key(token)]
+    found = exact or loose
+    if len(found) == 1:
+        return found[0]
+    shown = ", ".join(repr(t.get("text", "")) for t in tokens[:12])
+    why = "several candidates read" if found else "no recorded candidate is"
+    raise ServiceError(
+        f"At step #{index} {why} {token!r}; its candidates are {shown}", field="token"
+    )
 
 
 def _clean_correct(correct, choices: list[str]) -> list[int]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django import forms
+from django.db.models import Count
 
 from inspector.accounts import access
 from inspector.lessons import questions
-from inspector.lessons.question_input import SAMPLING_STAGES, choices_from_lines, main_steps
+from inspector.lessons.question_input import SAMPLING_STAGES, choices_from_lines
 from inspector.models import Lesson, LessonItem, LessonQuestion, QuestionAnswer
 
 Kind = LessonQuestion.Kind
@@ -33,15 +34,20 @@ class QuestionForm(forms.Form):
         label="Choices (multiple choice only): one per line, start the right one(s) with *",
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+    token = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=100,
+        label="Or, with the sampling stages as choices: the candidate token asked about "
+        "(the right stage is read from the step's recording)",
+    )
 
-    def __init__(self, *args, item: LessonItem, prefix: str, **kwargs):
+    def __init__(self, *args, steps: list[tuple[str, str]], prefix: str, **kwargs):
         super().__init__(*args, prefix=prefix, **kwargs)
-        steps = [("", "— no step (answer at any time)")]
-        steps += [(str(step.index), f"#{step.index} {step.text!r}") for step in main_steps(item)]
         self.fields["step_index"].choices = steps
 
     @classmethod
-    def of(cls, question: LessonQuestion) -> QuestionForm:
+    def of(cls, question: LessonQuestion, steps: list[tuple[str, str]]) -> QuestionForm:
         lines = [
             f"* {choice}" if index in question.correct else choice
             for index, choice in enumerate(question.choices)
@@ -52,8 +58,9 @@ class QuestionForm(forms.Form):
             "text": question.text,
             "step_index": "" if question.step_index is None else str(question.step_index),
             "choices": "\n".join(lines) if multiple else "",
+            "token": question.token or "",
         }
-        return cls(initial=initial, item=question.item, prefix=f"q{question.pk}")
+        return cls(initial=initial, steps=steps, prefix=f"q{question.pk}")
 
     def data_for_service(self) -> dict:
         data = dict(self.cleaned_data)
@@ -62,11 +69,26 @@ class QuestionForm(forms.Form):
         choices, right = choices_from_lines(data.pop("choices"))
         if data["kind"] == Kind.MULTIPLE_CHOICE:
             data.update(choices=choices, correct=right)
+        elif not data["token"]:
+            data.pop("token")  # a blank field of another kind is no token named
         return data
 
 
-def add_form(item: LessonItem, data=None) -> QuestionForm:
-    return QuestionForm(data, item=item, prefix=f"new{item.pk}")
+def step_choices(item: LessonItem) -> list[tuple[str, str]]:
+    """The item's main-branch steps as the step field offers them: read once per item, without
+    their recorded candidates (every form of the item shares them)."""
+    steps = [("", "— no step (answer at any time)")]
+    recorded = item.exploration.root.sequence(with_candidates=False)
+    return steps + [(str(step.index), f"#{step.index} {step.text!r}") for step in recorded]
+
+
+def add_form(item: LessonItem, data=None, steps=None) -> QuestionForm:
+    steps = step_choices(item) if steps is None else steps
+    return QuestionForm(data, steps=steps, prefix=f"new{item.pk}")
+
+
+def edit_form(question: LessonQuestion, data=None) -> QuestionForm:
+    return QuestionForm(data, steps=step_choices(question.item), prefix=f"q{question.pk}")
 
 
 # --- what a reader of the lesson page sees ----------------------------------------------------
@@ -80,6 +102,12 @@ class ItemQuestions:
     rows: list[tuple[LessonQuestion, QuestionAnswer | None, bool]] = field(default_factory=list)
     cut: int | None = None
     fork_id: object = None
+
+    @property
+    def hides(self) -> bool:
+        """Whether a question still hides text from this reader: then the page offers no way
+        to the exploration's own page (Open, Fork, their fork), which shows every step."""
+        return self.cut is not None
 
 
 def annotate_items(request, lesson: Lesson, items: list[LessonItem]) -> access.QuestionRights:
@@ -104,13 +132,15 @@ def annotate_items(request, lesson: Lesson, items: list[LessonItem]) -> access.Q
 
 
 def question_forms(item: LessonItem, form: QuestionForm | None = None) -> dict:
-    """The item's questions each with its edit form, and the add form (`form` replaces the
-    one it was made as, to show its errors)."""
+    """The item's questions each with its edit form and how many answered, and the add form
+    (`form` replaces the one it was made as, to show its errors)."""
+    steps = step_choices(item)
     rows = []
-    for question in questions.questions_of(item):
-        shown = QuestionForm.of(question)
+    for question in questions.questions_of(item).annotate(answered=Count("answers")):
+        shown = QuestionForm.of(question, steps)
         if form is not None and form.prefix == shown.prefix:
             shown = form
-        rows.append((question, shown, question.answers.count()))
-    adding = form if form is not None and form.prefix == f"new{item.pk}" else add_form(item)
+        rows.append((question, shown, question.answered))
+    adding = form if form is not None and form.prefix == f"new{item.pk}" else None
+    adding = adding or add_form(item, steps=steps)
     return {"question_rows": rows, "question_form": adding, "stages": "\n".join(SAMPLING_STAGES)}

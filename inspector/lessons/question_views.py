@@ -8,7 +8,7 @@ a refusal comes back as 422 with its message.
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +20,7 @@ from inspector.lessons import views as lesson_views
 from inspector.lessons.question_reading import (
     QuestionForm,
     add_form,
+    edit_form,
     question_forms,
 )
 from inspector.models import Lesson, LessonQuestion
@@ -28,6 +29,7 @@ PAGE = "inspector/lesson.html"
 EDIT = "inspector/lesson_edit.html"
 ANSWERS = "inspector/lesson_answers.html"
 Kind = LessonQuestion.Kind
+_lesson = lesson_views._lesson  # the lesson, or the page's 404/403
 
 
 # --- answering --------------------------------------------------------------------------------
@@ -45,21 +47,32 @@ def _answer_data(question: LessonQuestion, post) -> dict:
 @require_POST
 def question_answer(request: HttpRequest, lesson_id, question_id) -> HttpResponse:
     lesson = _lesson(request, lesson_id)
+    question = _question_of(request, lesson, question_id)
     try:
-        question = questions.get_question(request, question_id, "answer")
-        if question.item.lesson_id != lesson.pk:
-            raise ServiceError("No such question in this lesson", field="question", status=404)
+        questions.require(request, lesson, "answer")
         questions.answer(request, question, _answer_data(question, request.POST))
         error = None
     except ServiceError as refused:
-        if refused.status == 404:
+        if refused.status == 404:  # deleted while being answered
             raise page_refusal(refused) from None
         error = refused
-        question = LessonQuestion.objects.filter(pk=question_id).first()
     item_id = question.item_id
     if error is None and not request.htmx:
         return redirect(reverse("lesson", args=[lesson.pk]) + f"#item-{item_id}")
     return _item_fragment(request, lesson, item_id, error)
+
+
+def _question_of(request, lesson: Lesson, question_id, need: str = "view") -> LessonQuestion:
+    """The lesson's question (404 for one of another lesson, whatever the request may do with
+    that one), if the request may `need` it."""
+    try:
+        question = questions.get_question(request, question_id)
+        if question.item.lesson_id != lesson.pk:
+            raise ServiceError("No such question in this lesson", field="question", status=404)
+        questions.require(request, lesson, need)
+    except ServiceError as error:
+        raise page_refusal(error) from None
+    return question
 
 
 def _item_fragment(request, lesson: Lesson, item_id, error) -> HttpResponse:
@@ -69,28 +82,21 @@ def _item_fragment(request, lesson: Lesson, item_id, error) -> HttpResponse:
     status = 200 if error is None else (422 if request.htmx else error.status)
     if not request.htmx:
         return render(request, PAGE, context, status=status)
-    context["item"] = next(item for item in context["items"] if item.pk == item_id)
+    context["item"] = next((item for item in context["items"] if item.pk == item_id), None)
+    if context["item"] is None:  # its item left the lesson meanwhile
+        raise Http404("No such item in this lesson")
     return render(request, f"{PAGE}#lesson-item", context, status=status)
 
 
 # --- the instructor's questions on the edit page ----------------------------------------------
 
 
-def _lesson(request, lesson_id, need: str = "view") -> Lesson:
-    try:
-        return lessons.get_lesson(request, lesson_id, need)
-    except ServiceError as error:
-        raise page_refusal(error) from None
-
-
 def _editable(request, lesson_id, item_id=None, question_id=None):
     lesson = _lesson(request, lesson_id, need="change")
+    if question_id is not None:
+        question = _question_of(request, lesson, question_id, "edit")
+        return lesson, question.item, question
     try:
-        if question_id is not None:
-            question = questions.get_question(request, question_id, "edit")
-            if question.item.lesson_id != lesson.pk:
-                raise ServiceError("No such question in this lesson", "question", status=404)
-            return lesson, question.item, question
         return lesson, lessons.get_item(lesson, item_id), None
     except ServiceError as error:
         raise page_refusal(error) from None
@@ -133,7 +139,7 @@ def question_add(request: HttpRequest, lesson_id, item_id) -> HttpResponse:
 @require_POST
 def question_update(request: HttpRequest, lesson_id, question_id) -> HttpResponse:
     lesson, item, question = _editable(request, lesson_id, question_id=question_id)
-    form = QuestionForm(request.POST, item=item, prefix=f"q{question.pk}")
+    form = edit_form(question, request.POST)
     refused = _apply(form, lambda data: questions.update_question(request, question, data))
     return _questions_part(request, lesson, item, refused, form if refused else None)
 
@@ -156,9 +162,8 @@ def lesson_answers(request: HttpRequest, lesson_id) -> HttpResponse:
         questions.require(request, lesson, "read_answers")
     except ServiceError as error:
         raise page_refusal(error) from None
-    rows = [
-        (question, questions.results(question), questions.answers_for(request, question))
-        for question in questions.lesson_questions(lesson).select_related("item__exploration")
-    ]
+    found = questions.lesson_questions(lesson).select_related("item__exploration")
+    found = found.prefetch_related("answers__student")
+    rows = [(question, questions.results(question), question.answers.all()) for question in found]
     context = {"lesson": lesson, "rows": rows, "owner": lesson.owner_id == request.user.pk}
     return render(request, ANSWERS, context)
