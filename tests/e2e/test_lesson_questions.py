@@ -49,6 +49,8 @@ def test_a_student_answers_before_the_reveal_and_the_instructor_sees_the_class(
     expect(item.get_by_test_id("hidden-steps")).to_contain_text("1 token hidden")
     chips = item.locator("[data-action=pick-token]")
     expect(chips.first).to_be_visible()
+    expect(item.get_by_test_id("open-after-answering")).to_be_visible()
+    expect(item.locator("[data-action=fork-item]")).to_have_count(0)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     student.screenshot(path=str(ARTIFACTS / "lesson-question-before.png"), full_page=True)
     chips.filter(has_text=re.compile(f"^{re.escape(answer)}$")).click()
@@ -58,6 +60,7 @@ def test_a_student_answers_before_the_reveal_and_the_instructor_sees_the_class(
     expect(item.get_by_test_id("hidden-steps")).to_have_count(0)
     expect(item.get_by_test_id("lesson-text").locator(".gen")).to_have_count(2)
     expect(item.get_by_test_id("answer-fork")).to_be_visible()
+    expect(item.locator("[data-action=fork-item]")).to_be_visible()
     student.screenshot(path=str(ARTIFACTS / "lesson-question-student.png"), full_page=True)
     context.close()
 
