@@ -260,11 +260,28 @@ def test_a_fixed_and_the_adaptive_path_are_cached_apart(smollm2):
 
 @pytest.fixture
 def bfloat16_speedup(monkeypatch):
-    """Sets what the bfloat16 check measures as bfloat16's matrix-multiply speed-up (this
-    machine's own depends on its processor), with the checks made afresh."""
+    """Sets what the bfloat16 check finds: the processor supports bfloat16, and its
+    matrix-multiply speed-up is the one given (this machine's own depend on its processor:
+    an AMD EPYC without bfloat16 here, a Xeon with it elsewhere); checks made afresh."""
+
+    def assume(speedup: float) -> None:
+        monkeypatch.setattr(precision, "supports_bfloat16", lambda _d: True)
+        monkeypatch.setattr(precision, "gemm_speedup", lambda _d: speedup)
+
     precision.forget_checks()
-    yield lambda speedup: monkeypatch.setattr(precision, "gemm_speedup", lambda _d: speedup)
+    yield assume
     precision.forget_checks()
+
+
+def test_bfloat16_is_refused_where_the_processor_lacks_it(smollm2, monkeypatch):
+    precision.forget_checks()
+    monkeypatch.setattr(precision, "supports_bfloat16", lambda _d: False)
+    try:
+        with pytest.raises(InputError, match="no bfloat16 support") as caught:
+            attribute(smollm2, TEXT, target_id=9, method="saliency", precision="bfloat16")
+        assert caught.value.field == "precision"
+    finally:
+        precision.forget_checks()
 
 
 def test_bfloat16_is_refused_where_it_is_not_faster(smollm2, bfloat16_speedup):
