@@ -12,7 +12,7 @@ from django.conf import settings
 from engine.admission import admit
 from engine.loading import Progress, pick_device
 from engine.types import EngineError, ModelLoadError
-from inspector.compute import routing
+from inspector.compute import heartbeat, routing
 from inspector.models import CatalogModel
 from worker.computations import registry
 
@@ -38,5 +38,6 @@ def add_model(params: dict, progress: Progress) -> dict:
         return {"error": {**exc.to_dict(), "field": "reference"}}
     if entry.key in routing.served_models():  # a worker pinned to other models never uses it
         registry().adopt(loaded)
+        heartbeat.beat_soon()
     entry.refresh_from_db()
     return {"result": {"key": entry.key, "card": entry.card()}}

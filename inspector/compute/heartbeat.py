@@ -162,6 +162,21 @@ def _one_beat(name, models, on_new, served: list[str] | None) -> list[str]:
     return now
 
 
+_beat_soon = threading.Event()
+
+
+def wait_for_next_beat(seconds: float) -> None:
+    """The pause between two beats, cut short by beat_soon."""
+    _beat_soon.wait(seconds)
+    _beat_soon.clear()
+
+
+def beat_soon() -> None:
+    """Beat now rather than at the next interval (a model was just added: this worker takes
+    its queue and says so at once, so the first exploration on it finds a worker)."""
+    _beat_soon.set()
+
+
 def start_beating(
     models: Callable[[], list[str]], on_new: Callable[[list[str]], None] | None = None
 ) -> threading.Thread:
@@ -176,7 +191,7 @@ def start_beating(
         served: list[str] | None = None
         while True:
             served = _one_beat(name, models, on_new, served)
-            time.sleep(HEARTBEAT_TTL_SECONDS / 3)
+            wait_for_next_beat(HEARTBEAT_TTL_SECONDS / 3)
 
     thread = threading.Thread(target=run, daemon=True, name="tokenlens-heartbeat")
     thread.start()

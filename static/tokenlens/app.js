@@ -71,13 +71,16 @@ htmx.defineExtension("present-targets", {
     }
   });
   let lost = false;
+  // body[data-socket=open] while the page's websocket is connected (tests wait for it).
   document.addEventListener("htmx:wsClose", function () {
+    delete document.body.dataset.socket;
     lost = true;
     // Steps wait for their answer again until the new connection sends its channel.
     const replyTo = document.getElementById("reply-to");
     if (replyTo) replyTo.value = "";
   });
   document.addEventListener("htmx:wsOpen", function () {
+    document.body.dataset.socket = "open";
     const view = document.getElementById("branch-view");
     if (!lost || !view || !view.dataset.refresh) return;
     lost = false;

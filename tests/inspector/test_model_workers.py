@@ -2,6 +2,8 @@
 the heartbeat tells the worker of each new one (its queue is taken then), the add job goes to
 any live worker; and the Models page's own add flow (htmx and without JavaScript)."""
 
+import time
+
 import pytest
 
 from inspector.compute import heartbeat, routing
@@ -46,7 +48,7 @@ def test_the_heartbeat_names_new_models_once_and_keeps_beating_without_the_datab
         if len(beats) == 4:
             raise _Stop  # the thread's loop ends here
 
-    monkeypatch.setattr(heartbeat.time, "sleep", sleep)
+    monkeypatch.setattr(heartbeat, "wait_for_next_beat", sleep)
     monkeypatch.setattr(heartbeat.threading, "Thread", _Inline)
     with pytest.raises(_Stop):
         heartbeat.start_beating(models, on_new=new.append)
@@ -70,7 +72,7 @@ def test_a_queue_not_taken_is_left_out_of_the_beat_and_taken_at_the_next(monkeyp
         if len(beats) == 4:
             raise _Stop
 
-    monkeypatch.setattr(heartbeat.time, "sleep", sleep)
+    monkeypatch.setattr(heartbeat, "wait_for_next_beat", sleep)
     monkeypatch.setattr(heartbeat.threading, "Thread", _Inline)
     monkeypatch.setattr(heartbeat, "_every_beat", [])
     with pytest.raises(_Stop):
@@ -96,7 +98,7 @@ def test_a_failing_hook_does_not_stop_the_beats(monkeypatch):
         if len(beats) == 2:
             raise _Stop
 
-    monkeypatch.setattr(heartbeat.time, "sleep", sleep)
+    monkeypatch.setattr(heartbeat, "wait_for_next_beat", sleep)
     monkeypatch.setattr(heartbeat.threading, "Thread", _Inline)
     with pytest.raises(_Stop):
         heartbeat.start_beating(lambda: ["a"])
@@ -227,3 +229,13 @@ def test_the_page_removes_an_added_model_or_says_why_not(admin_user):
     removed = client.post("/models/local-used/remove/", follow=True).content.decode()
     assert "Removed local-used from the catalog" in removed
     assert not CatalogModel.objects.exists()
+
+
+def test_a_model_just_added_cuts_the_pause_before_the_next_beat():
+    started = time.monotonic()
+    heartbeat.beat_soon()  # the add job, once the model is ready on this worker
+    heartbeat.wait_for_next_beat(10)
+    assert time.monotonic() - started < 1
+    started = time.monotonic()
+    heartbeat.wait_for_next_beat(0.2)  # and only once
+    assert time.monotonic() - started >= 0.2
