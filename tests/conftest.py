@@ -31,6 +31,19 @@ def pytest_configure(config):
     keep_compiled_code(django_settings.TOKENLENS_NUMBA_CACHE)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Before pytest-django makes the test database: close psycopg's connection pool if
+    anything opened it already. Django's create_test_db renames the database but keeps an
+    open pool, whose connections still go to the real one (`test` under CI): the test
+    database's migrations and every query would land there."""
+    from django.db import connections
+
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+
+
 def require_env(name: str) -> str:
     """The value of a service URL variable; skip without it locally, fail without it in CI."""
     value = os.environ.get(name, "")
