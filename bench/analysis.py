@@ -149,7 +149,8 @@ def cold_start_child(key: str) -> None:
     tokenization against the next ones. Prints one JSON line."""
     import json
 
-    from worker.computations import compute, warm_up
+    from worker.computations import compute
+    from worker.loaded import warm_up
 
     heads = {"model": key, "text": COLD_TEXT, "k": 4, "seed": 0}
     words = {"model": key, "text": COLD_TEXT}

@@ -14,7 +14,7 @@ from engine.loading import Progress, pick_device
 from engine.types import EngineError, ModelLoadError
 from inspector.compute import heartbeat, routing
 from inspector.models import CatalogModel
-from worker.computations import registry
+from worker.loaded import registry
 
 logger = logging.getLogger(__name__)
 REMOVED = "This model was removed from the catalog before it was ready"

@@ -17,9 +17,10 @@ from inspector.protocol import (
     TASK_STEP_AND_REPLY,
     TASK_WARM_UP,
 )
-from worker.computations import compute, drop_stale_models, scheduler, warm_up
+from worker.computations import compute
 from worker.generation import generate_branch
 from worker.jobs import run_job
+from worker.loaded import drop_stale_models, scheduler, warm_up
 from worker.replies import step_and_reply
 
 

@@ -186,7 +186,7 @@ def remove(request, entry: CatalogModel) -> None:
     The entry is locked and marked "removing" before the explorations are counted, and
     compute.hold_in_catalog locks it where an exploration is saved: an exploration saved at the same
     moment is either counted here or refused there, never left on a removed model. Workers
-    free the model at their next heartbeat (worker.computations.drop_stale_models)."""
+    free the model at their next heartbeat (worker.loaded.drop_stale_models)."""
     with transaction.atomic():
         locked = CatalogModel.objects.select_for_update().filter(pk=entry.pk).first()
         if locked is None:

@@ -75,7 +75,7 @@ def _run_here(name: str, args: list, deadline: float | None):
 
 def warm_up_here() -> None:
     """The embedded default's start (daphne importing the ASGI app): one in-process worker
-    thread loads the default model and UMAP's code (worker.computations.warm_up)."""
+    thread loads the default model and UMAP's code (worker.loaded.warm_up)."""
     if settings.TOKENLENS_WARM_UP and runs_here() and not settings.CELERY_TASK_ALWAYS_EAGER:
         models = [settings.TOKENLENS_DEFAULT_MODEL]
         _in_process_executor().submit(_run_here, TASK_WARM_UP, [models], None)

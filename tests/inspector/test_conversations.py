@@ -10,7 +10,7 @@ import torch
 
 from engine.distribution import prompt_ids
 from inspector.models import Branch
-from worker.computations import loaded_model
+from worker.loaded import loaded_model
 
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from engine.distribution import next_token_logits, prompt_ids
 from inspector.models import Branch, Step
-from worker.computations import loaded_model
+from worker.loaded import loaded_model
 
 pytestmark = pytest.mark.django_db
 SMOL = "smollm2-135m-instruct"

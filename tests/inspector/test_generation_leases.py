@@ -16,8 +16,8 @@ from inspector.compute import leases
 from inspector.explorations import services as explorations
 from inspector.models import Branch
 from inspector.protocol import GENERATING_KEY
-from worker.computations import scheduler
 from worker.generation import generate_branch
+from worker.loaded import scheduler
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.model]
 SMOL = "smollm2-135m-instruct"

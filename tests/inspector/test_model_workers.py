@@ -166,10 +166,10 @@ def test_a_worker_pinned_to_other_models_does_not_keep_the_model_it_added(
     from engine.catalog import spec_for
     from engine.loading import ModelRegistry
     from worker import catalog as adding
-    from worker import computations
+    from worker import loaded
 
     fresh = ModelRegistry({}, settings.TOKENLENS_MODEL_CACHE, "cpu", lookup=lambda _key: None)
-    monkeypatch.setattr(computations, "_registry", fresh)
+    monkeypatch.setattr(loaded, "_registry", fresh)
     spec = spec_for(str(tiny_gpt2_dir))
     entry = CatalogModel.objects.create(
         key=spec.key, reference=spec.location, label=spec.label, source="local"

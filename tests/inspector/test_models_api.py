@@ -55,9 +55,9 @@ def test_an_added_folder_becomes_ready_with_its_card_for_everyone(
     assert (card["hidden_size"], card["context_length"]) == (32, 64)
     assert card["has_chat_template"] is False and card["n_params"] > 0
 
-    from worker import computations
+    from worker import loaded
 
-    monkeypatch.setattr(computations, "_registry", None)  # a worker started before the add
+    monkeypatch.setattr(loaded, "_registry", None)  # a worker started before the add
     created = reader.post("/api/v1/explorations/", {"model": KEY, "prompt": "Once upon"}, "json")
     assert created.status_code == 201, created.content
     steps = step(reader, created.json()["branches"][0]["id"], mode="greedy")

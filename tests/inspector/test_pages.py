@@ -148,10 +148,10 @@ def test_model_loading_progress_reaches_the_page(
     browser, monkeypatch, tiny_model_dir, settings, django_capture_on_commit_callbacks
 ):
     from inspector import broadcast
-    from worker import computations
+    from worker import loaded
 
     settings.TOKENLENS_EXTRA_MODELS = [str(tiny_model_dir)]
-    monkeypatch.setattr(computations, "_registry", None)  # a worker that has loaded nothing yet
+    monkeypatch.setattr(loaded, "_registry", None)  # a worker that has loaded nothing yet
     seen = []
 
     def record(page_id, job_id):

@@ -11,7 +11,7 @@ from engine.catalog import spec_for
 from engine.loading import ModelRegistry
 from engine.stepping import StepRequest
 from engine.types import UnknownModelError
-from worker import computations
+from worker import loaded
 from worker.scheduler import TooBusy
 
 KEY = "local-moving"
@@ -55,21 +55,21 @@ def test_drop_stale_models_frees_the_model_its_stepper_and_its_scheduler(
     registry = ModelRegistry(
         {}, settings.TOKENLENS_MODEL_CACHE, "cpu", lookup=lambda _: now["spec"]
     )
-    monkeypatch.setattr(computations, "_registry", registry)
-    monkeypatch.setattr(computations, "_steppers", {})
-    monkeypatch.setattr(computations, "_schedulers", {})
-    first = computations.scheduler(KEY)
-    assert computations.drop_stale_models() == []
+    monkeypatch.setattr(loaded, "_registry", registry)
+    monkeypatch.setattr(loaded, "_steppers", {})
+    monkeypatch.setattr(loaded, "_schedulers", {})
+    first = loaded.scheduler(KEY)
+    assert loaded.drop_stale_models() == []
 
     now["spec"] = _spec_at(other)  # added again from elsewhere: a request gets the new weights
-    second = computations.scheduler(KEY)
+    second = loaded.scheduler(KEY)
     assert second is not first and second.stepper.loaded.spec.location == str(other)
     first._loop_thread.join(timeout=5)
     assert not first._loop_thread.is_alive()  # the old scheduler's thread ended
 
     now["spec"] = None  # removed: the next heartbeat frees it
-    assert computations.drop_stale_models() == [KEY]
-    assert registry.loaded_keys() == [] and KEY not in computations._schedulers
+    assert loaded.drop_stale_models() == [KEY]
+    assert registry.loaded_keys() == [] and KEY not in loaded._schedulers
     second._loop_thread.join(timeout=5)
     assert not second._loop_thread.is_alive()
     ids = tuple(second.stepper.loaded.tokenizer("Hi").input_ids)

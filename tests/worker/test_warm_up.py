@@ -7,15 +7,15 @@ import time
 import pytest
 
 from inspector.compute import dispatch
-from worker import computations, tasks
+from worker import loaded, tasks
 
 pytestmark = [pytest.mark.model, pytest.mark.django_db(transaction=True)]
 SMOL = "smollm2-135m-instruct"
 
 
 def test_warming_up_loads_the_models_and_umap_and_only_logs_what_fails(caplog):
-    computations.warm_up([SMOL, "no-such-model"])
-    assert SMOL in computations.registry().loaded_keys()
+    loaded.warm_up([SMOL, "no-such-model"])
+    assert SMOL in loaded.registry().loaded_keys()
     assert "umap" in sys.modules
     assert "could not load no-such-model" in caplog.text
 
