@@ -9,20 +9,16 @@ import threading
 import pytest
 from django.db import connections
 
-from inspector.models import Exploration, Lesson, LessonQuestion, QuestionAnswer
+from inspector.models import Exploration, LessonQuestion, QuestionAnswer
 from tests.conftest import client_for, require_env
-from tests.inspector.makers import browser, make_exploration, make_lesson
+from tests.inspector.makers import browser
 
-
-@pytest.fixture(autouse=True)
-def _no_rate_limit(settings):
-    settings.TOKENLENS_GENERATION_RATE = "100000/m"
+pytestmark = pytest.mark.usefixtures("no_rate_limit")
 
 
 @pytest.fixture
-def item(instructor):
-    exploration = make_exploration(client_for(instructor), "The capital of France is", "Cap", 3)
-    return make_lesson(instructor, Lesson.Visibility.PUBLISHED, [exploration]).items.get()
+def item(published_item):
+    return published_item
 
 
 def _add(client, item, **fields):

@@ -13,7 +13,7 @@ from inspector.models import Lesson, LessonItem, LessonQuestion, QuestionAnswer
 from tests.conftest import client_for, make_person
 from tests.inspector.makers import make_lesson
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limit")]
 ROLES = ["owner", "co_instructor", "other_instructor", "student", "other_student", "admin"]
 ROLES += ["visitor"]
 ACTIONS = ["create", "edit", "delete", "answer", "read_answers", "read_distribution"]
@@ -27,12 +27,6 @@ ALLOWED = {
     "visitor": set(),  # reads the published lesson; signs in to answer
 }
 SECRET = "Quixotic"  # the student's answer, to find in what others get
-
-
-@pytest.fixture(autouse=True)
-def _no_rate_limit(settings):
-    """Each test records its explorations step by step, as the same user id: many a minute."""
-    settings.TOKENLENS_GENERATION_RATE = "100000/m"
 
 
 @dataclass

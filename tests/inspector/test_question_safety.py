@@ -19,15 +19,12 @@ from tests.inspector.makers import browser, make_exploration, make_lesson
 STAGES = ["temperature", "top-k", "top-p", "none: it is kept"]
 
 
-@pytest.fixture(autouse=True)
-def _no_rate_limit(settings):
-    settings.TOKENLENS_GENERATION_RATE = "100000/m"
+pytestmark = pytest.mark.usefixtures("no_rate_limit")
 
 
 @pytest.fixture
-def item(instructor):
-    exploration = make_exploration(client_for(instructor), "The capital of France is", "Cap", 3)
-    return make_lesson(instructor, Lesson.Visibility.PUBLISHED, [exploration]).items.get()
+def item(published_item):
+    return published_item
 
 
 def _ask(api, item, **body):

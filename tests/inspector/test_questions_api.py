@@ -10,14 +10,8 @@ from inspector.models import AuditEvent, Exploration, Lesson, LessonQuestion, Qu
 from tests.conftest import client_for, make_person
 from tests.inspector.makers import make_lesson
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limit")]
 STAGES = ["repetition penalty", "temperature", "top-k", "top-p"]
-
-
-@pytest.fixture(autouse=True)
-def _no_rate_limit(settings):
-    """Each test records its explorations step by step, as the same user id: many a minute."""
-    settings.TOKENLENS_GENERATION_RATE = "100000/m"
 
 
 @pytest.fixture
