@@ -74,18 +74,16 @@ class BranchSerializer(StrictModelSerializer):
         ]
         read_only_fields = ["id", "parent", "fork_index", "finish_reason"]
 
-    def _sequence(self, branch: Branch) -> list[Step]:
-        if getattr(branch, "_serialized_sequence", None) is None:
-            branch._serialized_sequence = branch.sequence()
-        return branch._serialized_sequence
+    def to_representation(self, branch: Branch) -> dict:
+        self._sequence = branch.sequence()  # read once for its steps and its turns
+        return super().to_representation(branch)
 
     def get_steps(self, branch: Branch) -> list[dict]:
-        return StepSerializer(self._sequence(branch), many=True).data
+        return StepSerializer(self._sequence, many=True).data
 
     @extend_schema_field(TurnSerializer(many=True))
     def get_turns(self, branch: Branch) -> list[dict]:
-        turns = turns_of(branch.exploration, self._sequence(branch))
-        return [turn.to_dict() for turn in turns]
+        return [turn.to_dict() for turn in turns_of(branch.exploration, self._sequence)]
 
 
 class BranchSummarySerializer(StrictModelSerializer):
