@@ -20,6 +20,7 @@ def _start_chat(page, app) -> None:
     page.fill("[name=max_new_tokens]", "3")
     page.click("#exploration-form button[type=submit]")
     expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/"))
+    page.wait_for_load_state()  # its scripts have run
 
 
 def _messages(page):

@@ -19,6 +19,7 @@ def _new_exploration(page, app, prompt: str, **fields) -> None:
         page.fill(f"[name={name}]", str(value))
     page.click("#exploration-form button[type=submit]")
     expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/"))
+    page.wait_for_load_state()  # its scripts have run
 
 
 def _tokens(page):
@@ -40,6 +41,7 @@ def test_step_branch_switch_and_come_back(app_server, page):
     alternative.locator("[data-action=fork]").click()
 
     expect(page).to_have_url(re.compile(r"\?branch="))
+    page.wait_for_load_state()  # its scripts have run
     expect(_tokens(page)).to_have_count(3)
     assert [t.inner_text() for t in _tokens(page).all()][:2] == first_five[:2]
     expect(_tokens(page).nth(2)).to_have_text(alternative_text)
@@ -315,6 +317,7 @@ def test_the_next_token_panel_always_describes_the_end_of_the_branch(app_server,
     _tokens(page).nth(1).click()
     alternatives.locator("tbody tr:not(.chosen) [data-action=fork]").first.click()
     expect(page).to_have_url(re.compile(r"\?branch="))
+    page.wait_for_load_state()  # its scripts have run
     expect(_tokens(page)).to_have_count(2)
     _panel_matches_the_api(page, app_server)
     page.locator(".tree a", has_text="main").click()

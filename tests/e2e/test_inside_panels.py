@@ -132,6 +132,7 @@ def test_token_text_that_looks_like_markup_is_drawn_literally_in_charts(app_serv
     page.fill("textarea[name=prompt]", MARKUP_PROMPT)
     page.click("#exploration-form button[type=submit]")
     expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/"))
+    page.wait_for_load_state()  # its scripts have run
     panel = _open(page, "attention")
     heatmap = panel.locator("[data-role=heatmap-box]")
     expect(heatmap.locator(".chart[data-rendered]")).to_have_count(1)

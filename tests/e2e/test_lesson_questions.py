@@ -67,6 +67,7 @@ def test_a_student_answers_before_the_reveal_and_the_instructor_sees_the_class(
     page.goto(lesson_url)
     page.locator("[data-action=class-answers]").click()
     expect(page).to_have_url(lesson_url + "answers/")
+    page.wait_for_load_state()  # its scripts have run
     expect(page.get_by_test_id("share-right")).to_have_text("100.0 %")
     rows = page.get_by_test_id("distribution-row")
     expect(rows).to_have_count(1)

@@ -147,6 +147,7 @@ def test_a_live_class_follows_guesses_breaks_away_and_comes_back(app_server, chr
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-action=end-live]")
     expect(page).to_have_url(lesson_url)
+    page.wait_for_load_state()  # its scripts have run
     expect(first.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(second.get_by_test_id("live-ended")).to_contain_text("ended")
     expect(page.get_by_test_id("live-past")).to_contain_text("2 attended")

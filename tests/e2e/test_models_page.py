@@ -31,6 +31,7 @@ def test_an_admin_adds_a_folder_and_a_student_explores_with_it(
     _sign_in(page, app_server, _create_admin(app_server))
     _nav(page, "Models").click()
     expect(page).to_have_url(app_server.url + "/models/")
+    page.wait_for_load_state()  # its scripts have run
     expect(page.locator("body[data-socket=open]")).to_have_count(1)  # progress comes on it
     page.get_by_label("Hugging Face id or folder").fill(str(folder))
     page.click("[data-action=add-model]")

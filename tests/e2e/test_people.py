@@ -46,6 +46,7 @@ def _sign_up(page, app, role: str) -> str:
     page.get_by_role("radio", name=re.compile(f"^{role}:")).check()
     page.click("[data-action=sign-up]")
     expect(page).to_have_url(app.url + "/explore/")
+    page.wait_for_load_state()  # its scripts have run
     expect(page.get_by_test_id("account-link")).to_have_text(username)
     return username
 
@@ -66,6 +67,7 @@ def _new_exploration(page, prompt: str, greedy_steps: int = 0) -> str:
     page.fill("textarea[name=prompt]", prompt)
     page.click("#exploration-form button[type=submit]")
     expect(page).to_have_url(EXPLORATION_URL)
+    page.wait_for_load_state()  # its scripts have run
     url = page.url
     page.wait_for_load_state()  # htmx ready: steps swap the branch panel in place
     for count in range(1, greedy_steps + 1):
@@ -86,6 +88,7 @@ def _publish_lesson(page, app, title: str) -> str:
     create.get_by_label("Notes (Markdown)").fill(NOTES)
     create.get_by_role("button", name="Create the lesson").click()
     expect(page).to_have_url(re.compile(r"/lessons/[0-9a-f-]{36}/edit/$"))
+    page.wait_for_load_state()  # its scripts have run
     lesson_url = page.url.removesuffix("edit/")
 
     add = page.locator("#add-item-form")
@@ -112,6 +115,7 @@ def test_an_instructor_builds_and_publishes_a_lesson(app_server, page):
 
     page.get_by_role("link", name="View the lesson").click()
     expect(page).to_have_url(lesson_url)
+    page.wait_for_load_state()  # its scripts have run
     expect(page.get_by_test_id("lesson-title")).to_contain_text(title)
     expect(page.get_by_test_id("lesson-title")).to_contain_text("published")
     notes = page.get_by_test_id("lesson-notes")
@@ -131,6 +135,7 @@ def test_an_instructor_builds_and_publishes_a_lesson(app_server, page):
 
     item.locator("[data-action=try-prompt]").nth(1).click()  # one click: a new exploration
     expect(page).to_have_url(EXPLORATION_URL)
+    page.wait_for_load_state()  # its scripts have run
     expect(page.locator("h1")).to_have_text(PROMPTS[1])
     page.wait_for_load_state()
     page.click("[data-action=greedy]")
@@ -156,6 +161,7 @@ def test_a_student_forks_branches_and_finds_it_all_after_signing_in_again(
     expect(page.get_by_test_id("lesson-title")).to_contain_text(title)
     page.get_by_role("button", name="Fork into my workspace").click()
     expect(page).to_have_url(EXPLORATION_URL)
+    page.wait_for_load_state()  # its scripts have run
     fork_path = page.url.removeprefix(app_server.url)
     page.wait_for_load_state()
     expect(page.get_by_test_id("read-only")).to_have_count(0)
@@ -171,6 +177,7 @@ def test_a_student_forks_branches_and_finds_it_all_after_signing_in_again(
     alternative_text = alternative.locator("td").first.inner_text()
     alternative.get_by_role("button", name="Branch with this").click()
     expect(page).to_have_url(re.compile(r"\?branch="))
+    page.wait_for_load_state()  # its scripts have run
     expect(_tokens(page)).to_have_count(2)
     expect(_tokens(page).nth(1)).to_have_text(alternative_text)
 
@@ -189,6 +196,7 @@ def test_a_student_forks_branches_and_finds_it_all_after_signing_in_again(
     expect(page.get_by_test_id("read-only")).to_have_count(0)
     page.locator(".tree a", has_text="main").click()
     expect(page).to_have_url(re.compile(r"\?branch="))
+    page.wait_for_load_state()  # its scripts have run
     expect(_tokens(page)).to_have_count(3)
     assert [token.inner_text() for token in _tokens(page).all()] == main_tokens
     page.locator(".tree a", has_text="branch 2").click()
@@ -238,6 +246,7 @@ def test_an_admin_hides_a_shared_exploration_and_its_link_stops_working(app_serv
         response = visitor.goto(share_url)
         assert response.status == 200
         expect(visitor).to_have_url(exploration_url)
+        visitor.wait_for_load_state()  # its scripts have run
         expect(visitor.get_by_test_id("read-only")).to_be_visible()
         expect(visitor.locator("h1")).to_have_text(prompt)
         expect(_tokens(visitor)).to_have_count(1)
@@ -246,6 +255,7 @@ def test_an_admin_hides_a_shared_exploration_and_its_link_stops_working(app_serv
         _sign_in(admin, app_server, _create_admin(app_server))
         _nav(admin, "Review").click()
         expect(admin).to_have_url(app_server.url + "/review/")
+        admin.wait_for_load_state()  # its scripts have run
         row = admin.locator("table.review tbody tr", has_text=prompt)
         expect(row).to_have_count(1)
         expect(row).to_contain_text("Waiting for review")
@@ -264,6 +274,7 @@ def test_an_admin_hides_a_shared_exploration_and_its_link_stops_working(app_serv
         expect(page.locator("#share-box")).to_contain_text(f"Hidden by an admin: {reason}")
         assert page.goto(share_url).status == 200  # the owner still opens it
         expect(page).to_have_url(exploration_url)
+        page.wait_for_load_state()  # its scripts have run
     finally:
         visitor.context.close()
         admin.context.close()

@@ -75,6 +75,7 @@ def test_a_first_visit_starts_an_example_with_a_tour_it_remembers(app_server, pa
     page.goto(app_server.url + "/")
     page.click("button.example[data-example=story]")
     expect(page).to_have_url(re.compile(r"/explore/[0-9a-f-]{36}/\?tour=1$"))
+    page.wait_for_load_state()  # its scripts have run
     expect(page.locator("[data-testid=generated] .gen").nth(2)).to_be_visible()  # writing
     tour = page.locator("[data-testid=tour]")
     expect(tour).to_contain_text("1 of 7")
