@@ -129,12 +129,20 @@ def generation_done(exploration_id, branch_id, reason: str, message: str = "") -
 STEP_DONE = "step.done"
 
 
-def step_done(reply_to: str, branch_id, asked: str, error: dict | None = None) -> None:
-    """Tell the page that asked for a pushed step (its connection's channel, `reply_to`; the
-    step's id, `asked`) that the step is saved, or why not (error: {"message", "field"}); other
-    pages heard of the new tokens through branch_changed. A page that missed this catches up
-    when it reconnects."""
-    event = {"type": STEP_DONE, "branch": str(branch_id), "asked": asked, "error": error}
+def step_done(
+    reply_to: str, branch_id, asked: str, error: dict | None = None, result: dict | None = None
+) -> None:
+    """Tell the page or API request that asked for a pushed step (its channel, `reply_to`; the
+    step's id, `asked`) that the step is saved (result: {"step_ids", "finish_reason"}), or why
+    not (error: {"message", "field", "status"?}); other pages heard of the new tokens through
+    branch_changed. A page that missed this catches up when it reconnects."""
+    event = {
+        "type": STEP_DONE,
+        "branch": str(branch_id),
+        "asked": asked,
+        "error": error,
+        "result": result,
+    }
     try:
         deliver("send", reply_to, event)
     except Exception:

@@ -1,6 +1,7 @@
-"""Work whose asker does not wait: a page's step is queued by the web side (inspector.explorations
-.services.push_step), and this sends how it went to the page's own websocket, so no request,
-thread or database connection of the web tier waits for the model."""
+"""Work whose asker does not wait: a page's or an API request's step is queued by the web side
+(inspector.explorations.branches.push_step), and this sends how it went to the asker's own
+channel (the page's websocket, or inspector.api.answered_later), so no request, thread or
+database connection of the web tier waits for the model."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 FAILED = {
     "field": "non_field_errors",
     "message": "The worker failed while stepping; nothing was saved. Try again",
+    "status": 500,
 }
 
 
@@ -24,14 +26,16 @@ def step_and_reply(params: dict) -> dict:
     lease push_step took, params["operation"]) and answer params["reply_to"]. Whatever
     happens, the branch is given back and the page is answered."""
     branch_id = params["branch"]
-    outcome = {"error": FAILED}
+    outcome, saved = {"error": FAILED}, None
     try:
         outcome = compute("branch_step", params)
         if "result" in outcome:
             result = outcome["result"]
             budget.charge_actual("branch_step", result, params.get("charged_to", []))
             broadcast.branch_changed(params["exploration"], branch_id, result["first_index"])
+            saved = {"step_ids": result["step_ids"], "finish_reason": result["finish_reason"]}
     finally:
         release_branch(branch_id, params.get("operation", ""))
-        broadcast.step_done(params["reply_to"], branch_id, params["asked"], outcome.get("error"))
+        error = outcome.get("error")
+        broadcast.step_done(params["reply_to"], branch_id, params["asked"], error, saved)
     return outcome

@@ -8,6 +8,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from inspector.api import answered_later
 from inspector.api.schema import documented
 from inspector.compute import limits
 from inspector.explorations import services as explorations
@@ -23,6 +24,7 @@ from inspector.explorations.serializers import (
     TurnRequestSerializer,
     TurnsAddedSerializer,
 )
+from inspector.models import Branch, Step
 
 
 def _save_changes(serializer_class, instance, data) -> None:
@@ -107,12 +109,15 @@ class BranchViewSet(viewsets.ViewSet):
         serializer = StepRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         limits.check_generation_rate(request)
+        reply_to = answered_later.reply_channel(request)
+        if reply_to:  # no thread waits: the answer is built when the worker sends it
+            fields = serializer.validated_data
+            asked = explorations.push_step(
+                branch, fields["mode"], fields.get("token_id"), fields.get("text"), reply_to
+            )
+            return answered_later.answer_later("steps", asked)
         steps = explorations.step(branch, **serializer.validated_data)
-        body = {
-            "steps": StepSerializer(steps, many=True).data,
-            "finish_reason": branch.finish_reason or None,
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(_steps_body(steps, branch.finish_reason), status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def turns(self, request, pk=None):
@@ -121,12 +126,13 @@ class BranchViewSet(viewsets.ViewSet):
         serializer = TurnRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         limits.check_generation_rate(request)
-        steps = explorations.add_turn(branch, serializer.validated_data["text"])
-        body = {
-            "steps": StepSerializer(steps, many=True).data,
-            "turns": [turn.to_dict() for turn in explorations.conversation_of(branch)],
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        text = serializer.validated_data["text"]
+        reply_to = answered_later.reply_channel(request)
+        if reply_to:
+            asked = explorations.push_step(branch, "turn", None, text, reply_to)
+            return answered_later.answer_later("turns", asked)
+        steps = explorations.add_turn(branch, text)
+        return Response(_turns_body(steps, branch), status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def fork(self, request, pk=None):
@@ -142,3 +148,30 @@ class BranchViewSet(viewsets.ViewSet):
         branch = explorations.get_branch(request, pk)
         explorations.undo(branch)
         return Response(BranchSerializer(branch).data)
+
+
+def _steps_body(steps, finish_reason: str) -> dict:
+    return {"steps": StepSerializer(steps, many=True).data, "finish_reason": finish_reason or None}
+
+
+def _turns_body(steps, branch: Branch) -> dict:
+    return {
+        "steps": StepSerializer(steps, many=True).data,
+        "turns": [turn.to_dict() for turn in explorations.conversation_of(branch)],
+    }
+
+
+def _saved_steps(event: dict) -> list[Step]:
+    return list(Step.objects.filter(pk__in=event["result"]["step_ids"]).order_by("index"))
+
+
+@answered_later.finisher("steps")
+def _steps_answered(event: dict) -> tuple[int, dict]:
+    """A pushed API step's answer: the same body as a step waited for."""
+    return 201, _steps_body(_saved_steps(event), event["result"]["finish_reason"])
+
+
+@answered_later.finisher("turns")
+def _turns_answered(event: dict) -> tuple[int, dict]:
+    branch = Branch.objects.select_related("exploration").get(pk=event["branch"])
+    return 201, _turns_body(_saved_steps(event), branch)

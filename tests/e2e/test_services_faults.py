@@ -169,6 +169,53 @@ def test_64_pages_waiting_for_their_steps_hold_no_thread_and_no_connection(stack
         assert status == 200 and body["length"] == 1, body
 
 
+def _queued_tasks(stack: Stack) -> int:
+    """Messages waiting in the stack's Celery queues (Redis lists named tokenlens.…)."""
+    import redis
+
+    client = redis.Redis(port=stack.redis_port)
+    names = [name for name in client.scan_iter("tokenlens.*") if client.type(name) == b"list"]
+    return sum(client.llen(name) for name in names)
+
+
+def test_64_api_steps_waiting_for_the_model_hold_no_thread_and_no_connection(stack):
+    """64 scripts POST a step while the worker is frozen: every step is queued, and the web
+    process holds neither a thread nor a database connection for any of them while they wait
+    (inspector.api.answered_later); when the worker goes on, each gets its 201 with its step."""
+    students = [_exploration(stack)[:2] for _ in range(64)]
+    web, worker = stack.processes[0], stack.worker_processes[0]
+    idle = {"threads": _threads(web), "connections": stack.connections()}
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(64) as clients:
+            answers = [
+                clients.submit(
+                    call, stack.url + f"/api/v1/branches/{branch}/steps/", "POST", {}, cookie
+                )
+                for branch, cookie in students
+            ]
+            deadline = time.monotonic() + 60
+            # The frozen worker's pending BRPOP takes the first message: 63 stay in the list.
+            while _queued_tasks(stack) < 63 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(0.5)
+            waiting = {
+                "queued": _queued_tasks(stack),
+                "threads": _threads(web),
+                "connections": stack.connections(),
+                "answered": sum(answer.done() for answer in answers),
+            }
+            worker.send_signal(signal.SIGCONT)
+            answered = [answer.result(timeout=240) for answer in answers]
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    assert waiting["queued"] >= 63 and waiting["answered"] == 0, waiting
+    assert waiting["threads"] <= idle["threads"] + 4, (idle, waiting)
+    assert waiting["connections"] <= idle["connections"] + 2, (idle, waiting)
+    for status, body, _, _ in answered:
+        assert status == 201 and [step["index"] for step in body["steps"]] == [0], body
+
+
 def test_with_no_worker_alive_the_api_answers_503_at_once(tmp_path):
     lonely = Stack(tmp_path, with_worker=False).start()
     try:
