@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
@@ -49,18 +50,47 @@ def deliver(method: str, target: str, event: dict) -> None:
     """layer.group_send or layer.send (`method`) of event to target, from any thread."""
     layer = get_channel_layer()
     loop = _server_loop
-    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is not loop:
+    if isinstance(layer, InMemoryChannelLayer):
+        if loop is not None and loop.is_running() and _running_loop() is not loop:
             # Not waited for: the worker goes on with the next token meanwhile.
             coroutine = getattr(layer, method)(target, event)
             future = asyncio.run_coroutine_threadsafe(coroutine, loop)
             future.add_done_callback(_log_failure)
             return
-    async_to_sync(getattr(layer, method))(target, event)
+        async_to_sync(getattr(layer, method))(target, event)
+        return
+    if _running_loop() is not None:  # not from async code: it awaits the layer itself
+        raise RuntimeError("deliver() is for threads without an event loop")
+    coroutine = getattr(layer, method)(target, event)
+    asyncio.run_coroutine_threadsafe(coroutine, _sending_loop()).result(SEND_TIMEOUT_SECONDS)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+SEND_TIMEOUT_SECONDS = 10
+_sender: asyncio.AbstractEventLoop | None = None
+_sender_lock = threading.Lock()
+
+
+def _sending_loop() -> asyncio.AbstractEventLoop:
+    """One event loop per process, on a thread of its own, that sends the events of threads
+    without a loop (worker threads, views) to Redis. channels_redis keeps its connections per
+    event loop, and async_to_sync ran each send on a new loop: a new Redis connection, and
+    its handshake, for every event (two a step)."""
+    global _sender
+    with _sender_lock:
+        if _sender is None:
+            _sender = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=_sender.run_forever, name="tokenlens-events", daemon=True
+            )
+            thread.start()
+        return _sender
 
 
 def _group_send(group: str, event: dict) -> None:

@@ -12,7 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the apps loa
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from inspector.api.answered_later import AnsweredLater  # noqa: E402
+from inspector.explorations.answered_later import AnsweredLater  # noqa: E402
 from tokenlens_site.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -170,6 +170,9 @@ TOKENLENS_WARM_UP = env_bool("TOKENLENS_WARM_UP", True)
 TOKENLENS_TORCH_THREADS = env_int(
     "TOKENLENS_TORCH_THREADS", max(1, len(os.sched_getaffinity(0)) // 2)
 )
+# API steps and turns answered when the worker sends the answer, with no thread waiting for
+# it (inspector.explorations.answered_later); false: they wait in a thread, as other API work.
+TOKENLENS_API_ANSWERED_LATER = env_bool("TOKENLENS_API_ANSWERED_LATER", True)
 # With Celery: threads of each web process that wait for API results (inspector.compute.dispatch).
 TOKENLENS_WEB_WAITERS = env_int("TOKENLENS_WEB_WAITERS", 64)
 # The models a Celery worker serves (`make worker MODELS=a,b`); empty: every catalog model.

@@ -274,7 +274,7 @@ def compute(kind: str, params: dict, progress: Progress | None = None) -> dict:
     Work that starts after params["expires_at"] (whoever asked has been told it failed) is
     not done."""
     if time.time() > params.get("expires_at", math.inf):
-        return {"error": {"field": "non_field_errors", "message": EXPIRED}}
+        return {"error": {"field": "non_field_errors", "message": EXPIRED, "status": 503}}
     try:
         return {"result": COMPUTATIONS[kind](params, progress)}
     except EngineError as exc:

@@ -1,6 +1,6 @@
 """Work whose asker does not wait: a page's or an API request's step is queued by the web side
 (inspector.explorations.branches.push_step), and this sends how it went to the asker's own
-channel (the page's websocket, or inspector.api.answered_later), so no request, thread or
+channel (the page's websocket, or inspector.explorations.answered_later), so no request, thread or
 database connection of the web tier waits for the model."""
 
 from __future__ import annotations

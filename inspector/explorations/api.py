@@ -8,9 +8,9 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from inspector.api import answered_later
 from inspector.api.schema import documented
 from inspector.compute import limits
+from inspector.explorations import answered_later
 from inspector.explorations import services as explorations
 from inspector.explorations.serializers import (
     BranchLabelSerializer,
@@ -112,10 +112,10 @@ class BranchViewSet(viewsets.ViewSet):
         reply_to = answered_later.reply_channel(request)
         if reply_to:  # no thread waits: the answer is built when the worker sends it
             fields = serializer.validated_data
-            asked = explorations.push_step(
+            pushed = explorations.push_step(
                 branch, fields["mode"], fields.get("token_id"), fields.get("text"), reply_to
             )
-            return answered_later.answer_later("steps", asked)
+            return answered_later.answer_later("steps", branch.pk, pushed)
         steps = explorations.step(branch, **serializer.validated_data)
         return Response(_steps_body(steps, branch.finish_reason), status=status.HTTP_201_CREATED)
 
@@ -129,8 +129,8 @@ class BranchViewSet(viewsets.ViewSet):
         text = serializer.validated_data["text"]
         reply_to = answered_later.reply_channel(request)
         if reply_to:
-            asked = explorations.push_step(branch, "turn", None, text, reply_to)
-            return answered_later.answer_later("turns", asked)
+            pushed = explorations.push_step(branch, "turn", None, text, reply_to)
+            return answered_later.answer_later("turns", branch.pk, pushed)
         steps = explorations.add_turn(branch, text)
         return Response(_turns_body(steps, branch), status=status.HTTP_201_CREATED)
 

@@ -58,7 +58,7 @@ def _step_from_form(request: HttpRequest, branch: Branch, serializer_class) -> H
         mode = data.get("mode", "turn")
         token_id, text = data.get("token_id"), data.get("text") or None
         if pushed:
-            asked = explorations.push_step(branch, mode, token_id, text, reply_to)
+            asked = explorations.push_step(branch, mode, token_id, text, reply_to).asked
         elif mode == "turn":
             explorations.add_turn(branch, text)
         else:

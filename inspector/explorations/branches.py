@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -127,15 +128,20 @@ def _step(branch: Branch, mode: str, token_id: int | None, text: str | None) -> 
     return list(Step.objects.filter(pk__in=outcome["step_ids"]).order_by("index"))
 
 
+class PushedStep(NamedTuple):
+    asked: str  # the step's id, which the answer carries
+    operation: str  # the branch's lease, which the worker gives back (release_branch)
+
+
 def push_step(
     branch: Branch, mode: str, token_id: int | None, text: str | None, reply_to: str
-) -> str:
+) -> PushedStep:
     """Queue one step and return at once: the page that asked hears how it went on its
     websocket (`reply_to`, the channel of its connection), so no request, thread or database
     connection waits for the model. The worker saves the step, pushes the new tokens to every
     open page, gives the branch back and answers the page (worker.replies.step_and_reply).
     Refused here, before anything is queued, for the same reasons as a step that waits.
-    Returns the step's id, which the answer carries (a page may hear it before this returns)."""
+    The answer carries the returned `asked` (a page may hear it before this returns)."""
     _check_step(branch, mode, text)
     token = hold_branch(branch)
     asked = leases.new_token()
@@ -151,7 +157,7 @@ def push_step(
     except BaseException:
         release_branch(branch.pk, token)
         raise
-    return asked
+    return PushedStep(asked, token)
 
 
 def fork(branch: Branch, at_index: int, token_id: int) -> Branch:

@@ -181,7 +181,8 @@ def _queued_tasks(stack: Stack) -> int:
 def test_64_api_steps_waiting_for_the_model_hold_no_thread_and_no_connection(stack):
     """64 scripts POST a step while the worker is frozen: every step is queued, and the web
     process holds neither a thread nor a database connection for any of them while they wait
-    (inspector.api.answered_later); when the worker goes on, each gets its 201 with its step."""
+    (inspector.explorations.answered_later); when the worker goes on, each gets its 201 with
+    its step."""
     students = [_exploration(stack)[:2] for _ in range(64)]
     web, worker = stack.processes[0], stack.worker_processes[0]
     idle = {"threads": _threads(web), "connections": stack.connections()}

@@ -1,17 +1,19 @@
 """API steps through the ASGI app (as daphne serves them): queued with the request's own reply
 channel, the request's thread ends, and the answer is built when the worker sends it
-(inspector.api.answered_later). Same bodies and errors as a step waited for in a view."""
+(inspector.explorations.answered_later). Same bodies and errors as a step waited for in a view."""
 
+import asyncio
 import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import HttpCommunicator
+from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from inspector.api import answered_later
 from inspector.compute import dispatch
+from inspector.explorations import answered_later
 from inspector.explorations.branches import hold_branch, release_branch
 from inspector.models import Branch, Step
 from tests.conftest import make_person
@@ -35,20 +37,19 @@ def _student_with_branch(**fields) -> tuple[str, str]:
     return key, answer.json()["branches"][0]["id"]
 
 
+def _headers(key: str, body: bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-length", str(len(body)).encode()),
+        (b"host", b"testserver"),
+        (b"authorization", f"Token {key}".encode()),
+        (b"content-type", b"application/json"),
+    ]
+
+
 async def _post(path: str, key: str, payload: dict, timeout: float = 120):
     body = json.dumps(payload).encode()
-    communicator = HttpCommunicator(
-        application,
-        "POST",
-        path,
-        body=body,
-        headers=[
-            (b"content-length", str(len(body)).encode()),
-            (b"host", b"testserver"),
-            (b"authorization", f"Token {key}".encode()),
-            (b"content-type", b"application/json"),
-        ],
-    )
+    headers = _headers(key, body)
+    communicator = HttpCommunicator(application, "POST", path, body=body, headers=headers)
     response = await communicator.get_response(timeout=timeout)
     headers = {name.lower(): value for name, value in response["headers"]}
     return response["status"], json.loads(response["body"] or b"null"), headers
@@ -133,6 +134,63 @@ async def test_no_answer_in_time_is_a_503_naming_the_wait(settings, monkeypatch)
     monkeypatch.setattr(dispatch, "send", never_answers)
     status, body, _ = await _post(f"/api/v1/branches/{branch_id}/steps/", key, {}, timeout=30)
     assert status == 503 and "No worker answered within 1 s" in body["error"]["message"], body
+    await _assert_branch_given_back(branch_id)
+
+
+async def _assert_branch_given_back(branch_id) -> None:
+    """As after a step waited for in a view: the next one is not refused as "under way"."""
+    branch = await database_sync_to_async(Branch.objects.get)(pk=branch_id)
+    release_branch(branch_id, await database_sync_to_async(hold_branch)(branch))
+
+
+async def test_a_client_gone_before_the_answer_is_sent_nothing_and_the_branch_is_free(
+    settings, monkeypatch
+):
+    key, branch_id = await database_sync_to_async(_student_with_branch)()
+    never_answers = lambda *args, **kwargs: None  # noqa: E731
+    monkeypatch.setattr(dispatch, "send", never_answers)
+    body = b"{}"
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": f"/api/v1/branches/{branch_id}/steps/",
+        "query_string": b"",
+        "headers": _headers(key, body),
+    }
+    communicator = ApplicationCommunicator(application, scope)
+    await communicator.send_input({"type": "http.request", "body": body})
+    await asyncio.sleep(1.5)  # the step is queued and Django's part has ended
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=10)  # the request ends at once, not at the timeout
+    await _assert_branch_given_back(branch_id)
+
+
+def _session_of(key: str) -> str:
+    client = Client()
+    client.force_login(Token.objects.get(key=key).user)
+    return client.cookies["sessionid"].value
+
+
+async def test_a_page_open_on_the_exploration_does_not_hold_up_the_api_answer(settings):
+    """With channels_redis, one process reads one channel prefix at a time: the API's answer
+    and the page's events share the layer's prefix, so neither waits behind the other."""
+    settings.TOKENLENS_TASK_TIMEOUT = 30
+    key, branch_id = await database_sync_to_async(_student_with_branch)()
+    branch = await database_sync_to_async(Branch.objects.get)(pk=branch_id)
+    session = await database_sync_to_async(_session_of)(key)
+    page = WebsocketCommunicator(
+        application,
+        f"/ws/explorations/{branch.exploration_id}/",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={session}".encode())],
+    )
+    connected, _ = await page.connect()
+    assert connected
+    assert 'id="reply-to"' in await page.receive_from(timeout=5)
+    status, body, _ = await _post(f"/api/v1/branches/{branch_id}/steps/", key, {}, timeout=60)
+    assert status == 201, body
+    assert branch_id in await page.receive_from(timeout=10)  # the page heard the new token
+    await page.disconnect()
 
 
 async def test_a_conversation_turn_is_answered_later_with_its_turns():
@@ -147,3 +205,10 @@ async def test_a_conversation_turn_is_answered_later_with_its_turns():
     assert [turn["role"] for turn in body["turns"]][-2:] == ["assistant", "user"]
     assert body["turns"][-1]["text"] == "Why?"
     assert body["steps"] and all(step["mode"] == "turn" for step in body["steps"])
+
+
+async def test_switched_off_an_api_step_waits_in_a_thread_with_the_same_answer(settings):
+    settings.TOKENLENS_API_ANSWERED_LATER = False
+    key, branch_id = await database_sync_to_async(_student_with_branch)()
+    status, body, _ = await _post(f"/api/v1/branches/{branch_id}/steps/", key, {"mode": "greedy"})
+    assert status == 201 and [step["index"] for step in body["steps"]] == [0], body

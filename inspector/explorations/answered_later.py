@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -29,6 +30,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from inspector import broadcast
+from inspector.errors import REDIS_DOWN
+from inspector.explorations.branches import release_branch
 
 logger = logging.getLogger(__name__)
 REPLY_TO_SCOPE = "tokenlens.reply_to"
@@ -60,10 +63,21 @@ def reply_channel(request) -> str | None:
     return getattr(django_request, "scope", {}).get(REPLY_TO_SCOPE)
 
 
-def answer_later(finisher_name: str, asked: str) -> Response:
-    """What a view returns once its work is queued with reply_channel(request) as reply_to:
-    the wrapper answers with FINISHERS[finisher_name] when the event for `asked` arrives."""
-    return Response(status=202, headers={LATER_HEADER: f"{finisher_name} {asked}"})
+def answer_later(finisher_name: str, branch_id, pushed) -> Response:
+    """What a view returns once its step is queued (branches.push_step) with
+    reply_channel(request) as reply_to: the wrapper answers with FINISHERS[finisher_name]
+    when the event for `pushed.asked` arrives, and gives the branch back if none comes. The
+    header never leaves the server."""
+    later = f"{finisher_name} {pushed.asked} {branch_id} {pushed.operation}"
+    return Response(status=202, headers={LATER_HEADER: later})
+
+
+@dataclass(frozen=True)
+class _Later:
+    finisher: str
+    asked: str
+    branch: str
+    operation: str
 
 
 _REPLACED_HEADERS = {b"content-length", b"content-type", LATER_HEADER.lower().encode()}
@@ -74,7 +88,7 @@ class _HeldResponse:
 
     def __init__(self, send):
         self.send = send
-        self.later: tuple[str, str] | None = None
+        self.later: _Later | None = None
         self.headers: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, message):
@@ -82,8 +96,7 @@ class _HeldResponse:
             headers = {key.lower(): value for key, value in message.get("headers", [])}
             later = headers.get(LATER_HEADER.lower().encode())
             if later is not None:
-                name, asked = later.decode().split(" ", 1)
-                self.later = (name, asked)
+                self.later = _Later(*later.decode().split(" "))
                 self.headers = [
                     (key, value)
                     for key, value in message.get("headers", [])
@@ -106,25 +119,66 @@ class AnsweredLater:
             return await self.app(scope, receive, send)
         layer = get_channel_layer()
         broadcast.remember_server_loop()  # the in-memory layer's events come to this loop
-        reply_to = await layer.new_channel("answer.")
+        # The layer's own prefix: channels_redis reads one prefix's messages at a time per
+        # process, so a prefix of our own would wait behind the pages' (and they behind it).
+        reply_to = await layer.new_channel()
         held = _HeldResponse(send)
         await self.app({**scope, REPLY_TO_SCOPE: reply_to}, receive, held)
         if held.later is None:
             return
-        name, asked = held.later
-        seconds = settings.TOKENLENS_TASK_TIMEOUT + ANSWER_GRACE_SECONDS
         try:
-            event = await asyncio.wait_for(_answer(layer, reply_to, asked), seconds)
-            status, body = await sync_to_async(_finish, thread_sensitive=False)(name, event)
-        except TimeoutError:
-            message = NO_ANSWER.format(seconds=settings.TOKENLENS_TASK_TIMEOUT)
-            status, body = 503, {"error": {"field": "non_field_errors", "message": message}}
-        await _send_json(send, status, body, held.headers)
+            answer = await _wait(layer, reply_to, held.later, receive)
+        finally:
+            _forget(layer, reply_to)
+        if answer is not None:
+            status, body = answer
+            await _send_json(send, status, body, held.headers)
+
+
+async def _wait(layer, reply_to: str, later: _Later, receive) -> tuple[int, dict] | None:
+    """(status, body) of the answer; None when the client went away first."""
+    seconds = settings.TOKENLENS_TASK_TIMEOUT + ANSWER_GRACE_SECONDS
+    answered = asyncio.ensure_future(_answer(layer, reply_to, later.asked))
+    gone = asyncio.ensure_future(_disconnect(receive))
+    try:
+        done, _ = await asyncio.wait(
+            {answered, gone}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        if answered in done:
+            event = answered.result()
+            return await sync_to_async(_finish, thread_sensitive=False)(later.finisher, event)
+        # No answer in time, or nobody to answer: as a step waited for in a view, the branch
+        # is given back (the worker saves nothing past its deadline).
+        await sync_to_async(release_branch, thread_sensitive=False)(later.branch, later.operation)
+        if gone in done:
+            return None
+        message = NO_ANSWER.format(seconds=settings.TOKENLENS_TASK_TIMEOUT)
+        return 503, {"error": {"field": "non_field_errors", "message": message}}
+    except Exception:
+        logger.exception("Could not wait for the answer to %s", later.finisher)
+        return 503, {"error": {"field": "non_field_errors", "message": REDIS_DOWN}}
+    finally:
+        answered.cancel()
+        gone.cancel()
+
+
+async def _disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _forget(layer, reply_to: str) -> None:
+    """channels_redis keeps a buffer per channel it has received on; drop this one's (an
+    answer arriving after the request ended would make a new one, which it never drops)."""
+    buffers = getattr(layer, "receive_buffer", None)
+    if buffers is not None:
+        buffers.pop(reply_to, None)
 
 
 def _answered_later(scope) -> bool:
     return (
-        scope["type"] == "http"
+        settings.TOKENLENS_API_ANSWERED_LATER
+        and scope["type"] == "http"
         and scope.get("method") == "POST"
         and ANSWERED_LATER_ROUTES.match(scope.get("path", "")) is not None
     )
