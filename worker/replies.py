@@ -31,7 +31,8 @@ def step_and_reply(params: dict) -> dict:
         outcome = compute("branch_step", params)
         if "result" in outcome:
             result = outcome["result"]
-            budget.charge_actual("branch_step", result, params.get("charged_to", []))
+            # A copy: the outcome keeps what the step cost for the worker's log.
+            budget.charge_actual("branch_step", dict(result), params.get("charged_to", []))
             broadcast.branch_changed(params["exploration"], branch_id, result["first_index"])
             saved = {"step_ids": result["step_ids"], "finish_reason": result["finish_reason"]}
     finally:

@@ -143,7 +143,7 @@ def test_work_past_its_deadline_is_neither_done_nor_saved(monkeypatch):
     branch, _ = _branch()
     late = {"branch": str(branch.pk), "mode": "greedy", "expires_at": time.time() - 1}
     assert compute("branch_step", late) == {
-        "error": {"field": "non_field_errors", "message": EXPIRED}
+        "error": {"field": "non_field_errors", "message": EXPIRED, "status": 503}
     }
     original = Stepper.step_each
     monkeypatch.setattr(
