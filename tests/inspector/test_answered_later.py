@@ -184,7 +184,7 @@ async def test_a_page_open_on_the_exploration_does_not_hold_up_the_api_answer(se
         f"/ws/explorations/{branch.exploration_id}/",
         headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={session}".encode())],
     )
-    connected, _ = await page.connect()
+    connected, _ = await page.connect(timeout=10)
     assert connected
     assert 'id="reply-to"' in await page.receive_from(timeout=5)
     status, body, _ = await _post(f"/api/v1/branches/{branch_id}/steps/", key, {}, timeout=60)

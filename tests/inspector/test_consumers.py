@@ -47,7 +47,7 @@ async def _open_page_socket(page_id, session_key):
     if session_key:
         headers.append((b"cookie", f"sessionid={session_key}".encode()))
     communicator = WebsocketCommunicator(application, f"/ws/pages/{page_id}/", headers=headers)
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     return communicator, connected, code
 
 
@@ -92,7 +92,7 @@ async def test_a_foreign_origin_is_refused():
     communicator = WebsocketCommunicator(
         application, f"/ws/pages/{uuid.uuid4()}/", headers=[(b"origin", b"http://evil.test")]
     )
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     assert not connected
 
 
@@ -128,7 +128,7 @@ async def _connect_exploration(exploration_id, session_key=None):
     communicator = WebsocketCommunicator(
         application, f"/ws/explorations/{exploration_id}/", headers=headers
     )
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     return communicator, connected, code
 
 

@@ -100,7 +100,7 @@ async def test_the_websocket_lets_in_exactly_the_class(instructor, role):
         headers.append((b"cookie", f"sessionid={cookie.value}".encode()))
     url = f"/ws/live/{room.session['id']}/"
     communicator = WebsocketCommunicator(application, url, headers=headers)
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     if role not in AUDIENCE:
         assert not connected and code == 4403
         return

@@ -223,7 +223,7 @@ async def test_only_readers_can_follow_the_websocket(world, role):
     communicator = WebsocketCommunicator(
         application, f"/ws/explorations/{world.exploration.pk}/", headers=headers
     )
-    connected, code = await communicator.connect()
+    connected, code = await communicator.connect(timeout=10)
     assert connected == (role in VIEWERS), (role, code)
     if connected:
         await communicator.disconnect()
