@@ -144,6 +144,12 @@ def load(
     return load_from(spec, prepare(spec, cache_root, progress), device, progress)
 
 
+# transformers builds a model under process-wide switches (the meta device, weights left
+# uninitialised): two loads at once in one process (a warm-up beside a model added from the
+# page) left one model's tied head on the meta device ("Cannot copy out of meta tensor").
+_ONE_LOAD_AT_A_TIME = threading.Lock()
+
+
 def load_from(
     spec: ModelSpec,
     source: Path | str,
@@ -163,9 +169,10 @@ def load_from(
         raise ModelLoadError(f"Could not load the tokenizer of {spec.label}: {exc}") from exc
     progress(f"Loading the weights of {spec.label}")
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch.float32, local_files_only=local_files_only
-        )
+        with _ONE_LOAD_AT_A_TIME:
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=torch.float32, local_files_only=local_files_only
+            )
     except ValueError as exc:  # transformers has no causal LM class for this config
         raise ModelLoadError(f"{spec.label} is not a causal language model: {exc}") from exc
     except (OSError, KeyError, RuntimeError) as exc:
