@@ -30,6 +30,7 @@ NO_WORKER = (
     "No worker is running to compute this (none has reported in the last "
     "{seconds} s). Start one with `make worker`, then try again; nothing was lost."
 )
+NO_ANSWER = "No worker answered within {seconds} s; is a worker running (`make worker`)?"
 NO_WORKER_FOR_MODEL = (
     "No running worker serves the model {model!r} (workers that reported in the last "
     "{seconds} s serve: {served}). Start one with `make worker MODELS={model}`, then try "
@@ -179,7 +180,7 @@ def call(name: str, args: list, timeout: float, route: dict | None = None):
             waited.cancel()  # not sent yet: it never is
     except (FutureTimeout, CeleryTimeout) as exc:
         raise ServiceError(
-            f"No worker answered within {timeout} s; is a worker running (`make worker`)?",
+            NO_ANSWER.format(seconds=timeout),
             status=503,
         ) from exc
     except OperationalError as exc:

@@ -30,6 +30,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from inspector import broadcast
+from inspector.compute.dispatch import NO_ANSWER
 from inspector.errors import REDIS_DOWN
 from inspector.explorations.branches import release_branch
 
@@ -40,7 +41,6 @@ ANSWERED_LATER_ROUTES = re.compile(r"^/api/v1/branches/[0-9a-f-]{36}/(steps|turn
 # After the worker's own deadline (settings.TOKENLENS_TASK_TIMEOUT): a worker that took the
 # work but could not do it in time answers so itself.
 ANSWER_GRACE_SECONDS = 3
-NO_ANSWER = "No worker answered within {seconds} s; is a worker running (`make worker`)?"
 
 # name → function(event) -> (status, body): what the answer's body says, from the worker's
 # event (views register theirs with `finisher`).
@@ -209,7 +209,7 @@ def _finish(name: str, event: dict) -> tuple[int, dict]:
 
 
 async def _send_json(send, status: int, body: dict, headers: list) -> None:
-    content = JSONRenderer().render(body) if body is not None else b""
+    content = JSONRenderer().render(body)
     headers = [
         *headers,
         (b"content-type", b"application/json"),
